@@ -1,0 +1,50 @@
+import { serve } from '@hono/node-server';
+import { createChannels } from '../internal/channels/channels.ts';
+import { connectDatabase } from '../internal/database.ts';
+import { createApp } from '../internal/http/app.ts';
+import { createLogger } from '../internal/logger.ts';
+import { loadConfigOrExit, onShutdownSignal } from '../internal/processLifecycle.ts';
+import { NotificationQueue } from '../internal/queue.ts';
+import { connectRedis } from '../internal/redis.ts';
+
+/** How long a stopping API waits for requests under way before it closes their connections. */
+const DRAIN_TIMEOUT_MS = 10_000;
+
+const config = loadConfigOrExit();
+const logger = createLogger(config, 'api');
+const sql = connectDatabase(config.DATABASE_URL, {
+  connectTimeoutSeconds: Math.max(1, Math.ceil(config.REQUEST_TIMEOUT_MS / 1000)),
+});
+const redis = connectRedis(config.REDIS_URL);
+redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+const queue = new NotificationQueue(redis, { queue: config.QUEUE_KEY, dlq: config.DLQ_KEY });
+
+let draining = false;
+const app = createApp({
+  sql,
+  redis,
+  queue,
+  channels: createChannels(config, sql),
+  logger,
+  requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
+  isDraining: () => draining,
+});
+
+const server = serve({ fetch: app.fetch, port: config.PORT }, (info) => {
+  logger.info({ port: info.port }, 'api listening');
+});
+
+onShutdownSignal(async (signal) => {
+  logger.info({ signal }, 'api stopping: no new connections, draining requests under way');
+  draining = true;
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  if ('closeIdleConnections' in server) server.closeIdleConnections();
+  const forced = setTimeout(() => {
+    if ('closeAllConnections' in server) server.closeAllConnections();
+  }, DRAIN_TIMEOUT_MS);
+  await closed;
+  clearTimeout(forced);
+  await sql.end({ timeout: 5 });
+  redis.disconnect();
+  logger.info('api stopped');
+});

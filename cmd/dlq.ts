@@ -1,0 +1,89 @@
+import { parseArgs } from 'node:util';
+import { connectDatabase } from '../internal/database.ts';
+import { listDeadLetters, purgeDeadLetters, replayDeadLetters } from '../internal/deadLetters.ts';
+import { loadConfigOrExit } from '../internal/processLifecycle.ts';
+import { NotificationQueue } from '../internal/queue.ts';
+import { connectBlockingRedis } from '../internal/redis.ts';
+
+const USAGE = `usage: npm run dlq -- <command> [--dry-run]
+  list                 show the dead-letter list, oldest first
+  replay --all         put every dead letter back to PENDING (retry_count 0) and queue it
+  replay <id>...       the same for the given notification ids (any FAILED row, listed or not)
+  purge                empty the dead-letter list; the rows stay FAILED
+  --dry-run            say what would be done, change nothing`;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Ids replayed per round trip, so a large list neither holds long locks nor builds huge commands. */
+const REPLAY_BATCH = 500;
+
+function fail(message: string): never {
+  console.error(`${message}\n\n${USAGE}`);
+  process.exit(2);
+}
+
+const { values, positionals } = (() => {
+  try {
+    return parseArgs({
+      allowPositionals: true,
+      options: { all: { type: 'boolean', default: false }, 'dry-run': { type: 'boolean', default: false }, help: { type: 'boolean' } },
+    });
+  } catch (err) {
+    return fail((err as Error).message);
+  }
+})();
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+const [command, ...ids] = positionals;
+const dryRun = values['dry-run'];
+const prefix = dryRun ? '[dry run] ' : '';
+
+const config = loadConfigOrExit();
+const sql = connectDatabase(config.DATABASE_URL, { max: 2 });
+// Offline queueing on: a one-shot script should wait for Redis to connect, not fail its first command.
+const redis = connectBlockingRedis(config.REDIS_URL);
+const queue = new NotificationQueue(redis, { queue: config.QUEUE_KEY, dlq: config.DLQ_KEY });
+
+try {
+  switch (command) {
+    case 'list': {
+      const letters = await listDeadLetters(sql, queue);
+      for (const { id, notification: n } of letters) {
+        console.log(n ? `${id}  ${n.type.padEnd(7)} ${n.status.padEnd(10)} retries=${n.retry_count}  ${n.updated_at.toISOString()}  ${n.error_reason ?? ''}` : `${id}  (no such notification)`);
+      }
+      console.log(`${letters.length} dead letter(s) in ${config.DLQ_KEY}`);
+      break;
+    }
+    case 'replay': {
+      if (values.all === ids.length > 0) fail('replay takes either --all or one or more ids');
+      const bad = ids.filter((id) => !UUID.test(id));
+      if (bad.length) fail(`not a notification id: ${bad.join(', ')}`);
+      const targets = values.all ? (await listDeadLetters(sql, queue)).map((l) => l.id) : ids;
+      let replayed = 0;
+      for (let i = 0; i < targets.length; i += REPLAY_BATCH) {
+        const result = await replayDeadLetters(sql, queue, targets.slice(i, i + REPLAY_BATCH), dryRun);
+        for (const id of result.replayed) console.log(`${prefix}replayed ${id}`);
+        for (const id of result.skipped) console.log(`${prefix}skipped ${id}: not FAILED`);
+        replayed += result.replayed.length;
+        if (targets.length > REPLAY_BATCH) console.log(`${prefix}${Math.min(i + REPLAY_BATCH, targets.length)}/${targets.length} processed`);
+      }
+      console.log(`${prefix}${replayed} of ${targets.length} replayed`);
+      break;
+    }
+    case 'purge': {
+      if (ids.length) fail('purge takes no ids');
+      const removed = await purgeDeadLetters(queue, dryRun);
+      console.log(`${prefix}purged ${removed.length} dead letter(s) from ${config.DLQ_KEY}`);
+      break;
+    }
+    default:
+      fail(command ? `unknown command "${command}"` : 'no command given');
+  }
+} catch (err) {
+  console.error(`dlq ${command} failed: ${err instanceof Error ? err.message : String(err)}`);
+  process.exitCode = 1;
+} finally {
+  await sql.end({ timeout: 5 });
+  redis.disconnect();
+}

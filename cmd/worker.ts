@@ -1,0 +1,54 @@
+import { createChannels } from '../internal/channels/channels.ts';
+import { connectDatabase } from '../internal/database.ts';
+import { createLogger } from '../internal/logger.ts';
+import { loadConfigOrExit, onShutdownSignal } from '../internal/processLifecycle.ts';
+import { NotificationQueue } from '../internal/queue.ts';
+import { connectBlockingRedis, connectRedis } from '../internal/redis.ts';
+import { retryPolicyFrom } from '../internal/worker/retryPolicy.ts';
+import { Sweeper } from '../internal/worker/sweeper.ts';
+import { Worker } from '../internal/worker/worker.ts';
+
+const config = loadConfigOrExit();
+const logger = createLogger(config, 'worker');
+// Room for every concurrent delivery plus the sweeper.
+const sql = connectDatabase(config.DATABASE_URL, { max: config.WORKER_CONCURRENCY + 2 });
+const redis = connectRedis(config.REDIS_URL);
+const blocking = connectBlockingRedis(config.REDIS_URL);
+for (const client of [redis, blocking]) {
+  client.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+}
+const queue = new NotificationQueue(redis, { queue: config.QUEUE_KEY, dlq: config.DLQ_KEY });
+const policy = retryPolicyFrom(config);
+
+const worker = new Worker({
+  sql,
+  queue,
+  blocking,
+  channels: createChannels(config, sql),
+  policy,
+  leaseMs: config.LEASE_MS,
+  concurrency: config.WORKER_CONCURRENCY,
+  logger,
+});
+const sweeper = new Sweeper({
+  sql,
+  queue,
+  policy,
+  leaseMs: config.LEASE_MS,
+  intervalMs: config.SWEEP_INTERVAL_MS,
+  logger: logger.child({ workerId: worker.id, role: 'sweeper' }),
+});
+
+worker.start();
+sweeper.start();
+logger.info({ workerId: worker.id, concurrency: config.WORKER_CONCURRENCY }, 'worker started');
+
+onShutdownSignal(async (signal) => {
+  logger.info({ signal, graceMs: config.SHUTDOWN_GRACE_MS }, 'worker stopping: no new work, finishing deliveries under way');
+  await sweeper.stop();
+  const { released } = await worker.stop(config.SHUTDOWN_GRACE_MS);
+  await sql.end({ timeout: 5 });
+  redis.disconnect();
+  blocking.disconnect();
+  logger.info({ released }, 'worker stopped');
+});

@@ -1,0 +1,101 @@
+import { Webhook } from 'standardwebhooks';
+import { ValidationError } from '../errors.ts';
+import { toNotificationJson, type NotificationRow } from '../notification.ts';
+import type { ChannelProvider } from './channelProvider.ts';
+import { PermanentDeliveryError } from './permanentDeliveryError.ts';
+import { findNonPublicAddress, isPublicAddress, literalAddress } from './webhookTarget.ts';
+
+export interface WebhookOptions {
+  timeoutMs: number;
+  /** `whsec_...`; when set, every request carries a Standard Webhooks `webhook-signature`. */
+  secret?: string;
+  allowPrivate: boolean;
+}
+
+/** Answers worth another attempt: the receiver is overloaded, timed out or broken for now. */
+function isRetryableStatus(status: number): boolean {
+  return status === 408 || status === 429 || status >= 500;
+}
+
+/**
+ * WEBHOOK: an HTTP POST of the notification as JSON to `to`, with the Standard Webhooks headers.
+ * `webhook-id` is the notification id on every attempt, so a receiver can drop repeats.
+ */
+export class WebhookChannel implements ChannelProvider {
+  readonly channel = 'WEBHOOK' as const;
+  private readonly signer: Webhook | undefined;
+
+  constructor(private readonly options: WebhookOptions) {
+    this.signer = options.secret ? new Webhook(options.secret) : undefined;
+  }
+
+  checkAddress(to: string | undefined): string {
+    const url = parseUrl(to);
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+      throw new ValidationError('WEBHOOK needs "to": an http or https URL', 'invalid_request', [
+        { path: 'to', message: 'must be an http(s) URL' },
+      ]);
+    }
+    const literal = literalAddress(url);
+    const local = url.hostname === 'localhost' || (literal !== undefined && !isPublicAddress(literal));
+    if (local && !this.options.allowPrivate) {
+      throw new ValidationError(
+        `webhook target ${url.hostname} is a private or loopback address; set WEBHOOK_ALLOW_PRIVATE=true to allow it`,
+        'webhook_target_not_allowed',
+      );
+    }
+    return url.toString();
+  }
+
+  async deliver(notification: NotificationRow, signal: AbortSignal): Promise<void> {
+    const url = new URL(notification.recipient ?? '');
+    if (!this.options.allowPrivate) {
+      const blocked = await findNonPublicAddress(url);
+      if (blocked) throw new PermanentDeliveryError(`webhook target ${url.hostname} resolves to non-public address ${blocked}`);
+    }
+    const body = JSON.stringify(toNotificationJson(notification));
+    const response = await fetch(url, {
+      method: 'POST',
+      body,
+      headers: this.headers(notification.id, body),
+      redirect: 'manual',
+      signal: AbortSignal.any([signal, AbortSignal.timeout(this.options.timeoutMs)]),
+    }).catch((err: unknown) => {
+      const reason = err instanceof Error && err.name === 'TimeoutError' ? `timed out after ${this.options.timeoutMs} ms` : describe(err);
+      throw new Error(`webhook request failed: ${reason}`, { cause: err });
+    });
+    // Read and drop the answer so the connection can be reused.
+    await response.body?.cancel().catch(() => {});
+    if (response.ok) return;
+    const message = `webhook answered ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`;
+    if (isRetryableStatus(response.status)) throw new Error(message);
+    throw new PermanentDeliveryError(message);
+  }
+
+  private headers(id: string, body: string): Record<string, string> {
+    const now = new Date();
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      'user-agent': 'herald-webhooks',
+      'webhook-id': id,
+      'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
+    };
+    if (this.signer) headers['webhook-signature'] = this.signer.sign(id, now, body);
+    return headers;
+  }
+}
+
+function parseUrl(text: string | undefined): URL | undefined {
+  if (text === undefined) return undefined;
+  try {
+    return new URL(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function describe(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const cause = err.cause as { code?: string; message?: string } | undefined;
+  return cause?.code ? `${cause.code}${cause.message ? ` (${cause.message})` : ''}` : err.message;
+}

@@ -1,0 +1,79 @@
+import { z } from 'zod';
+
+/** Above this, a channel attempt could outlive its claim; see the `LEASE_MS` rule below. */
+const LEASE_MARGIN_MS = 1000;
+
+const boolean = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const ms = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
+const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/**
+ * The whole configuration, read once at start from the environment (and `.env`), then passed
+ * down frozen. Nothing else in the code reads `process.env`.
+ */
+const configSchema = z
+  .object({
+    /** PostgreSQL, the record of every notification. */
+    DATABASE_URL: z.url().default('postgres://postgres@127.0.0.1:5432/notifications'),
+    /** Redis, which only says what to work on next. */
+    REDIS_URL: z.url().default('redis://127.0.0.1:6379'),
+    PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+    QUEUE_KEY: z.string().min(1).default('notification_queue'),
+    DLQ_KEY: z.string().min(1).default('notification_dlq'),
+    /** Processing attempts before a notification is FAILED and dead-lettered. */
+    MAX_RETRIES: z.coerce.number().int().min(1).max(100).default(3),
+    RETRY_BASE_MS: ms(1000),
+    RETRY_MAX_MS: ms(300_000),
+    /** Notifications one worker process handles at once. */
+    WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(10),
+    /** How long a claim holds, and how long a due PENDING row may sit unclaimed before it is queued again. */
+    LEASE_MS: ms(30_000),
+    /** How often a worker looks in PostgreSQL for due retries, lost queue entries and expired claims. */
+    SWEEP_INTERVAL_MS: ms(1000),
+    /** How long a stopping worker waits for its deliveries before it hands them back. */
+    SHUTDOWN_GRACE_MS: ms(10_000),
+    /** How long the API waits for PostgreSQL before it answers 503 (the write is then abandoned). */
+    REQUEST_TIMEOUT_MS: ms(5000),
+    WEBHOOK_TIMEOUT_MS: ms(10_000),
+    WEBHOOK_SECRET: z
+      .string()
+      .regex(/^whsec_[A-Za-z0-9+/=]+$/, 'must look like whsec_<base64>')
+      .optional(),
+    WEBHOOK_ALLOW_PRIVATE: boolean.default(false),
+    LOG_LEVEL: z.enum(logLevels).default('info'),
+  })
+  .refine((c) => c.RETRY_MAX_MS >= c.RETRY_BASE_MS, {
+    path: ['RETRY_MAX_MS'],
+    message: 'must not be below RETRY_BASE_MS',
+  })
+  // A claim must outlive the longest delivery attempt, or a second worker could take the
+  // notification over while the first is still sending it.
+  .refine((c) => c.LEASE_MS >= c.WEBHOOK_TIMEOUT_MS + LEASE_MARGIN_MS, {
+    path: ['LEASE_MS'],
+    message: `must exceed WEBHOOK_TIMEOUT_MS by at least ${LEASE_MARGIN_MS} ms`,
+  });
+
+export type Config = Readonly<z.infer<typeof configSchema>>;
+
+/** A configuration that cannot start the process; its message names the variable to fix. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Parses the environment; an empty string counts as unset so `.env` templates can leave values blank. */
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const result = configSchema.safeParse(present);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const variable = issue.path.join('.') || 'environment';
+    const value = present[variable];
+    const shown = value === undefined || /SECRET|URL/.test(variable) ? '' : ` (got "${value}")`;
+    throw new ConfigError(`invalid ${variable}${shown}: ${issue.message}`);
+  }
+  return Object.freeze(result.data);
+}

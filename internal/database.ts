@@ -1,0 +1,45 @@
+import postgres from 'postgres';
+
+export type Sql = postgres.Sql;
+/** A connection inside `sql.begin(...)`. */
+export type Tx = postgres.TransactionSql;
+
+export interface DatabaseOptions {
+  /** Pool size. */
+  max?: number;
+  /** Seconds to wait for a connection before a query fails. */
+  connectTimeoutSeconds?: number;
+}
+
+/** A postgres.js pool. Rows keep PostgreSQL's snake_case; the API shape is built in `notification.ts`. */
+export function connectDatabase(url: string, options: DatabaseOptions = {}): Sql {
+  return postgres(url, {
+    max: options.max ?? 10,
+    connect_timeout: options.connectTimeoutSeconds ?? 5,
+    idle_timeout: 60,
+    onnotice: () => {},
+  });
+}
+
+/**
+ * Creates the database named in `url` when it does not exist yet, so a fresh machine needs no
+ * manual `createdb`. Safe when several processes race to do it.
+ */
+export async function ensureDatabase(url: string): Promise<void> {
+  const name = decodeURIComponent(new URL(url).pathname.slice(1));
+  if (!name) throw new Error(`DATABASE_URL names no database: add one, e.g. /notifications`);
+  const maintenanceUrl = new URL(url);
+  maintenanceUrl.pathname = '/postgres';
+  const sql = connectDatabase(maintenanceUrl.toString(), { max: 1 });
+  try {
+    const [exists] = await sql`select 1 from pg_database where datname = ${name}`;
+    if (exists) return;
+    await sql`create database ${sql(name)}`.catch((err: unknown) => {
+      // 42P04 duplicate_database, 23505 when two creators collide in pg_database's index.
+      const code = (err as { code?: string }).code;
+      if (code !== '42P04' && code !== '23505') throw err;
+    });
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}

@@ -1,0 +1,36 @@
+/**
+ * Errors a caller must branch on. Each maps to one HTTP status in `internal/http/errorHandler.ts`;
+ * anything else that reaches that boundary is a bug and answers 500.
+ */
+
+/** The request is malformed or breaks a rule; nothing was stored. */
+export class ValidationError extends Error {
+  override name = 'ValidationError';
+  constructor(
+    message: string,
+    readonly code = 'invalid_request',
+    readonly details?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+export class NotFoundError extends Error {
+  override name = 'NotFoundError';
+}
+
+/** The same Idempotency-Key was used before with a different request body. */
+export class IdempotencyConflictError extends Error {
+  override name = 'IdempotencyConflictError';
+}
+
+/** PostgreSQL or Redis did not answer in time; the request changed nothing and may be retried. */
+export class UnavailableError extends Error {
+  override name = 'UnavailableError';
+  constructor(
+    readonly dependency: 'postgres' | 'redis',
+    cause?: unknown,
+  ) {
+    super(`${dependency} is unavailable`, { cause });
+  }
+}

@@ -1,0 +1,26 @@
+import { Hono } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import type { NotificationServiceDeps } from '../notificationService.ts';
+import type { Redis } from '../redis.ts';
+import { handleError } from './errorHandler.ts';
+import { healthRoutes } from './healthRoutes.ts';
+import { inboxRoutes } from './inboxRoutes.ts';
+import { notificationRoutes } from './notificationRoutes.ts';
+
+export interface AppDeps extends NotificationServiceDeps {
+  redis: Redis;
+  isDraining: () => boolean;
+}
+
+/** The HTTP API. Built without a server so tests can drive it with `app.request()`. */
+export function createApp(deps: AppDeps): Hono {
+  const app = new Hono();
+  app.route('/', healthRoutes(deps));
+  app.route('/notifications', notificationRoutes(deps));
+  app.route('/users', inboxRoutes(deps));
+  app.notFound((c) => {
+    throw new HTTPException(404, { message: `no route for ${c.req.method} ${c.req.path}` });
+  });
+  app.onError(handleError(deps.logger));
+  return app;
+}

@@ -1,0 +1,13 @@
+import { pino, type Logger } from 'pino';
+import type { Config } from './config.ts';
+
+export type { Logger };
+
+/** One JSON logger per process; units of work take `logger.child({...})`. */
+export function createLogger(config: Pick<Config, 'LOG_LEVEL'>, process: string): Logger {
+  return pino({
+    level: config.LOG_LEVEL,
+    base: { process },
+    redact: { paths: ['*.password', '*.secret', 'headers.authorization'], censor: '[redacted]' },
+  });
+}

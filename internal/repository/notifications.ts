@@ -1,0 +1,89 @@
+import type { Sql, Tx } from '../database.ts';
+import { IdempotencyConflictError } from '../errors.ts';
+import type { Channel, NotificationRow } from '../notification.ts';
+
+export interface NewNotification {
+  id: string;
+  user_id: string;
+  type: Channel;
+  title: string | null;
+  body: string;
+  recipient: string | null;
+  data: Record<string, unknown> | null;
+}
+
+export interface IdempotencyClaim {
+  key: string;
+  /** Hash of the request; a repeat with another hash is a conflict. */
+  requestHash: string;
+}
+
+export interface InsertResult {
+  row: NotificationRow;
+  /** False when an earlier request with the same Idempotency-Key created `row`. */
+  created: boolean;
+}
+
+/**
+ * Stores a new PENDING notification, marked as queued now (the caller pushes its id next; if that
+ * push is lost, the sweeper queues it again after the lease time).
+ *
+ * With an idempotency key, the key is inserted first: a concurrent request with the same key waits
+ * on the key's unique index until the first commits, then finds its notification. `beforeCommit`
+ * runs last inside the transaction, so a caller that has stopped waiting can still roll back.
+ */
+export async function insertNotification(
+  sql: Sql,
+  notification: NewNotification,
+  idempotency: IdempotencyClaim | undefined,
+  beforeCommit: () => void,
+): Promise<InsertResult> {
+  return sql.begin(async (tx) => {
+    if (idempotency) {
+      const [claimed] = await tx`
+        insert into idempotency_keys (key, request_hash, notification_id)
+        values (${idempotency.key}, ${idempotency.requestHash}, ${notification.id})
+        on conflict (key) do nothing
+        returning key`;
+      if (!claimed) {
+        const existing = await findByIdempotencyKey(tx, idempotency.key);
+        if (existing.requestHash !== idempotency.requestHash) {
+          throw new IdempotencyConflictError(
+            `Idempotency-Key "${idempotency.key}" was already used with a different request`,
+          );
+        }
+        beforeCommit();
+        return { row: existing.row, created: false };
+      }
+    }
+    const [row] = await tx<NotificationRow[]>`
+      insert into notifications (id, user_id, type, title, body, recipient, data, queued_at)
+      values (
+        ${notification.id}, ${notification.user_id}, ${notification.type}, ${notification.title},
+        ${notification.body}, ${notification.recipient},
+        ${notification.data === null ? null : tx.json(notification.data as never)}, now()
+      )
+      returning *`;
+    beforeCommit();
+    return { row: row!, created: true };
+  });
+}
+
+async function findByIdempotencyKey(
+  sql: Tx,
+  key: string,
+): Promise<{ requestHash: string; row: NotificationRow }> {
+  const [found] = await sql<(NotificationRow & { request_hash: string })[]>`
+    select k.request_hash, n.*
+    from idempotency_keys k
+    join notifications n on n.id = k.notification_id
+    where k.key = ${key}`;
+  if (!found) throw new Error(`idempotency key "${key}" vanished while its conflict was being read`);
+  const { request_hash, ...row } = found;
+  return { requestHash: request_hash, row };
+}
+
+export async function findNotification(sql: Sql, id: string): Promise<NotificationRow | undefined> {
+  const [row] = await sql<NotificationRow[]>`select * from notifications where id = ${id}`;
+  return row;
+}

@@ -1,0 +1,107 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Channels } from '../channels/channels.ts';
+import { PermanentDeliveryError } from '../channels/permanentDeliveryError.ts';
+import type { Sql } from '../database.ts';
+import { sendToDeadLetters } from '../deadLetters.ts';
+import type { Logger } from '../logger.ts';
+import type { NotificationRow } from '../notification.ts';
+import type { NotificationQueue } from '../queue.ts';
+import { markSent, recordFailure, type Claim } from '../repository/lifecycle.ts';
+import { nextRetryDelayMs, type RetryPolicy } from './retryPolicy.ts';
+
+export interface AttemptDeps {
+  sql: Sql;
+  queue: NotificationQueue;
+  channels: Channels;
+  policy: RetryPolicy;
+  leaseMs: number;
+}
+
+/** How long to keep retrying the final UPDATE of an attempt while PostgreSQL does not answer. */
+const COMPLETION_RETRY_DELAYS_MS = [100, 250, 500, 1000, 2000];
+
+/**
+ * Delivers one claimed notification and records the outcome, fenced by the claim: if the lease ran
+ * out and another worker took over, this attempt's outcome is dropped rather than overwriting the
+ * newer one. Never throws; failures are recorded on the row or logged.
+ */
+export async function deliverClaimed(
+  deps: AttemptDeps,
+  row: NotificationRow,
+  claim: Claim,
+  signal: AbortSignal,
+  logger: Logger,
+  claimedAt: number,
+): Promise<void> {
+  const startedAt = Date.now();
+  try {
+    const provider = deps.channels[row.type];
+    if (!provider) throw new PermanentDeliveryError(`no ${row.type} provider is configured on this worker`);
+    await provider.deliver(row, signal);
+  } catch (err) {
+    await recordFailedAttempt(deps, row, claim, err, logger, claimedAt);
+    return;
+  }
+  try {
+    const recorded = await persist(() => markSent(deps.sql, claim), claimedAt, deps.leaseMs);
+    if (recorded) logger.info({ ms: Date.now() - startedAt }, 'notification sent');
+    else logger.warn('delivered, but the claim had been taken over; the newer attempt decides the outcome');
+  } catch (err) {
+    logger.error({ err }, 'delivered, but could not record it; the lease will expire and the sweeper takes over');
+  }
+}
+
+async function recordFailedAttempt(
+  deps: AttemptDeps,
+  row: NotificationRow,
+  claim: Claim,
+  err: unknown,
+  logger: Logger,
+  claimedAt: number,
+): Promise<void> {
+  const permanent = err instanceof PermanentDeliveryError;
+  const reason = err instanceof Error ? err.message : String(err);
+  let status: 'PENDING' | 'FAILED' | undefined;
+  try {
+    status = await persist(
+      () =>
+        recordFailure(deps.sql, claim, {
+          reason,
+          permanent,
+          maxRetries: deps.policy.maxRetries,
+          retryDelayMs: nextRetryDelayMs(deps.policy, row.retry_count),
+        }),
+      claimedAt,
+      deps.leaseMs,
+    );
+  } catch (e) {
+    logger.error({ err: e, reason }, 'attempt failed and could not be recorded; the lease will expire and the sweeper takes over');
+    return;
+  }
+  if (status === 'FAILED') {
+    logger.warn({ reason, permanent }, 'notification failed; sent to the dead-letter list');
+    await sendToDeadLetters(deps.sql, deps.queue, [row.id]).catch((e: unknown) =>
+      logger.warn({ err: e }, 'dead-letter push failed; the sweeper will push it'),
+    );
+  } else if (status === 'PENDING') {
+    logger.info({ reason, retryCount: row.retry_count + 1 }, 'attempt failed; retry scheduled');
+  } else {
+    logger.warn({ reason }, 'attempt failed, but the claim had been taken over');
+  }
+}
+
+/**
+ * Runs an attempt's final UPDATE, retrying while PostgreSQL does not answer, but only while the
+ * lease still holds: after that the sweeper owns the row. Throws the last error when it gives up.
+ */
+async function persist<T>(update: () => Promise<T>, claimedAt: number, leaseMs: number): Promise<T> {
+  for (const delay of COMPLETION_RETRY_DELAYS_MS) {
+    try {
+      return await update();
+    } catch (err) {
+      if (Date.now() + delay - claimedAt > leaseMs) throw err;
+      await sleep(delay);
+    }
+  }
+  return update();
+}

@@ -1,0 +1,125 @@
+import type { Sql } from '../database.ts';
+import { sendToDeadLetters } from '../deadLetters.ts';
+import type { Logger } from '../logger.ts';
+import type { NotificationQueue } from '../queue.ts';
+import { recordFailure } from '../repository/lifecycle.ts';
+import {
+  deleteExpiredIdempotencyKeys,
+  findExpiredClaims,
+  findUndeadLettered,
+  takeDueForQueue,
+} from '../repository/maintenance.ts';
+import { nextRetryDelayMs, type RetryPolicy } from './retryPolicy.ts';
+
+/** Rows handled per statement, so one sweep never holds many locks or a long transaction. */
+const BATCH_SIZE = 500;
+/** Batches of due rows queued per sweep at most; the rest waits for the next sweep. */
+const MAX_QUEUE_BATCHES_PER_SWEEP = 20;
+/** Idempotency-Keys are kept at least this long (the contract says 24 h). */
+const IDEMPOTENCY_KEY_TTL_MS = 24 * 60 * 60 * 1000;
+/** Each wait is the interval times a random factor in [1 - JITTER, 1 + JITTER], so workers drift apart. */
+const JITTER = 0.2;
+
+export interface SweeperDeps {
+  sql: Sql;
+  queue: NotificationQueue;
+  policy: RetryPolicy;
+  leaseMs: number;
+  intervalMs: number;
+  logger: Logger;
+}
+
+export interface SweepResult {
+  expired: number;
+  queued: number;
+  deadLettered: number;
+}
+
+/**
+ * Puts back what Redis or a dead worker lost, using PostgreSQL as the record. Every worker runs one;
+ * their statements skip or fence each other's rows, so any number can sweep at once:
+ * - a claim whose lease ran out counts as a failed attempt (the worker died or hung);
+ * - a PENDING row that is due and not queued (a retry whose wait is over, a released claim), or
+ *   queued more than a lease ago and never claimed (its entry was lost), is queued again;
+ * - a FAILED row missing from the dead-letter list is pushed there;
+ * - expired Idempotency-Keys are forgotten.
+ */
+export class Sweeper {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(private readonly deps: SweeperDeps) {}
+
+  start(): void {
+    this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+  }
+
+  async sweepOnce(): Promise<SweepResult> {
+    const expired = await this.rescueExpiredClaims();
+    const queued = await this.queueDueRows();
+    const deadLettered = await this.pushMissingDeadLetters();
+    await deleteExpiredIdempotencyKeys(this.deps.sql, IDEMPOTENCY_KEY_TTL_MS, BATCH_SIZE);
+    return { expired, queued, deadLettered };
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.running = this.sweepOnce()
+        .then((result) => {
+          if (result.expired + result.queued + result.deadLettered > 0) this.deps.logger.info(result, 'sweep');
+        })
+        .catch((err: unknown) => this.deps.logger.warn({ err }, 'sweep failed; trying again next interval'))
+        .finally(() => {
+          this.running = undefined;
+          this.schedule(this.deps.intervalMs * (1 - JITTER + Math.random() * 2 * JITTER));
+        });
+    }, delayMs);
+  }
+
+  private async rescueExpiredClaims(): Promise<number> {
+    const expired = await findExpiredClaims(this.deps.sql, BATCH_SIZE);
+    const failed: string[] = [];
+    for (const row of expired) {
+      const status = await recordFailure(
+        this.deps.sql,
+        { id: row.id, attempt: row.attempt, workerId: row.locked_by ?? 'unknown' },
+        {
+          reason: `lease expired: worker ${row.locked_by ?? 'unknown'} did not finish attempt ${row.attempt} in time`,
+          permanent: false,
+          maxRetries: this.deps.policy.maxRetries,
+          retryDelayMs: nextRetryDelayMs(this.deps.policy, row.retry_count),
+          outcome: 'LEASE_EXPIRED',
+        },
+      );
+      if (status === 'FAILED') failed.push(row.id);
+    }
+    await sendToDeadLetters(this.deps.sql, this.deps.queue, failed);
+    return expired.length;
+  }
+
+  private async queueDueRows(): Promise<number> {
+    let total = 0;
+    for (let batch = 0; batch < MAX_QUEUE_BATCHES_PER_SWEEP; batch++) {
+      const ids = await takeDueForQueue(this.deps.sql, this.deps.leaseMs, BATCH_SIZE);
+      // If this push fails the rows stay marked as queued; they are taken again a lease later.
+      await this.deps.queue.push(ids);
+      total += ids.length;
+      if (ids.length < BATCH_SIZE) break;
+    }
+    return total;
+  }
+
+  private async pushMissingDeadLetters(): Promise<number> {
+    const ids = await findUndeadLettered(this.deps.sql, this.deps.leaseMs, BATCH_SIZE);
+    await sendToDeadLetters(this.deps.sql, this.deps.queue, ids);
+    return ids.length;
+  }
+}
