@@ -1,0 +1,130 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+
+const ROOT = path.resolve(import.meta.dirname, '..', '..');
+
+export interface LogLine {
+  msg?: string;
+  level?: number;
+  [key: string]: unknown;
+}
+
+/**
+ * A real `cmd/*.ts` process under test. Its JSON log lines are collected so a test can wait for
+ * one; anything else it prints is kept as `{ msg: line }`.
+ */
+export class ServiceProcess {
+  readonly logs: LogLine[] = [];
+  readonly output: string[] = [];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private waiters: { match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
+
+  private constructor(
+    readonly name: string,
+    readonly child: ChildProcess,
+  ) {
+    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    let buffered = '';
+    const onData = (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const lines = buffered.split('\n');
+      buffered = lines.pop() ?? '';
+      for (const line of lines) this.receive(line);
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+  }
+
+  /** Starts `cmd/<script>.ts` with `env` on top of a minimal environment (no developer `.env` leaks in). */
+  static start(script: string, env: Record<string, string>, args: string[] = []): ServiceProcess {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cmd', `${script}.ts`), ...args], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'debug', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    return new ServiceProcess(script, child);
+  }
+
+  /** Resolves with the first log line (already seen or still to come) that `match` accepts. */
+  waitForLog(match: string | RegExp | ((l: LogLine) => boolean), timeoutMs = 20_000): Promise<LogLine> {
+    const test =
+      typeof match === 'function' ? match : (l: LogLine) => (typeof match === 'string' ? l.msg === match : match.test(l.msg ?? ''));
+    const seen = this.logs.find(test);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(new Error(`${this.name}: no log line matching ${String(match)} within ${timeoutMs} ms; last lines:\n${this.output.slice(-15).join('\n')}`));
+      }, timeoutMs);
+      const exitWatch = this.exited.then(({ code, signal }) => {
+        clearTimeout(timer);
+        reject(new Error(`${this.name} exited (code ${code}, signal ${signal}) before logging ${String(match)}:\n${this.output.slice(-15).join('\n')}`));
+      });
+      void exitWatch;
+      this.waiters.push({
+        match: test,
+        resolve: (l) => {
+          clearTimeout(timer);
+          resolve(l);
+        },
+      });
+    });
+  }
+
+  signal(signal: NodeJS.Signals): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+  }
+
+  /** SIGTERM and wait for the exit. */
+  async stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    this.signal('SIGTERM');
+    return this.exited;
+  }
+
+  /** SIGKILL: the process gets no chance to clean up. */
+  async kill(): Promise<void> {
+    this.signal('SIGKILL');
+    await this.exited;
+  }
+
+  private receive(line: string): void {
+    if (!line.trim()) return;
+    this.output.push(line);
+    let parsed: LogLine;
+    try {
+      parsed = JSON.parse(line) as LogLine;
+    } catch {
+      parsed = { msg: line };
+    }
+    this.logs.push(parsed);
+    this.waiters = this.waiters.filter((w) => {
+      if (!w.match(parsed)) return true;
+      w.resolve(parsed);
+      return false;
+    });
+  }
+}
+
+/** Starts `cmd/api.ts` on a free port; resolves once it listens. */
+export async function startApi(env: Record<string, string>): Promise<{ process: ServiceProcess; url: string }> {
+  const api = ServiceProcess.start('api', { PORT: '0', ...env });
+  const listening = await api.waitForLog('api listening');
+  return { process: api, url: `http://127.0.0.1:${String(listening.port)}` };
+}
+
+/** Starts `cmd/worker.ts`; resolves once it takes work. */
+export async function startWorker(env: Record<string, string>): Promise<ServiceProcess> {
+  const worker = ServiceProcess.start('worker', env);
+  await worker.waitForLog('worker started');
+  return worker;
+}
+
+/** Runs a one-shot script (`cmd/dlq.ts`, `cmd/migrate.ts`) to its end; returns its exit code and output. */
+export async function runScript(
+  script: string,
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string }> {
+  const p = ServiceProcess.start(script, env, args);
+  const { code } = await p.exited;
+  return { code, stdout: p.output.join('\n') };
+}

@@ -1,0 +1,73 @@
+import { randomBytes } from 'node:crypto';
+import { inject } from 'vitest';
+import { Redis } from 'ioredis';
+import { connectDatabase, type Sql } from '../../internal/database.ts';
+import type { QueueKeys } from '../../internal/queue.ts';
+import { withDatabase } from './globalSetup.ts';
+
+export interface TestDatabase {
+  name: string;
+  url: string;
+  sql: Sql;
+  drop(): Promise<void>;
+}
+
+/** A fresh, migrated database of this test run's own (a clone of the run's template). */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const admin = connectDatabase(inject('postgresUrl'), { max: 1 });
+  const name = `${inject('runId')}_${randomBytes(4).toString('hex')}`;
+  try {
+    await admin`create database ${admin(name)} template ${admin(inject('templateDatabase'))}`;
+  } finally {
+    await admin.end();
+  }
+  const url = withDatabase(inject('postgresUrl'), name);
+  const sql = connectDatabase(url, { max: 5 });
+  return {
+    name,
+    url,
+    sql,
+    async drop() {
+      await sql.end({ timeout: 5 });
+      const a = connectDatabase(inject('postgresUrl'), { max: 1 });
+      await a`drop database if exists ${a(name)} with (force)`;
+      await a.end();
+    },
+  };
+}
+
+/** Queue and dead-letter keys of this run's own, so tests never see each other's entries. */
+export function testQueueKeys(): QueueKeys {
+  const prefix = `${inject('runId')}:${randomBytes(4).toString('hex')}`;
+  return { queue: `${prefix}:queue`, dlq: `${prefix}:dlq` };
+}
+
+export function testRedisUrl(): string {
+  return inject('redisUrl');
+}
+
+export function connectTestRedis(): Redis {
+  return new Redis(inject('redisUrl'));
+}
+
+/**
+ * Environment for `cmd/` processes under test: this file's database and keys, and short timings so
+ * retries, leases and sweeps happen within a test's patience.
+ */
+export function serviceEnv(db: TestDatabase, keys: QueueKeys, overrides: Record<string, string> = {}): Record<string, string> {
+  return {
+    DATABASE_URL: db.url,
+    REDIS_URL: testRedisUrl(),
+    QUEUE_KEY: keys.queue,
+    DLQ_KEY: keys.dlq,
+    WEBHOOK_ALLOW_PRIVATE: 'true',
+    WEBHOOK_TIMEOUT_MS: '1000',
+    LEASE_MS: '3000',
+    RETRY_BASE_MS: '50',
+    RETRY_MAX_MS: '200',
+    SWEEP_INTERVAL_MS: '100',
+    SHUTDOWN_GRACE_MS: '2000',
+    REQUEST_TIMEOUT_MS: '2000',
+    ...overrides,
+  };
+}
