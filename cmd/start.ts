@@ -8,8 +8,17 @@ import path from 'node:path';
  */
 const here = import.meta.dirname;
 
-function runTs(file: string): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', path.join(here, file)], { stdio: 'inherit' });
+/**
+ * With `ownProcessGroup`, the child runs in a process group of its own, so a terminal's Ctrl-C
+ * reaches only this process, which passes one SIGTERM on. In the terminal's group, the API and the
+ * worker would get the SIGINT and then that SIGTERM, and a second signal makes a stopping process
+ * quit at once, ungracefully.
+ */
+function runTs(file: string, ownProcessGroup = false): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', path.join(here, file)], {
+    stdio: ownProcessGroup ? ['ignore', 'inherit', 'inherit'] : 'inherit',
+    detached: ownProcessGroup,
+  });
 }
 
 function exited(child: ChildProcess): Promise<number> {
@@ -19,16 +28,19 @@ function exited(child: ChildProcess): Promise<number> {
 const migrationCode = await exited(runTs('migrate.ts'));
 if (migrationCode !== 0) process.exit(migrationCode);
 
-const children = [runTs('api.ts'), runTs('worker.ts')];
+const children = [runTs('api.ts', true), runTs('worker.ts', true)];
 let stopping = false;
 const stopAll = () => {
   if (stopping) return;
   stopping = true;
   for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
 };
-// Ctrl-C reaches the children from the terminal too; they ignore the repeat while stopping.
 process.on('SIGINT', stopAll);
 process.on('SIGTERM', stopAll);
+// Outside the terminal's process group, the children no longer get its hangup themselves: pass it on.
+process.on('SIGHUP', () => {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGHUP');
+});
 
 const first = await Promise.race(children.map(exited));
 stopAll();

@@ -45,8 +45,8 @@ logger.info({ workerId: worker.id, concurrency: config.WORKER_CONCURRENCY }, 'wo
 
 onShutdownSignal(async (signal) => {
   logger.info({ signal, graceMs: config.SHUTDOWN_GRACE_MS }, 'worker stopping: no new work, finishing deliveries under way');
-  await sweeper.stop();
-  const { released } = await worker.stop(config.SHUTDOWN_GRACE_MS);
+  // Both at once: the worker stops taking work now, while the sweeper finishes its pass.
+  const [, { released }] = await Promise.all([sweeper.stop(), worker.stop(config.SHUTDOWN_GRACE_MS)]);
   await sql.end({ timeout: 5 });
   redis.disconnect();
   blocking.disconnect();

@@ -11,12 +11,25 @@ export interface DatabaseOptions {
   connectTimeoutSeconds?: number;
 }
 
+/** The longest a pool connection waits before it tries PostgreSQL again after a failed connection. */
+const MAX_RECONNECT_DELAY_SECONDS = 1;
+
+/**
+ * Seconds before a pool connection reconnects, given the failed connections so far: doubling from
+ * 50 ms up to the cap, with jitter. postgres.js's own default climbs to 20 s, so a process that kept
+ * working through an outage sat idle for up to 20 s after PostgreSQL was back.
+ */
+function reconnectDelaySeconds(failures: number): number {
+  return Math.min(0.05 * 2 ** failures, MAX_RECONNECT_DELAY_SECONDS) * (0.5 + Math.random() / 2);
+}
+
 /** A postgres.js pool. Rows keep PostgreSQL's snake_case; the API shape is built in `notification.ts`. */
 export function connectDatabase(url: string, options: DatabaseOptions = {}): Sql {
   return postgres(url, {
     max: options.max ?? 10,
     connect_timeout: options.connectTimeoutSeconds ?? 5,
     idle_timeout: 60,
+    backoff: reconnectDelaySeconds,
     onnotice: () => {},
   });
 }

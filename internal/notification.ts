@@ -30,14 +30,45 @@ export interface NotificationRow {
   updated_at: Date;
 }
 
+/** How deeply `data` may nest; deeper JSON could not be serialised or stored. */
+export const MAX_DATA_DEPTH = 32;
+
+const NUL_MESSAGE = 'must not contain the NUL character (U+0000), which PostgreSQL cannot store';
+const withoutNul = (text: string) => !text.includes('\u0000');
+
+/** Why `data` cannot be stored as jsonb, if it cannot; walks the value without recursion. */
+function dataProblem(data: Record<string, unknown>): string | undefined {
+  const stack: { value: unknown; depth: number }[] = [{ value: data, depth: 1 }];
+  for (let next = stack.pop(); next; next = stack.pop()) {
+    const { value, depth } = next;
+    if (typeof value === 'string') {
+      if (!withoutNul(value)) return NUL_MESSAGE;
+      continue;
+    }
+    if (value === null || typeof value !== 'object') continue;
+    if (depth > MAX_DATA_DEPTH) return `must not nest deeper than ${MAX_DATA_DEPTH} levels`;
+    for (const [key, child] of Object.entries(value)) {
+      if (!withoutNul(key)) return NUL_MESSAGE;
+      stack.push({ value: child, depth: depth + 1 });
+    }
+  }
+  return undefined;
+}
+
 /** `POST /notifications` body. Unknown fields are dropped, so older clients' extras do no harm. */
 export const createNotificationSchema = z.object({
-  user_id: z.string().trim().min(1).max(255),
+  user_id: z.string().trim().min(1).max(255).refine(withoutNul, NUL_MESSAGE),
   type: z.enum(CHANNELS),
-  title: z.string().max(1000).optional(),
-  body: z.string().min(1).max(100_000),
-  to: z.string().trim().min(1).max(2048).optional(),
-  data: z.record(z.string(), z.unknown()).optional(),
+  title: z.string().max(1000).refine(withoutNul, NUL_MESSAGE).optional(),
+  body: z.string().min(1).max(100_000).refine(withoutNul, NUL_MESSAGE),
+  to: z.string().trim().min(1).max(2048).refine(withoutNul, NUL_MESSAGE).optional(),
+  data: z
+    .record(z.string(), z.unknown())
+    .superRefine((data, ctx) => {
+      const problem = dataProblem(data);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    })
+    .optional(),
 });
 
 export type CreateNotification = z.infer<typeof createNotificationSchema>;

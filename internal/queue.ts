@@ -18,6 +18,11 @@ export class NotificationQueue {
     if (ids.length > 0) await this.redis.lpush(this.keys.queue, ...ids);
   }
 
+  /** Puts an id taken but not worked on back where the next pop takes it first. */
+  async giveBack(id: string): Promise<void> {
+    await this.redis.rpush(this.keys.queue, id);
+  }
+
   /** Waits up to `timeoutSeconds` for an id, on `blocking`, a connection used for nothing else. */
   async pop(blocking: Redis, timeoutSeconds: number): Promise<string | null> {
     const popped = await blocking.brpop(this.keys.queue, timeoutSeconds);

@@ -54,16 +54,26 @@ export class WebhookChannel implements ChannelProvider {
       if (blocked) throw new PermanentDeliveryError(`webhook target ${url.hostname} resolves to non-public address ${blocked}`);
     }
     const body = JSON.stringify(toNotificationJson(notification));
+    // A timer of our own rather than AbortSignal.timeout(): inside AbortSignal.any() Node can
+    // garbage-collect a timeout signal before it fires (nodejs/node#57736), and the request would
+    // then never time out. The timer's closure keeps this controller alive until it is cleared.
+    const timeout = new AbortController();
+    const timer = setTimeout(
+      () => timeout.abort(new DOMException(`timed out after ${this.options.timeoutMs} ms`, 'TimeoutError')),
+      this.options.timeoutMs,
+    );
     const response = await fetch(url, {
       method: 'POST',
       body,
       headers: this.headers(notification.id, body),
       redirect: 'manual',
-      signal: AbortSignal.any([signal, AbortSignal.timeout(this.options.timeoutMs)]),
-    }).catch((err: unknown) => {
-      const reason = err instanceof Error && err.name === 'TimeoutError' ? `timed out after ${this.options.timeoutMs} ms` : describe(err);
-      throw new Error(`webhook request failed: ${reason}`, { cause: err });
-    });
+      signal: AbortSignal.any([signal, timeout.signal]),
+    })
+      .catch((err: unknown) => {
+        const reason = err instanceof Error && err.name === 'TimeoutError' ? `timed out after ${this.options.timeoutMs} ms` : describe(err);
+        throw new Error(`webhook request failed: ${reason}`, { cause: err });
+      })
+      .finally(() => clearTimeout(timer));
     // Read and drop the answer so the connection can be reused.
     await response.body?.cancel().catch(() => {});
     if (response.ok) return;

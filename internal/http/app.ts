@@ -15,6 +15,12 @@ export interface AppDeps extends NotificationServiceDeps {
 /** The HTTP API. Built without a server so tests can drive it with `app.request()`. */
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono();
+  // While draining, each answer closes its connection, so kept-alive clients reconnect to a live
+  // process instead of holding this one open until it cuts them off.
+  app.use(async (c, next) => {
+    await next();
+    if (deps.isDraining()) c.header('Connection', 'close');
+  });
   app.route('/', healthRoutes(deps));
   app.route('/notifications', notificationRoutes(deps));
   app.route('/users', inboxRoutes(deps));

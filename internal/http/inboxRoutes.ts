@@ -14,7 +14,10 @@ export function inboxRoutes(deps: { sql: Sql; requestTimeoutMs: number }): Hono 
   app.get('/:userId/inbox', async (c) => {
     const limit = limitSchema.safeParse(c.req.query('limit'));
     if (!limit.success) throw new ValidationError('limit must be a whole number from 1 to 200', 'invalid_request');
-    const items = await runWithDeadline(deps.requestTimeoutMs, () => listInbox(deps.sql, c.req.param('userId'), limit.data));
+    const userId = c.req.param('userId');
+    // PostgreSQL text cannot hold NUL, so no user has one; the query would fail rather than find nothing.
+    if (userId.includes('\u0000')) throw new ValidationError('user id must not contain the NUL character (U+0000)', 'invalid_request');
+    const items = await runWithDeadline(deps.requestTimeoutMs, () => listInbox(deps.sql, userId, limit.data));
     return c.json({
       items: items.map((i) => ({
         notification_id: i.notification_id,

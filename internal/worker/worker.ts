@@ -39,9 +39,15 @@ export class Worker {
   private readonly held = new Map<string, HeldClaim>();
   private stopping = false;
   private loop: Promise<void> | undefined;
+  /** Settles when `stop()` is called, so a loop waiting for a free slot stops waiting. */
+  private readonly stopRequested: Promise<void>;
+  private requestStop: () => void = () => {};
 
   constructor(private readonly deps: WorkerDeps) {
     this.id = deps.workerId ?? newWorkerId();
+    this.stopRequested = new Promise<void>((resolve) => {
+      this.requestStop = resolve;
+    });
   }
 
   start(): void {
@@ -54,6 +60,7 @@ export class Worker {
    */
   async stop(graceMs: number): Promise<{ released: number }> {
     this.stopping = true;
+    this.requestStop();
     await this.loop;
     const settled = Promise.allSettled(this.inFlight);
     const timedOut = await Promise.race([settled.then(() => false), sleep(graceMs).then(() => true)]);
@@ -72,7 +79,7 @@ export class Worker {
   private async run(): Promise<void> {
     while (!this.stopping) {
       if (this.inFlight.size >= this.deps.concurrency) {
-        await Promise.race(this.inFlight);
+        await Promise.race([...this.inFlight, this.stopRequested]);
         continue;
       }
       let id: string | null;
@@ -83,7 +90,15 @@ export class Worker {
         await sleep(POP_ERROR_PAUSE_MS);
         continue;
       }
-      if (id !== null) this.track(this.handle(id));
+      if (id === null) continue;
+      if (this.stopping) {
+        // Popped after the stop began: not this worker's to take any more.
+        await this.deps.queue.giveBack(id).catch((err: unknown) => {
+          this.deps.logger.warn({ err, notificationId: id }, 'could not give back a queue entry; the sweeper will queue it again');
+        });
+        break;
+      }
+      this.track(this.handle(id));
     }
   }
 

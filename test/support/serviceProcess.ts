@@ -35,14 +35,54 @@ export class ServiceProcess {
     child.stderr!.on('data', onData);
   }
 
-  /** Starts `cmd/<script>.ts` with `env` on top of a minimal environment (no developer `.env` leaks in). */
-  static start(script: string, env: Record<string, string>, args: string[] = []): ServiceProcess {
+  /**
+   * Starts `cmd/<script>.ts` with `env` on top of a minimal environment (no developer `.env` leaks in).
+   * With `ownProcessGroup`, the process leads a process group of its own, as a command started from
+   * a terminal does, so `signalGroup` can deliver a signal the way Ctrl-C does.
+   */
+  static start(
+    script: string,
+    env: Record<string, string>,
+    args: string[] = [],
+    options: { ownProcessGroup?: boolean } = {},
+  ): ServiceProcess {
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cmd', `${script}.ts`), ...args], {
       cwd: ROOT,
       env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'debug', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: options.ownProcessGroup ?? false,
     });
     return new ServiceProcess(script, child);
+  }
+
+  /** Whether the process is still running. */
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** The exit, or a rejection naming the process when it does not exit within `timeoutMs`. */
+  async exitWithin(timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`${this.name} did not exit within ${timeoutMs} ms; last lines:\n${this.output.slice(-15).join('\n')}`)),
+        timeoutMs,
+      );
+    });
+    try {
+      return await Promise.race([this.exited, timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Sends `signal` to every process in the group this process leads (started with
+   * `ownProcessGroup`), the way a terminal delivers Ctrl-C to a foreground command and its children.
+   */
+  signalGroup(signal: NodeJS.Signals): void {
+    if (this.child.pid === undefined) throw new Error(`${this.name} has no pid`);
+    process.kill(-this.child.pid, signal);
   }
 
   /** Resolves with the first log line (already seen or still to come) that `match` accepts. */

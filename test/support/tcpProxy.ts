@@ -2,12 +2,14 @@ import net from 'node:net';
 
 /**
  * A TCP proxy the test owns, standing between a process and PostgreSQL or Redis, so the test can
- * cut the dependency off (every connection dropped, new ones refused) without touching the shared
- * server, and restore it.
+ * cut the dependency off (every connection dropped, new ones refused) or freeze it (a network
+ * blackhole: connections stay open and new ones are accepted, but no byte moves either way)
+ * without touching the shared server, and restore it.
  */
 export class TcpProxy {
   private readonly sockets = new Set<net.Socket>();
   private cutOff = false;
+  private frozen = false;
 
   private constructor(
     private readonly server: net.Server,
@@ -37,8 +39,22 @@ export class TcpProxy {
     this.sockets.clear();
   }
 
+  /**
+   * Stops forwarding bytes until `restore()`: open connections stay open with whatever was sent
+   * held back, and new connections are accepted and held the same way. What was held is delivered
+   * on `restore()`, as TCP retransmission delivers it when a blackholed route comes back.
+   */
+  freeze(): void {
+    this.frozen = true;
+    for (const s of this.sockets) s.pause();
+  }
+
+  /** Ends a `cut()` or a `freeze()`: new connections are forwarded again, held bytes move on. */
   restore(): void {
     this.cutOff = false;
+    if (!this.frozen) return;
+    this.frozen = false;
+    for (const s of this.sockets) s.resume();
   }
 
   async close(): Promise<void> {
@@ -52,17 +68,25 @@ export class TcpProxy {
       return;
     }
     const upstream = net.connect(target.port, target.host);
-    for (const [a, b] of [
+    for (const [from, to] of [
       [client, upstream],
       [upstream, client],
     ] as const) {
-      this.sockets.add(a);
-      a.pipe(b);
-      a.on('error', () => b.destroy());
-      a.on('close', () => {
-        this.sockets.delete(a);
-        b.destroy();
+      this.sockets.add(from);
+      from.on('data', (chunk: Buffer) => {
+        if (to.write(chunk)) return;
+        from.pause();
+        to.once('drain', () => {
+          if (!this.frozen) from.resume();
+        });
       });
+      from.on('end', () => to.end());
+      from.on('error', () => to.destroy());
+      from.on('close', () => {
+        this.sockets.delete(from);
+        to.destroy();
+      });
+      if (this.frozen) from.pause();
     }
   }
 }

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import { inject } from 'vitest';
 import { Redis } from 'ioredis';
 import { connectDatabase, type Sql } from '../../internal/database.ts';
@@ -36,6 +37,45 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   };
 }
 
+/**
+ * The name and URL of a database that does not exist yet, named after this run so the run's teardown
+ * drops it if something creates it.
+ */
+export function unusedDatabase(): { name: string; url: string } {
+  const name = `${inject('runId')}_${randomBytes(4).toString('hex')}`;
+  return { name, url: withDatabase(inject('postgresUrl'), name) };
+}
+
+/** Drops a database of this run if it exists, ending its connections. */
+export async function dropDatabase(name: string): Promise<void> {
+  const admin = connectDatabase(inject('postgresUrl'), { max: 1 });
+  try {
+    await admin`drop database if exists ${admin(name)} with (force)`;
+  } finally {
+    await admin.end();
+  }
+}
+
+/** Whether a database of that name exists on the test server. */
+export async function databaseExists(name: string): Promise<boolean> {
+  const admin = connectDatabase(inject('postgresUrl'), { max: 1 });
+  try {
+    const rows = await admin`select 1 from pg_database where datname = ${name}`;
+    return rows.length === 1;
+  } finally {
+    await admin.end();
+  }
+}
+
+/** A TCP port on 127.0.0.1 that nothing listened on a moment ago. */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
 /** Queue and dead-letter keys of this run's own, so tests never see each other's entries. */
 export function testQueueKeys(): QueueKeys {
   const prefix = `${inject('runId')}:${randomBytes(4).toString('hex')}`;
@@ -54,7 +94,7 @@ export function connectTestRedis(): Redis {
  * Environment for `cmd/` processes under test: this file's database and keys, and short timings so
  * retries, leases and sweeps happen within a test's patience.
  */
-export function serviceEnv(db: TestDatabase, keys: QueueKeys, overrides: Record<string, string> = {}): Record<string, string> {
+export function serviceEnv(db: Pick<TestDatabase, 'url'>, keys: QueueKeys, overrides: Record<string, string> = {}): Record<string, string> {
   return {
     DATABASE_URL: db.url,
     REDIS_URL: testRedisUrl(),

@@ -1,0 +1,204 @@
+import http from 'node:http';
+import type { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { QueueKeys } from '../../internal/queue.ts';
+import { startApi, startWorker, type ServiceProcess } from '../support/serviceProcess.ts';
+import { connectTestRedis, createTestDatabase, serviceEnv, testQueueKeys, type TestDatabase } from '../support/testEnvironment.ts';
+import { startScenarioReceiver, type ScenarioAnswer, type WebhookReceiver } from '../support/webhookReceiver.ts';
+import { postNotification, statusReached, storedAttempts, storedNotification } from '../support/notifications.ts';
+import { waitFor } from '../support/waitFor.ts';
+
+/** Webhook time limit well above the receiver's slow answers below, so those attempts succeed. */
+const PATIENT_WEBHOOKS = { WEBHOOK_TIMEOUT_MS: '10000', LEASE_MS: '12000' };
+
+/** Slack for process start-up, PostgreSQL round trips and a busy machine on top of a deadline under test. */
+const EXIT_SLACK_MS = 8000;
+
+describe('graceful shutdown of the real processes', () => {
+  let db: TestDatabase;
+  let keys: QueueKeys;
+  let redis: Redis;
+  let api: { process: ServiceProcess; url: string };
+  let receiver: WebhookReceiver;
+  let scenarios: Map<string, ScenarioAnswer>;
+  /** Processes a test started; whatever is still running after it is stopped. */
+  const started: ServiceProcess[] = [];
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    keys = testQueueKeys();
+    redis = connectTestRedis();
+    ({ receiver, scenarios } = await startScenarioReceiver());
+    api = await startApi(serviceEnv(db, keys));
+  });
+
+  afterEach(async () => {
+    await Promise.all(started.splice(0).map((p) => p.stop()));
+  });
+
+  afterAll(async () => {
+    await api?.process.stop();
+    await receiver?.close();
+    redis?.disconnect();
+    await db?.drop();
+  });
+
+  async function worker(overrides: Record<string, string>): Promise<ServiceProcess> {
+    const w = await startWorker(serviceEnv(db, keys, overrides));
+    started.push(w);
+    return w;
+  }
+
+  async function workerId(w: ServiceProcess): Promise<string> {
+    return String((await w.waitForLog('worker started')).workerId);
+  }
+
+  async function postWebhook(scenario: string): Promise<string> {
+    const created = await postNotification(api.url, { user_id: `user-${scenario}`, type: 'WEBHOOK', body: scenario, to: receiver.url, data: { scenario } });
+    return created.id;
+  }
+
+  it('lets a delivery that outlasts the signal but not the grace period finish: SENT, exit code 0', async () => {
+    const graceMs = 8000;
+    scenarios.set('slow-within-grace', () => ({ status: 200, delayMs: 1500 }));
+    const w = await worker({ ...PATIENT_WEBHOOKS, SHUTDOWN_GRACE_MS: String(graceMs) });
+    const id = await postWebhook('slow-within-grace');
+    await waitFor('the slow delivery to reach the receiver', () => receiver.forId(id).length === 1);
+
+    w.signal('SIGTERM');
+    const exit = await w.exitWithin(graceMs + EXIT_SLACK_MS);
+    expect(exit).toEqual({ code: 0, signal: null });
+
+    const row = await storedNotification(db.sql, id);
+    expect(row.status).toBe('SENT');
+    expect(row.retry_count).toBe(0);
+    const attempts = await storedAttempts(db.sql, id);
+    expect(attempts.map((a) => a.outcome)).toEqual(['SENT']);
+    expect(attempts[0]!.worker_id).toBe(await workerId(w));
+    expect(receiver.forId(id)).toHaveLength(1);
+    expect((await w.waitForLog('worker stopped')).released).toBe(0);
+  });
+
+  it.each([1, 4])(
+    'with WORKER_CONCURRENCY=%i, hands back a delivery still hanging when the grace period ends, exits 0, and another worker delivers it',
+    async (concurrency) => {
+      const graceMs = 1500;
+      const hangingEnv = {
+        SHUTDOWN_GRACE_MS: String(graceMs),
+        WORKER_CONCURRENCY: String(concurrency),
+        WEBHOOK_TIMEOUT_MS: '30000',
+        LEASE_MS: '31000',
+      };
+      const scenario = `hang-past-grace-${concurrency}`;
+      scenarios.set(scenario, (hit) => (hit === 1 ? 'hang' : 200));
+      const first = await worker(hangingEnv);
+      const id = await postWebhook(scenario);
+      await waitFor('the hanging delivery to reach the receiver', () => receiver.forId(id).length === 1);
+      expect((await storedNotification(db.sql, id)).status).toBe('PROCESSING');
+
+      first.signal('SIGTERM');
+      const exit = await first.exitWithin(graceMs + EXIT_SLACK_MS);
+      expect(exit).toEqual({ code: 0, signal: null });
+      expect((await first.waitForLog('worker stopped')).released).toBe(1);
+
+      const handedBack = await storedNotification(db.sql, id);
+      expect(handedBack.status).toBe('PENDING');
+      expect(handedBack.retry_count).toBe(0);
+      expect(handedBack.locked_by).toBeNull();
+      const released = await storedAttempts(db.sql, id);
+      expect(released.map((a) => a.outcome)).toEqual(['RELEASED']);
+      expect(released[0]!.worker_id).toBe(await workerId(first));
+
+      const second = await worker(hangingEnv);
+      const sent = await statusReached(db.sql, id, 'SENT');
+      expect(sent.retry_count).toBe(0);
+      const hits = receiver.forId(id);
+      expect(hits).toHaveLength(2);
+      expect(new Set(hits.map((h) => h.headers['webhook-id']))).toEqual(new Set([id]));
+      const attempts = await storedAttempts(db.sql, id);
+      expect(attempts.map((a) => a.outcome)).toEqual(['RELEASED', 'SENT']);
+      expect(attempts[1]!.worker_id).toBe(await workerId(second));
+    },
+  );
+
+  it('takes no new work once it has logged that it is stopping; the notification waits on the queue for another worker', async () => {
+    scenarios.set('keeps-stopping-worker-busy', () => ({ status: 200, delayMs: 3000 }));
+    const stopping = await worker({ ...PATIENT_WEBHOOKS, SHUTDOWN_GRACE_MS: '10000' });
+    const busyId = await postWebhook('keeps-stopping-worker-busy');
+    await waitFor('the slow delivery to reach the receiver', () => receiver.forId(busyId).length === 1);
+
+    stopping.signal('SIGTERM');
+    await stopping.waitForLog(/^worker stopping/);
+    const lateId = await postWebhook('posted-after-stopping');
+    expect(await stopping.exitWithin(10_000 + EXIT_SLACK_MS)).toEqual({ code: 0, signal: null });
+
+    expect((await storedNotification(db.sql, busyId)).status).toBe('SENT');
+    const late = await storedNotification(db.sql, lateId);
+    expect(late.status).toBe('PENDING');
+    expect(late.attempt).toBe(0);
+    expect(late.locked_by).toBeNull();
+    expect(await storedAttempts(db.sql, lateId)).toEqual([]);
+    expect(receiver.forId(lateId)).toHaveLength(0);
+    expect(await redis.lrange(keys.queue, 0, -1)).toContain(lateId);
+
+    const next = await worker({});
+    await statusReached(db.sql, lateId, 'SENT');
+    expect(receiver.forId(lateId)).toHaveLength(1);
+    expect((await storedAttempts(db.sql, lateId))[0]!.worker_id).toBe(await workerId(next));
+  });
+
+  it('completes a request in flight when the API gets SIGTERM, refuses new connections meanwhile, and exits 0', async () => {
+    const draining = await startApi(serviceEnv(db, keys));
+    started.push(draining.process);
+    const body = JSON.stringify({ user_id: 'in-flight-user', type: 'IN_APP', title: 'in flight', body: 'sent across a shutdown' });
+    const cut = Math.floor(body.length / 2);
+
+    const request = http.request(`${draining.url}/notifications`, {
+      method: 'POST',
+      agent: new http.Agent({ keepAlive: true }),
+      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), expect: '100-continue' },
+    });
+    const response = new Promise<{ status: number; connection: string | undefined; text: string }>((resolve, reject) => {
+      request.on('response', (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, text: Buffer.concat(chunks).toString() }));
+        res.on('error', reject);
+      });
+      request.on('error', reject);
+    });
+    // Awaited below; this only keeps a failure earlier in the test from also reporting it as unhandled.
+    response.catch(() => {});
+    // The server answers "100 Continue" once it has the request's headers: the request is under way.
+    await new Promise<void>((resolve) => request.once('continue', () => resolve()));
+    request.write(body.slice(0, cut));
+
+    draining.process.signal('SIGTERM');
+    await draining.process.waitForLog(/^api stopping/);
+    // A connection the kernel accepted just before the listening socket closed is reset; once it is
+    // closed, connections are refused. None is answered.
+    const outcomes: string[] = [];
+    await waitFor('new connections to be refused', async () => {
+      const outcome = await fetch(`${draining.url}/healthz`).then(
+        (res) => `answered ${res.status}`,
+        (err: unknown) => String((err as { cause?: { code?: string } }).cause?.code),
+      );
+      outcomes.push(outcome);
+      return outcome === 'ECONNREFUSED';
+    });
+    for (const outcome of outcomes) expect(outcome).toMatch(/^(ECONNREFUSED|ECONNRESET)$/);
+    expect(draining.process.running).toBe(true);
+
+    request.end(body.slice(cut));
+    const answer = await response;
+    expect(answer.status).toBe(201);
+    // A kept-alive client is told not to reuse the connection of a process that is going away.
+    expect(answer.connection).toBe('close');
+    const created = JSON.parse(answer.text) as { id: string; status: string };
+    expect(created.status).toBe('PENDING');
+    expect((await storedNotification(db.sql, created.id)).id).toBe(created.id);
+
+    expect(await draining.process.exitWithin(EXIT_SLACK_MS + 10_000)).toEqual({ code: 0, signal: null });
+    await expect(fetch(`${draining.url}/healthz`)).rejects.toThrow();
+  });
+});

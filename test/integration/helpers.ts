@@ -1,0 +1,117 @@
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import net from 'node:net';
+import type { Hono } from 'hono';
+import { createChannels } from '../../internal/channels/channels.ts';
+import { parseConfig } from '../../internal/config.ts';
+import { connectDatabase, type Sql } from '../../internal/database.ts';
+import { createApp } from '../../internal/http/app.ts';
+import { createLogger, type Logger } from '../../internal/logger.ts';
+import type { NotificationRow } from '../../internal/notification.ts';
+import { NotificationQueue, type QueueKeys } from '../../internal/queue.ts';
+import { connectRedis, type Redis } from '../../internal/redis.ts';
+import { insertNotification, type NewNotification } from '../../internal/repository/notifications.ts';
+import { testQueueKeys, testRedisUrl, type TestDatabase } from '../support/testEnvironment.ts';
+
+export function silentLogger(): Logger {
+  return createLogger({ LOG_LEVEL: 'silent' }, 'test');
+}
+
+/** The service's own Redis client (no offline queue), once it is connected. */
+export async function connectReadyRedis(url = testRedisUrl()): Promise<Redis> {
+  const redis = connectRedis(url);
+  redis.on('error', () => {});
+  if (redis.status !== 'ready') await once(redis, 'ready');
+  return redis;
+}
+
+/** A TCP port on 127.0.0.1 where nothing listens (it was free a moment ago). */
+export async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+export interface TestApi {
+  app: Hono;
+  sql: Sql;
+  redis: Redis;
+  queue: NotificationQueue;
+  keys: QueueKeys;
+  close(): Promise<void>;
+}
+
+/** The HTTP API wired as `cmd/api.ts` wires it, against this file's database and its own keys. */
+export async function buildApi(
+  db: TestDatabase,
+  options: { env?: Record<string, string>; requestTimeoutMs?: number; isDraining?: () => boolean; sql?: Sql; redis?: Redis } = {},
+): Promise<TestApi> {
+  const keys = testQueueKeys();
+  const config = parseConfig({
+    DATABASE_URL: db.url,
+    REDIS_URL: testRedisUrl(),
+    QUEUE_KEY: keys.queue,
+    DLQ_KEY: keys.dlq,
+    LOG_LEVEL: 'silent',
+    ...options.env,
+  });
+  const sql = options.sql ?? connectDatabase(config.DATABASE_URL, { connectTimeoutSeconds: 2 });
+  const redis = options.redis ?? (await connectReadyRedis(config.REDIS_URL));
+  const queue = new NotificationQueue(redis, keys);
+  const app = createApp({
+    sql,
+    redis,
+    queue,
+    channels: createChannels(config, sql),
+    logger: createLogger(config, 'api'),
+    requestTimeoutMs: options.requestTimeoutMs ?? config.REQUEST_TIMEOUT_MS,
+    isDraining: options.isDraining ?? (() => false),
+  });
+  return {
+    app,
+    sql,
+    redis,
+    queue,
+    keys,
+    async close() {
+      await sql.end({ timeout: 5 });
+      redis.disconnect();
+    },
+  };
+}
+
+export function newNotification(overrides: Partial<NewNotification> = {}): NewNotification {
+  return {
+    id: randomUUID(),
+    user_id: 'user-1',
+    type: 'IN_APP',
+    title: 'Title',
+    body: 'Body',
+    recipient: null,
+    data: null,
+    ...overrides,
+  };
+}
+
+/** Stores a PENDING notification through the repository, as the API does. */
+export async function insertPending(sql: Sql, overrides: Partial<NewNotification> = {}): Promise<NotificationRow> {
+  const { row } = await insertNotification(sql, newNotification(overrides), undefined, () => {});
+  return row;
+}
+
+export async function countNotifications(sql: Sql): Promise<number> {
+  const [row] = await sql<{ n: number }[]>`select count(*)::int as n from notifications`;
+  return row!.n;
+}
+
+export async function rowOf(sql: Sql, id: string): Promise<NotificationRow> {
+  const [row] = await sql<NotificationRow[]>`select * from notifications where id = ${id}`;
+  if (!row) throw new Error(`notification ${id} is not stored`);
+  return row;
+}
+
+export async function attemptsOf(sql: Sql, id: string): Promise<{ attempt: number; outcome: string; worker_id: string | null; error: string | null }[]> {
+  return sql`select attempt, outcome, worker_id, error from notification_attempts where notification_id = ${id} order by attempt`;
+}

@@ -1,0 +1,134 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectDatabase } from '../../internal/database.ts';
+import { connectTestRedis, createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
+import { buildApi, type TestApi } from './helpers.ts';
+
+interface Created {
+  id: string;
+  status: string;
+}
+
+describe('Idempotency-Key on POST /notifications', () => {
+  let db: TestDatabase;
+  let api: TestApi;
+  const inspect = connectTestRedis();
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    // Room for every concurrent request in the race below to hold its own connection.
+    api = await buildApi(db, { sql: connectDatabase(db.url, { max: 25 }) });
+  });
+  afterAll(async () => {
+    await api?.close();
+    inspect.disconnect();
+    await db?.drop();
+  });
+
+  async function postRaw(raw: string, key: string | undefined): Promise<Response> {
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (key !== undefined) headers['idempotency-key'] = key;
+    return await api.app.request('/notifications', { method: 'POST', headers, body: raw });
+  }
+
+  async function rowsForUser(userId: string): Promise<string[]> {
+    const rows = await db.sql<{ id: string }[]>`select id from notifications where user_id = ${userId}`;
+    return rows.map((r) => r.id);
+  }
+
+  async function queueEntries(id: string): Promise<number> {
+    return (await inspect.lrange(api.keys.queue, 0, -1)).filter((e) => e === id).length;
+  }
+
+  it('answers a repeat with the same body, keys in another order, with 200 and the original notification', async () => {
+    const key = randomUUID();
+    const user = `idem-${randomUUID()}`;
+    const first = await postRaw(
+      `{"user_id":"${user}","type":"IN_APP","title":"T","body":"B","data":{"a":1,"b":{"c":2,"d":3}}}`,
+      key,
+    );
+    expect(first.status).toBe(201);
+    const original = (await first.json()) as Created;
+
+    const repeat = await postRaw(
+      `{"data":{"b":{"d":3,"c":2},"a":1},"body":"B","title":"T","type":"IN_APP","user_id":"${user}"}`,
+      key,
+    );
+    expect(repeat.status).toBe(200);
+    const again = (await repeat.json()) as Created;
+    expect(again).toEqual(original);
+    expect(repeat.headers.get('location')).toBe(`/notifications/${original.id}`);
+
+    expect(await rowsForUser(user)).toEqual([original.id]);
+    expect(await queueEntries(original.id)).toBe(1);
+    const [stored] = await db.sql<{ notification_id: string }[]>`select notification_id from idempotency_keys where key = ${key}`;
+    expect(stored!.notification_id).toBe(original.id);
+  });
+
+  it('refuses the same key with a different body with 422 and stores nothing', async () => {
+    const key = randomUUID();
+    const user = `idem-${randomUUID()}`;
+    const first = await postRaw(JSON.stringify({ user_id: user, type: 'IN_APP', body: 'one' }), key);
+    expect(first.status).toBe(201);
+    const original = (await first.json()) as Created;
+
+    const conflict = await postRaw(JSON.stringify({ user_id: user, type: 'IN_APP', body: 'two' }), key);
+    expect(conflict.status).toBe(422);
+    const body = (await conflict.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe('idempotency_key_reused');
+    expect(body.error.message).toContain(key);
+
+    expect(await rowsForUser(user)).toEqual([original.id]);
+    const [row] = await db.sql<{ body: string }[]>`select body from notifications where id = ${original.id}`;
+    expect(row!.body).toBe('one');
+    expect(await queueEntries(original.id)).toBe(1);
+  });
+
+  it('treats different keys as different notifications', async () => {
+    const user = `idem-${randomUUID()}`;
+    const raw = JSON.stringify({ user_id: user, type: 'IN_APP', body: 'same' });
+    const a = (await (await postRaw(raw, randomUUID())).json()) as Created;
+    const b = (await (await postRaw(raw, randomUUID())).json()) as Created;
+    expect(a.id).not.toBe(b.id);
+    expect((await rowsForUser(user)).sort()).toEqual([a.id, b.id].sort());
+  });
+
+  it('creates a new notification for every request without a key', async () => {
+    const user = `idem-${randomUUID()}`;
+    const raw = JSON.stringify({ user_id: user, type: 'IN_APP', body: 'same' });
+    const statuses = [(await postRaw(raw, undefined)).status, (await postRaw(raw, undefined)).status];
+    expect(statuses).toEqual([201, 201]);
+    expect(await rowsForUser(user)).toHaveLength(2);
+  });
+
+  it('creates exactly one notification for 20 concurrent requests with one key, and every answer names it', async () => {
+    const key = randomUUID();
+    const user = `race-${randomUUID()}`;
+    const raw = JSON.stringify({ user_id: user, type: 'IN_APP', title: 'race', body: 'B' });
+    const responses = await Promise.all(Array.from({ length: 20 }, () => postRaw(raw, key)));
+    const statuses = responses.map((r) => r.status);
+    const bodies = (await Promise.all(responses.map((r) => r.json()))) as Created[];
+
+    expect(statuses.every((s) => s === 200 || s === 201)).toBe(true);
+    expect(statuses.filter((s) => s === 201)).toHaveLength(1);
+    const ids = new Set(bodies.map((b) => b.id));
+    expect(ids.size).toBe(1);
+    const [id] = [...ids];
+
+    expect(await rowsForUser(user)).toEqual([id]);
+    expect(await queueEntries(id!)).toBe(1);
+    const [keys] = await db.sql<{ n: number }[]>`select count(*)::int as n from idempotency_keys where key = ${key}`;
+    expect(keys!.n).toBe(1);
+  });
+
+  it('lets a key be used again once the sweeper forgot it', async () => {
+    const key = randomUUID();
+    const user = `idem-${randomUUID()}`;
+    const first = (await (await postRaw(JSON.stringify({ user_id: user, type: 'IN_APP', body: 'x' }), key)).json()) as Created;
+    await db.sql`delete from idempotency_keys where key = ${key}`;
+    const second = await postRaw(JSON.stringify({ user_id: user, type: 'IN_APP', body: 'y' }), key);
+    expect(second.status).toBe(201);
+    const created = (await second.json()) as Created;
+    expect(created.id).not.toBe(first.id);
+  });
+});

@@ -1,0 +1,212 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { connectDatabase, type Sql } from '../../internal/database.ts';
+import { NotificationQueue, type QueueKeys } from '../../internal/queue.ts';
+import type { Redis } from '../../internal/redis.ts';
+import { claimNotification } from '../../internal/repository/lifecycle.ts';
+import { Sweeper } from '../../internal/worker/sweeper.ts';
+import { connectTestRedis, createTestDatabase, testQueueKeys, type TestDatabase } from '../support/testEnvironment.ts';
+import { attemptsOf, connectReadyRedis, insertPending, rowOf, silentLogger } from './helpers.ts';
+
+const LEASE_MS = 30_000;
+const policy = { maxRetries: 3, baseMs: 1000, maxMs: 1000 };
+
+describe('Sweeper.sweepOnce', () => {
+  let db: TestDatabase;
+  let redis: Redis;
+  const inspect = connectTestRedis();
+  let keys: QueueKeys;
+  let queue: NotificationQueue;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    redis = await connectReadyRedis();
+  });
+  afterAll(async () => {
+    redis?.disconnect();
+    inspect.disconnect();
+    await db?.drop();
+  });
+  beforeEach(async () => {
+    await db.sql`truncate notifications, notification_attempts, idempotency_keys, inbox_items`;
+    keys = testQueueKeys();
+    queue = new NotificationQueue(redis, keys);
+  });
+
+  function sweeper(sql: Sql = db.sql): Sweeper {
+    return new Sweeper({ sql, queue, policy, leaseMs: LEASE_MS, intervalMs: 1000, logger: silentLogger() });
+  }
+
+  async function queued(): Promise<string[]> {
+    return inspect.lrange(keys.queue, 0, -1);
+  }
+  async function deadLetters(): Promise<string[]> {
+    return inspect.lrange(keys.dlq, 0, -1);
+  }
+
+  /** A notification claimed by a worker that died: its lease ran out a second ago. */
+  async function claimedAndExpired(retryCount: number): Promise<string> {
+    const { id } = await insertPending(db.sql);
+    await db.sql`update notifications set retry_count = ${retryCount} where id = ${id}`;
+    expect(await claimNotification(db.sql, id, 'dead-worker', LEASE_MS)).toBeDefined();
+    await db.sql`update notifications set lease_expires_at = now() - interval '1 second' where id = ${id}`;
+    return id;
+  }
+
+  it('counts an expired claim as a failed attempt and schedules a retry', async () => {
+    const id = await claimedAndExpired(0);
+    const result = await sweeper().sweepOnce();
+    expect(result.expired).toBe(1);
+    const row = await rowOf(db.sql, id);
+    expect(row).toMatchObject({ status: 'PENDING', retry_count: 1, locked_by: null, lease_expires_at: null, queued_at: null });
+    expect(row.error_reason).toMatch(/lease expired.*dead-worker/);
+    expect(await attemptsOf(db.sql, id)).toEqual([
+      expect.objectContaining({ attempt: 1, outcome: 'LEASE_EXPIRED', worker_id: 'dead-worker' }),
+    ]);
+    expect(await deadLetters()).toEqual([]);
+    const [wait] = await db.sql<{ ok: boolean }[]>`select available_at > now() as ok from notifications where id = ${id}`;
+    expect(wait!.ok).toBe(true);
+    expect(await queued()).not.toContain(id);
+  });
+
+  it('fails and dead-letters an expired claim that used its last retry', async () => {
+    const id = await claimedAndExpired(policy.maxRetries - 1);
+    const result = await sweeper().sweepOnce();
+    expect(result.expired).toBe(1);
+    const row = await rowOf(db.sql, id);
+    expect(row).toMatchObject({ status: 'FAILED', retry_count: policy.maxRetries });
+    expect(row.error_reason).toMatch(/lease expired/);
+    expect(row.dead_lettered_at).not.toBeNull();
+    expect(await deadLetters()).toEqual([id]);
+    expect((await attemptsOf(db.sql, id)).map((a) => a.outcome)).toEqual(['FAILED']);
+    expect(await queued()).not.toContain(id);
+  });
+
+  it('leaves a claim whose lease still holds alone', async () => {
+    const { id } = await insertPending(db.sql);
+    await claimNotification(db.sql, id, 'live-worker', LEASE_MS);
+    const before = await rowOf(db.sql, id);
+    const result = await sweeper().sweepOnce();
+    expect(result.expired).toBe(0);
+    expect(await rowOf(db.sql, id)).toEqual(before);
+  });
+
+  it('queues due rows that were never queued and marks them queued', async () => {
+    const due = await insertPending(db.sql);
+    const notYetDue = await insertPending(db.sql);
+    await db.sql`update notifications set queued_at = null where id in (${due.id}, ${notYetDue.id})`;
+    await db.sql`update notifications set available_at = now() + interval '1 hour' where id = ${notYetDue.id}`;
+
+    const result = await sweeper().sweepOnce();
+    expect(result.queued).toBe(1);
+    expect(await queued()).toEqual([due.id]);
+    expect((await rowOf(db.sql, due.id)).queued_at).not.toBeNull();
+    expect((await rowOf(db.sql, notYetDue.id)).queued_at).toBeNull();
+
+    const second = await sweeper().sweepOnce();
+    expect(second.queued).toBe(0);
+    expect(await queued()).toEqual([due.id]);
+  });
+
+  it('queues again rows queued longer than a lease ago, but not freshly queued ones', async () => {
+    const stale = await insertPending(db.sql);
+    const fresh = await insertPending(db.sql);
+    const almost = await insertPending(db.sql);
+    await db.sql`update notifications set queued_at = now() - interval '31 seconds' where id = ${stale.id}`;
+    await db.sql`update notifications set queued_at = now() - interval '25 seconds' where id = ${almost.id}`;
+
+    const result = await sweeper().sweepOnce();
+    expect(result.queued).toBe(1);
+    expect(await queued()).toEqual([stale.id]);
+    const [requeued] = await db.sql<{ recent: boolean }[]>`
+      select queued_at > now() - interval '5 seconds' as recent from notifications where id = ${stale.id}`;
+    expect(requeued!.recent).toBe(true);
+    expect(await queued()).not.toContain(fresh.id);
+  });
+
+  it('never queues rows that are PROCESSING, SENT or FAILED', async () => {
+    const processing = await insertPending(db.sql);
+    await claimNotification(db.sql, processing.id, 'w', LEASE_MS);
+    const sent = await insertPending(db.sql);
+    const failed = await insertPending(db.sql);
+    await db.sql`update notifications set status = 'SENT', sent_at = now() where id = ${sent.id}`;
+    await db.sql`update notifications set status = 'FAILED', dead_lettered_at = now() where id = ${failed.id}`;
+    await db.sql`update notifications set queued_at = null, available_at = now() - interval '1 hour'`;
+
+    const result = await sweeper().sweepOnce();
+    expect(result).toEqual({ expired: 0, queued: 0, deadLettered: 0 });
+    expect(await queued()).toEqual([]);
+    expect(await deadLetters()).toEqual([]);
+  });
+
+  it('pushes FAILED rows missing from the dead-letter list and marks them, after a lease of grace', async () => {
+    const missing = await insertPending(db.sql);
+    const justFailed = await insertPending(db.sql);
+    const alreadyThere = await insertPending(db.sql);
+    await db.sql`update notifications set status = 'FAILED', retry_count = 3, error_reason = 'x'
+                 where id in (${missing.id}, ${justFailed.id}, ${alreadyThere.id})`;
+    await db.sql`update notifications set updated_at = now() - interval '1 minute' where id in (${missing.id}, ${alreadyThere.id})`;
+    await db.sql`update notifications set dead_lettered_at = now() where id = ${alreadyThere.id}`;
+
+    const result = await sweeper().sweepOnce();
+    expect(result.deadLettered).toBe(1);
+    expect(await deadLetters()).toEqual([missing.id]);
+    expect((await rowOf(db.sql, missing.id)).dead_lettered_at).not.toBeNull();
+    expect((await rowOf(db.sql, justFailed.id)).dead_lettered_at).toBeNull();
+
+    const again = await sweeper().sweepOnce();
+    expect(again.deadLettered).toBe(0);
+    expect(await deadLetters()).toEqual([missing.id]);
+  });
+
+  it('forgets Idempotency-Keys older than 24 hours and keeps younger ones', async () => {
+    const a = await insertPending(db.sql);
+    const b = await insertPending(db.sql);
+    const c = await insertPending(db.sql);
+    await db.sql`insert into idempotency_keys (key, request_hash, notification_id, created_at) values
+      ('old', 'h', ${a.id}, now() - interval '25 hours'),
+      ('almost-old', 'h', ${b.id}, now() - interval '23 hours'),
+      ('new', 'h', ${c.id}, now())`;
+    await sweeper().sweepOnce();
+    const keysLeft = await db.sql<{ key: string }[]>`select key from idempotency_keys order by key`;
+    expect(keysLeft.map((k) => k.key)).toEqual(['almost-old', 'new']);
+    expect(await rowOf(db.sql, a.id)).toBeDefined();
+  });
+
+  it('never pushes one row twice when two sweepers sweep at once', async () => {
+    const rows = 1200;
+    await db.sql`
+      insert into notifications (id, user_id, type, body, queued_at, available_at)
+      select gen_random_uuid(), 'bulk', 'IN_APP', 'b', null, now() - interval '1 second'
+      from generate_series(1, ${rows})`;
+    const otherSql = connectDatabase(db.url, { max: 2 });
+    try {
+      for (let round = 0; round < 3; round++) {
+        keys = testQueueKeys();
+        queue = new NotificationQueue(redis, keys);
+        const [a, b] = await Promise.all([sweeper().sweepOnce(), sweeper(otherSql).sweepOnce()]);
+        const ids = await queued();
+        expect(ids).toHaveLength(rows);
+        expect(new Set(ids).size).toBe(rows);
+        expect(a.queued + b.queued).toBe(rows);
+        const [unqueued] = await db.sql<{ n: number }[]>`select count(*)::int as n from notifications where queued_at is null`;
+        expect(unqueued!.n).toBe(0);
+        await db.sql`update notifications set queued_at = null`;
+      }
+    } finally {
+      await otherSql.end({ timeout: 5 });
+    }
+  });
+
+  it('leaves an expired claim to exactly one of two concurrent sweepers', async () => {
+    const id = await claimedAndExpired(policy.maxRetries - 1);
+    const otherSql = connectDatabase(db.url, { max: 2 });
+    try {
+      await Promise.all([sweeper().sweepOnce(), sweeper(otherSql).sweepOnce()]);
+    } finally {
+      await otherSql.end({ timeout: 5 });
+    }
+    expect(await rowOf(db.sql, id)).toMatchObject({ status: 'FAILED', retry_count: policy.maxRetries });
+    expect(await attemptsOf(db.sql, id)).toHaveLength(1);
+    expect(await deadLetters()).toEqual([id]);
+  });
+});

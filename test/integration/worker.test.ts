@@ -1,0 +1,161 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createChannels } from '../../internal/channels/channels.ts';
+import { parseConfig } from '../../internal/config.ts';
+import { connectDatabase, type Sql } from '../../internal/database.ts';
+import { NotificationQueue, type QueueKeys } from '../../internal/queue.ts';
+import { connectBlockingRedis, type Redis } from '../../internal/redis.ts';
+import { claimNotification } from '../../internal/repository/lifecycle.ts';
+import { deliverClaimed } from '../../internal/worker/deliveryAttempt.ts';
+import { Worker } from '../../internal/worker/worker.ts';
+import { connectTestRedis, createTestDatabase, testQueueKeys, testRedisUrl, type TestDatabase } from '../support/testEnvironment.ts';
+import { waitFor } from '../support/waitFor.ts';
+import { WebhookReceiver } from '../support/webhookReceiver.ts';
+import { attemptsOf, connectReadyRedis, insertPending, rowOf, silentLogger } from './helpers.ts';
+
+const LEASE_MS = 5000;
+const policy = { maxRetries: 3, baseMs: 50, maxMs: 100 };
+
+describe('delivering claimed notifications', () => {
+  let db: TestDatabase;
+  let sql: Sql;
+  let redis: Redis;
+  let receiver: WebhookReceiver;
+  let status: number | 'hang' = 200;
+  const inspect = connectTestRedis();
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    sql = connectDatabase(db.url, { max: 10 });
+    redis = await connectReadyRedis();
+    receiver = await WebhookReceiver.start(() => status);
+  });
+  afterAll(async () => {
+    await receiver?.close();
+    await sql?.end({ timeout: 5 });
+    redis?.disconnect();
+    inspect.disconnect();
+    await db?.drop();
+  });
+
+  function deps(keys: QueueKeys) {
+    const config = parseConfig({ WEBHOOK_ALLOW_PRIVATE: 'true', WEBHOOK_TIMEOUT_MS: '4000', LEASE_MS: String(LEASE_MS), LOG_LEVEL: 'silent' });
+    return { sql, queue: new NotificationQueue(redis, keys), channels: createChannels(config, sql), policy, leaseMs: LEASE_MS };
+  }
+
+  async function deliverOnce(id: string, keys: QueueKeys): Promise<void> {
+    const row = await claimNotification(sql, id, 'worker-t', LEASE_MS);
+    expect(row).toBeDefined();
+    await deliverClaimed(deps(keys), row!, { id, attempt: row!.attempt, workerId: 'worker-t' }, new AbortController().signal, silentLogger(), Date.now());
+  }
+
+  describe('deliverClaimed', () => {
+    it('marks an IN_APP notification SENT and puts it in the inbox once', async () => {
+      const keys = testQueueKeys();
+      const { id } = await insertPending(sql, { user_id: 'inbox-owner', title: 'T', body: 'B', data: { x: 1 } });
+      await deliverOnce(id, keys);
+      expect(await rowOf(sql, id)).toMatchObject({ status: 'SENT', retry_count: 0 });
+      const items = await sql`select notification_id, user_id, title, body, data from inbox_items where notification_id = ${id}`;
+      expect(items).toEqual([{ notification_id: id, user_id: 'inbox-owner', title: 'T', body: 'B', data: { x: 1 } }]);
+    });
+
+    it('marks a webhook answered 2xx SENT', async () => {
+      status = 204;
+      const keys = testQueueKeys();
+      const { id } = await insertPending(sql, { type: 'WEBHOOK', recipient: receiver.url });
+      await deliverOnce(id, keys);
+      expect((await rowOf(sql, id)).status).toBe('SENT');
+      expect(receiver.forId(id)).toHaveLength(1);
+    });
+
+    it('schedules a retry after a 503, then fails and dead-letters at MAX_RETRIES', async () => {
+      status = 503;
+      const keys = testQueueKeys();
+      const { id } = await insertPending(sql, { type: 'WEBHOOK', recipient: receiver.url });
+      for (let n = 1; n < policy.maxRetries; n++) {
+        await deliverOnce(id, keys);
+        const row = await rowOf(sql, id);
+        expect(row).toMatchObject({ status: 'PENDING', retry_count: n });
+        expect(row.error_reason).toContain('503');
+        await sql`update notifications set available_at = now() where id = ${id}`;
+      }
+      await deliverOnce(id, keys);
+      expect(await rowOf(sql, id)).toMatchObject({ status: 'FAILED', retry_count: policy.maxRetries });
+      expect(await inspect.lrange(keys.dlq, 0, -1)).toEqual([id]);
+      expect((await rowOf(sql, id)).dead_lettered_at).not.toBeNull();
+      expect((await attemptsOf(sql, id)).map((a) => a.outcome)).toEqual(['RETRY', 'RETRY', 'FAILED']);
+      expect(receiver.forId(id)).toHaveLength(policy.maxRetries);
+    });
+
+    it('fails a webhook answered 404 at once and dead-letters it', async () => {
+      status = 404;
+      const keys = testQueueKeys();
+      const { id } = await insertPending(sql, { type: 'WEBHOOK', recipient: receiver.url });
+      await deliverOnce(id, keys);
+      const row = await rowOf(sql, id);
+      expect(row).toMatchObject({ status: 'FAILED', retry_count: 1 });
+      expect(row.error_reason).toContain('404');
+      expect(await inspect.lrange(keys.dlq, 0, -1)).toEqual([id]);
+    });
+
+    it('fails at once a channel this worker has no provider for', async () => {
+      const keys = testQueueKeys();
+      const { id } = await insertPending(sql, { type: 'EMAIL', recipient: 'a@example.com' });
+      await deliverOnce(id, keys);
+      expect(await rowOf(sql, id)).toMatchObject({ status: 'FAILED', retry_count: 1 });
+      expect(await inspect.lrange(keys.dlq, 0, -1)).toEqual([id]);
+    });
+  });
+
+  describe('Worker', () => {
+    let worker: Worker | undefined;
+    let blocking: Redis | undefined;
+
+    afterEach(async () => {
+      await worker?.stop(100);
+      blocking?.disconnect();
+      worker = undefined;
+      blocking = undefined;
+    });
+
+    function startWorker(keys: QueueKeys): Worker {
+      blocking = connectBlockingRedis(testRedisUrl());
+      worker = new Worker({ ...deps(keys), blocking, concurrency: 4, logger: silentLogger(), workerId: 'in-process' });
+      worker.start();
+      return worker;
+    }
+
+    it('pops queued ids, claims and delivers them, and drops stale entries', async () => {
+      status = 200;
+      const keys = testQueueKeys();
+      const a = await insertPending(sql, { type: 'WEBHOOK', recipient: receiver.url });
+      const b = await insertPending(sql, { user_id: 'inbox-w' });
+      const sent = await insertPending(sql);
+      await sql`update notifications set status = 'SENT', sent_at = now() where id = ${sent.id}`;
+      await inspect.lpush(keys.queue, a.id, b.id, sent.id, a.id);
+      startWorker(keys);
+
+      await waitFor('both SENT', async () => (await rowOf(sql, a.id)).status === 'SENT' && (await rowOf(sql, b.id)).status === 'SENT');
+      await waitFor('queue drained', async () => (await inspect.llen(keys.queue)) === 0);
+      expect(receiver.forId(a.id)).toHaveLength(1);
+      expect((await rowOf(sql, a.id)).attempt).toBe(1);
+      expect(await attemptsOf(sql, a.id)).toEqual([{ attempt: 1, outcome: 'SENT', worker_id: 'in-process', error: null }]);
+      expect((await rowOf(sql, sent.id)).attempt).toBe(0);
+    });
+
+    it('hands back claims it cannot finish within the grace period on stop', async () => {
+      status = 'hang';
+      const keys = testQueueKeys();
+      const { id } = await insertPending(sql, { type: 'WEBHOOK', recipient: receiver.url });
+      await inspect.lpush(keys.queue, id);
+      const w = startWorker(keys);
+      await waitFor('the webhook request', () => receiver.forId(id).length === 1);
+      worker = undefined;
+      const { released } = await w.stop(100);
+      expect(released).toBe(1);
+      const row = await rowOf(sql, id);
+      expect(row).toMatchObject({ status: 'PENDING', retry_count: 0, queued_at: null, locked_by: null });
+      expect(await attemptsOf(sql, id)).toEqual([expect.objectContaining({ attempt: 1, outcome: 'RELEASED', worker_id: 'in-process' })]);
+      status = 200;
+    });
+  });
+});

@@ -1,0 +1,91 @@
+import type { Redis } from 'ioredis';
+import { ServiceProcess } from './serviceProcess.ts';
+import { TcpProxy } from './tcpProxy.ts';
+import { connectTestRedis, createTestDatabase, type TestDatabase } from './testEnvironment.ts';
+import { WebhookReceiver, type Responder } from './webhookReceiver.ts';
+
+/** A running `cmd/worker.ts` and the id it writes into `locked_by` and attempts' `worker_id`. */
+export interface RunningWorker {
+  process: ServiceProcess;
+  id: string;
+}
+
+/**
+ * Everything one test starts (databases, processes, proxies, receivers, Redis clients), released
+ * in reverse order by `close()` whether the test passed or not. Processes are SIGKILLed, after a
+ * SIGCONT in case the test left one stopped.
+ */
+export class TestScope {
+  private readonly cleanups: (() => Promise<unknown> | unknown)[] = [];
+
+  defer(cleanup: () => Promise<unknown> | unknown): void {
+    this.cleanups.push(cleanup);
+  }
+
+  async close(): Promise<void> {
+    const failures: unknown[] = [];
+    for (const cleanup of this.cleanups.splice(0).reverse()) {
+      try {
+        await cleanup();
+      } catch (err) {
+        failures.push(err);
+      }
+    }
+    if (failures.length) throw new AggregateError(failures, 'test cleanup failed');
+  }
+
+  async database(): Promise<TestDatabase> {
+    const db = await createTestDatabase();
+    this.defer(() => db.drop());
+    return db;
+  }
+
+  redis(): Redis {
+    const redis = connectTestRedis();
+    this.defer(() => redis.disconnect());
+    return redis;
+  }
+
+  async receiver(respond?: Responder): Promise<WebhookReceiver> {
+    const receiver = await WebhookReceiver.start(respond);
+    this.defer(() => receiver.close());
+    return receiver;
+  }
+
+  /** A proxy in front of the server `url` names (PostgreSQL or Redis); use `proxy.urlFor(url)`. */
+  async proxy(url: string): Promise<TcpProxy> {
+    const u = new URL(url);
+    const proxy = await TcpProxy.start({ host: u.hostname, port: Number(u.port || (u.protocol === 'redis:' ? 6379 : 5432)) });
+    this.defer(() => proxy.close());
+    return proxy;
+  }
+
+  /** Starts `cmd/api.ts` on a free port; resolves once it listens. */
+  async api(env: Record<string, string>): Promise<{ process: ServiceProcess; url: string }> {
+    const api = this.process('api', { PORT: '0', ...env });
+    const listening = await api.waitForLog('api listening');
+    return { process: api, url: `http://127.0.0.1:${String(listening.port)}` };
+  }
+
+  /** Starts `cmd/worker.ts`; resolves once it takes work. */
+  async worker(env: Record<string, string>): Promise<RunningWorker> {
+    const worker = this.process('worker', env);
+    const started = await worker.waitForLog('worker started');
+    return { process: worker, id: String(started.workerId) };
+  }
+
+  private process(script: string, env: Record<string, string>): ServiceProcess {
+    const p = ServiceProcess.start(script, env);
+    this.defer(async () => {
+      if (p.child.exitCode !== null || p.child.signalCode !== null) return;
+      p.signal('SIGCONT');
+      await p.kill();
+    });
+    return p;
+  }
+}
+
+/** Whether the process has neither exited nor been killed. */
+export function isRunning(p: ServiceProcess): boolean {
+  return p.child.exitCode === null && p.child.signalCode === null;
+}
