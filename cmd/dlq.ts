@@ -3,7 +3,7 @@ import { connectDatabase } from '../internal/database.ts';
 import { listDeadLetters, purgeDeadLetters, replayDeadLetters } from '../internal/deadLetters.ts';
 import { loadConfigOrExit } from '../internal/processLifecycle.ts';
 import { NotificationQueue } from '../internal/queue.ts';
-import { connectBlockingRedis } from '../internal/redis.ts';
+import { connectScriptRedis } from '../internal/redis.ts';
 
 const USAGE = `usage: npm run dlq -- <command> [--dry-run]
   list                 show the dead-letter list, oldest first
@@ -41,8 +41,7 @@ const prefix = dryRun ? '[dry run] ' : '';
 
 const config = loadConfigOrExit();
 const sql = connectDatabase(config.DATABASE_URL, { max: 2 });
-// Offline queueing on: a one-shot script should wait for Redis to connect, not fail its first command.
-const redis = connectBlockingRedis(config.REDIS_URL);
+const redis = connectScriptRedis(config.REDIS_URL);
 const queue = new NotificationQueue(redis, { queue: config.QUEUE_KEY, dlq: config.DLQ_KEY });
 
 try {

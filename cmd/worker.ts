@@ -6,14 +6,14 @@ import { NotificationQueue } from '../internal/queue.ts';
 import { connectBlockingRedis, connectRedis } from '../internal/redis.ts';
 import { retryPolicyFrom } from '../internal/worker/retryPolicy.ts';
 import { Sweeper } from '../internal/worker/sweeper.ts';
-import { Worker } from '../internal/worker/worker.ts';
+import { POP_TIMEOUT_SECONDS, Worker } from '../internal/worker/worker.ts';
 
 const config = loadConfigOrExit();
 const logger = createLogger(config, 'worker');
 // Room for every concurrent delivery plus the sweeper.
 const sql = connectDatabase(config.DATABASE_URL, { max: config.WORKER_CONCURRENCY + 2 });
 const redis = connectRedis(config.REDIS_URL);
-const blocking = connectBlockingRedis(config.REDIS_URL);
+const blocking = connectBlockingRedis(config.REDIS_URL, POP_TIMEOUT_SECONDS);
 for (const client of [redis, blocking]) {
   client.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
 }

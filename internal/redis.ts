@@ -15,13 +15,27 @@ export function connectRedis(url: string, options: { commandTimeoutMs?: number }
   });
 }
 
+/** Slack on top of a blocking pop's own timeout before the pop is taken for lost. */
+const BLOCKING_COMMAND_SLACK_MS = 5000;
+
 /**
  * A client for blocking pops. It has a connection of its own (a blocked connection serves nobody
- * else), no command timeout (BRPOP waits by design), and it resends a pop cut by a reconnect.
+ * else), and it resends a pop cut by a reconnect. Its command timeout sits well above any pop's own
+ * timeout, so only a connection that went silent (a network blackhole) trips it, and the worker's
+ * loop goes on instead of waiting forever.
  */
-export function connectBlockingRedis(url: string): Redis {
+export function connectBlockingRedis(url: string, popTimeoutSeconds: number): Redis {
   return new Redis(url, {
     maxRetriesPerRequest: null,
+    commandTimeout: popTimeoutSeconds * 1000 + BLOCKING_COMMAND_SLACK_MS,
     retryStrategy: (times) => Math.min(times * 200, 2000),
   });
+}
+
+/**
+ * A client for one-shot scripts: it waits for Redis to connect rather than failing its first
+ * command, but gives up on any command after `commandTimeoutMs`.
+ */
+export function connectScriptRedis(url: string, commandTimeoutMs = 10_000): Redis {
+  return new Redis(url, { commandTimeout: commandTimeoutMs, maxRetriesPerRequest: 3 });
 }

@@ -37,7 +37,7 @@ export class WebhookChannel implements ChannelProvider {
       ]);
     }
     const literal = literalAddress(url);
-    const local = url.hostname === 'localhost' || (literal !== undefined && !isPublicAddress(literal));
+    const local = isLocalhostName(url.hostname) || (literal !== undefined && !isPublicAddress(literal));
     if (local && !this.options.allowPrivate) {
       throw new ValidationError(
         `webhook target ${url.hostname} is a private or loopback address; set WEBHOOK_ALLOW_PRIVATE=true to allow it`,
@@ -49,37 +49,55 @@ export class WebhookChannel implements ChannelProvider {
 
   async deliver(notification: NotificationRow, signal: AbortSignal): Promise<void> {
     const url = new URL(notification.recipient ?? '');
-    if (!this.options.allowPrivate) {
-      const blocked = await findNonPublicAddress(url);
-      if (blocked) throw new PermanentDeliveryError(`webhook target ${url.hostname} resolves to non-public address ${blocked}`);
-    }
-    const body = JSON.stringify(toNotificationJson(notification));
     // A timer of our own rather than AbortSignal.timeout(): inside AbortSignal.any() Node can
     // garbage-collect a timeout signal before it fires (nodejs/node#57736), and the request would
     // then never time out. The timer's closure keeps this controller alive until it is cleared.
+    // It covers the DNS check too, so one attempt never outlives WEBHOOK_TIMEOUT_MS (and the lease).
     const timeout = new AbortController();
     const timer = setTimeout(
       () => timeout.abort(new DOMException(`timed out after ${this.options.timeoutMs} ms`, 'TimeoutError')),
       this.options.timeoutMs,
     );
-    const response = await fetch(url, {
-      method: 'POST',
-      body,
-      headers: this.headers(notification.id, body),
-      redirect: 'manual',
-      signal: AbortSignal.any([signal, timeout.signal]),
-    })
-      .catch((err: unknown) => {
-        const reason = err instanceof Error && err.name === 'TimeoutError' ? `timed out after ${this.options.timeoutMs} ms` : describe(err);
-        throw new Error(`webhook request failed: ${reason}`, { cause: err });
-      })
-      .finally(() => clearTimeout(timer));
-    // Read and drop the answer so the connection can be reused.
-    await response.body?.cancel().catch(() => {});
-    if (response.ok) return;
-    const message = `webhook answered ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`;
-    if (isRetryableStatus(response.status)) throw new Error(message);
-    throw new PermanentDeliveryError(message);
+    const attempt = AbortSignal.any([signal, timeout.signal]);
+    try {
+      if (!this.options.allowPrivate) await this.refuseNonPublicTarget(url, attempt);
+      const body = JSON.stringify(toNotificationJson(notification));
+      const response = await fetch(url, {
+        method: 'POST',
+        body,
+        headers: this.headers(notification.id, body),
+        redirect: 'manual',
+        signal: attempt,
+      }).catch((err: unknown) => {
+        throw new Error(`webhook request failed: ${this.describe(err)}`, { cause: err });
+      });
+      // Read and drop the answer so the connection can be reused.
+      await response.body?.cancel().catch(() => {});
+      if (response.ok) return;
+      const message = `webhook answered ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`;
+      if (isRetryableStatus(response.status)) throw new Error(message);
+      throw new PermanentDeliveryError(message);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Refuses a host that resolves to a non-public address; DNS trouble is worth a retry. */
+  private async refuseNonPublicTarget(url: URL, signal: AbortSignal): Promise<void> {
+    const aborted = new Promise<never>((_, reject) => {
+      if (signal.aborted) reject(signal.reason as Error);
+      signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+    });
+    aborted.catch(() => {});
+    const blocked = await Promise.race([findNonPublicAddress(url), aborted]).catch((err: unknown) => {
+      throw new Error(`webhook target lookup failed: ${this.describe(err)}`, { cause: err });
+    });
+    if (blocked) throw new PermanentDeliveryError(`webhook target ${url.hostname} resolves to non-public address ${blocked}`);
+  }
+
+  private describe(err: unknown): string {
+    if (err instanceof Error && err.name === 'TimeoutError') return `timed out after ${this.options.timeoutMs} ms`;
+    return describe(err);
   }
 
   private headers(id: string, body: string): Record<string, string> {
@@ -93,6 +111,11 @@ export class WebhookChannel implements ChannelProvider {
     if (this.signer) headers['webhook-signature'] = this.signer.sign(id, now, body);
     return headers;
   }
+}
+
+/** `localhost`, `localhost.` and any `*.localhost` name loop back (RFC 6761). */
+function isLocalhostName(hostname: string): boolean {
+  return /(^|\.)localhost\.?$/i.test(hostname);
 }
 
 function parseUrl(text: string | undefined): URL | undefined {

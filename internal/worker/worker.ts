@@ -7,7 +7,7 @@ import { claimNotification, releaseClaim, type Claim } from '../repository/lifec
 import { deliverClaimed, type AttemptDeps } from './deliveryAttempt.ts';
 
 /** How long one BRPOP waits; also the longest a stopping worker waits for its pop to return. */
-const POP_TIMEOUT_SECONDS = 1;
+export const POP_TIMEOUT_SECONDS = 1;
 /** Pause after Redis fails a pop, so an outage is not a busy loop. */
 const POP_ERROR_PAUSE_MS = 1000;
 

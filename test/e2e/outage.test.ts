@@ -384,4 +384,27 @@ describe('dependency outages lose no notification', () => {
     await waitFor('the queue to be drained', async () => (await redis.llen(keys.queue)) === 0);
     expect(isRunning(worker.process)).toBe(true);
   });
+
+  it('with Redis blackholed for the worker, its blocked pop gives up instead of waiting forever, and it delivers once Redis is back', async () => {
+    const db = await scope.database();
+    const keys = testQueueKeys();
+    const redisProxy = await scope.proxy(testRedisUrl());
+    const receiver = await scope.receiver();
+    const env = serviceEnv(db, keys);
+    const api = await scope.api(env);
+    const worker = await scope.worker({ ...env, REDIS_URL: redisProxy.urlFor(testRedisUrl()) });
+
+    redisProxy.freeze();
+    const frozenAt = Date.now();
+    // The blocking pop's own timeout is 1 s and its command timeout 5 s above that.
+    const failure = await worker.process.waitForLog(logged(/^queue pop failed/), 15_000);
+    expect(failure).toBeDefined();
+    expect(Date.now() - frozenAt).toBeLessThan(15_000);
+    expect(isRunning(worker.process)).toBe(true);
+
+    const id = await created(postWebhook(api.url, receiver.url, 'redis-blackholed'));
+    redisProxy.restore();
+    await untilSent(db.sql, id);
+    expect(receiver.forId(id)).toHaveLength(1);
+  });
 });

@@ -245,6 +245,9 @@ describe('WebhookChannel.checkAddress', () => {
   it.each([
     'http://127.0.0.1:8080/hook',
     'http://localhost/hook',
+    'http://localhost./hook',
+    'http://api.localhost/hook',
+    'http://LOCALHOST:3000/hook',
     'http://[::1]/hook',
     'http://10.1.2.3/',
     'http://192.168.0.10/',

@@ -118,7 +118,7 @@ describe('delivering claimed notifications', () => {
     });
 
     function startWorker(keys: QueueKeys): Worker {
-      blocking = connectBlockingRedis(testRedisUrl());
+      blocking = connectBlockingRedis(testRedisUrl(), 1);
       worker = new Worker({ ...deps(keys), blocking, concurrency: 4, logger: silentLogger(), workerId: 'in-process' });
       worker.start();
       return worker;
