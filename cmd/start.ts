@@ -29,20 +29,23 @@ const migrationCode = await exited(runTs('migrate.ts'));
 if (migrationCode !== 0) process.exit(migrationCode);
 
 const children = [runTs('api.ts', true), runTs('worker.ts', true)];
+// Taken at once: a child's 'exit' event fires only once, and one killed by a signal keeps a null
+// exitCode, so waiting for it later could wait forever.
+const exits = children.map(exited);
 let stopping = false;
 const stopAll = () => {
   if (stopping) return;
   stopping = true;
-  for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
 };
 process.on('SIGINT', stopAll);
 process.on('SIGTERM', stopAll);
 // Outside the terminal's process group, the children no longer get its hangup themselves: pass it on.
 process.on('SIGHUP', () => {
-  for (const child of children) if (child.exitCode === null) child.kill('SIGHUP');
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGHUP');
 });
 
-const first = await Promise.race(children.map(exited));
+const first = await Promise.race(exits);
 stopAll();
-const codes = await Promise.all(children.map((c) => (c.exitCode !== null ? c.exitCode : exited(c))));
+const codes = await Promise.all(exits);
 process.exit(first !== 0 ? first : Math.max(...codes));

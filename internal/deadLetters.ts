@@ -1,7 +1,7 @@
 import type { Sql } from './database.ts';
 import type { NotificationRow } from './notification.ts';
 import type { NotificationQueue } from './queue.ts';
-import { findNotifications, resetForReplay } from './repository/deadLetters.ts';
+import { findNotifications, resetForReplay, unmarkDeadLettered } from './repository/deadLetters.ts';
 import { markDeadLettered } from './repository/maintenance.ts';
 
 /**
@@ -36,9 +36,11 @@ export interface ReplayResult {
 }
 
 /**
- * Puts FAILED notifications back to PENDING with retry_count 0, queues them, and drops them from
- * the dead-letter list. PostgreSQL is changed first: if the push is lost the sweeper queues the row.
- * With `dryRun`, reports what it would do and changes nothing.
+ * Puts FAILED notifications back to PENDING with retry_count 0, drops them from the dead-letter
+ * list, and queues them. PostgreSQL is changed first: if the push is lost the sweeper queues the
+ * row. The list entries go before the push, so an entry added by a quick new failure is not
+ * removed with the old one; a row that failed again in the meantime anyway is unmarked so the
+ * sweeper lists it again. With `dryRun`, reports what it would do and changes nothing.
  */
 export async function replayDeadLetters(
   sql: Sql,
@@ -52,15 +54,19 @@ export async function replayDeadLetters(
     return { replayed: unique.filter((id) => failed.has(id)), skipped: unique.filter((id) => !failed.has(id)) };
   }
   const replayed = await resetForReplay(sql, unique);
-  await queue.push(replayed);
   await queue.removeDeadLetters(unique);
+  await unmarkDeadLettered(sql, replayed);
+  await queue.push(replayed);
   const done = new Set(replayed);
   return { replayed, skipped: unique.filter((id) => !done.has(id)) };
 }
 
-/** Empties the dead-letter list (the rows stay FAILED, as history). Returns the ids it removed. */
+/**
+ * Empties the dead-letter list as it was when read (the rows stay FAILED, as history); ids that
+ * fail while it runs stay listed. Returns the ids it removed.
+ */
 export async function purgeDeadLetters(queue: NotificationQueue, dryRun: boolean): Promise<string[]> {
-  const ids = [...new Set(await queue.deadLetters())];
-  if (!dryRun) await queue.removeDeadLetters(ids);
-  return ids;
+  const entries = await queue.deadLetters();
+  if (!dryRun) await queue.dropOldestDeadLetters(entries.length);
+  return [...new Set(entries)];
 }

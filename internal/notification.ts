@@ -33,8 +33,11 @@ export interface NotificationRow {
 /** How deeply `data` may nest; deeper JSON could not be serialised or stored. */
 export const MAX_DATA_DEPTH = 32;
 
-const NUL_MESSAGE = 'must not contain the NUL character (U+0000), which PostgreSQL cannot store';
-const withoutNul = (text: string) => !text.includes('\u0000');
+const UNSTORABLE_MESSAGE =
+  'must not contain the NUL character (U+0000) or an unpaired UTF-16 surrogate, which PostgreSQL cannot store';
+// With the u flag a well-formed surrogate pair is one code point, so \p{Cs} matches only unpaired halves.
+const UNSTORABLE_TEXT = /[\u0000\p{Cs}]/u;
+const isStorableText = (text: string) => !UNSTORABLE_TEXT.test(text);
 
 /** Why `data` cannot be stored as jsonb, if it cannot; walks the value without recursion. */
 function dataProblem(data: Record<string, unknown>): string | undefined {
@@ -42,13 +45,13 @@ function dataProblem(data: Record<string, unknown>): string | undefined {
   for (let next = stack.pop(); next; next = stack.pop()) {
     const { value, depth } = next;
     if (typeof value === 'string') {
-      if (!withoutNul(value)) return NUL_MESSAGE;
+      if (!isStorableText(value)) return UNSTORABLE_MESSAGE;
       continue;
     }
     if (value === null || typeof value !== 'object') continue;
     if (depth > MAX_DATA_DEPTH) return `must not nest deeper than ${MAX_DATA_DEPTH} levels`;
     for (const [key, child] of Object.entries(value)) {
-      if (!withoutNul(key)) return NUL_MESSAGE;
+      if (!isStorableText(key)) return UNSTORABLE_MESSAGE;
       stack.push({ value: child, depth: depth + 1 });
     }
   }
@@ -57,11 +60,11 @@ function dataProblem(data: Record<string, unknown>): string | undefined {
 
 /** `POST /notifications` body. Unknown fields are dropped, so older clients' extras do no harm. */
 export const createNotificationSchema = z.object({
-  user_id: z.string().trim().min(1).max(255).refine(withoutNul, NUL_MESSAGE),
+  user_id: z.string().trim().min(1).max(255).refine(isStorableText, UNSTORABLE_MESSAGE),
   type: z.enum(CHANNELS),
-  title: z.string().max(1000).refine(withoutNul, NUL_MESSAGE).optional(),
-  body: z.string().min(1).max(100_000).refine(withoutNul, NUL_MESSAGE),
-  to: z.string().trim().min(1).max(2048).refine(withoutNul, NUL_MESSAGE).optional(),
+  title: z.string().max(1000).refine(isStorableText, UNSTORABLE_MESSAGE).optional(),
+  body: z.string().min(1).max(100_000).refine(isStorableText, UNSTORABLE_MESSAGE),
+  to: z.string().trim().min(1).max(2048).refine(isStorableText, UNSTORABLE_MESSAGE).optional(),
   data: z
     .record(z.string(), z.unknown())
     .superRefine((data, ctx) => {

@@ -42,6 +42,14 @@ export class NotificationQueue {
     return (await this.redis.lrange(this.keys.dlq, 0, -1)).reverse();
   }
 
+  /**
+   * Removes the `count` oldest entries, the ones a `deadLetters()` read of that length returned;
+   * entries pushed since sit at the head and stay. One command, however long the list.
+   */
+  async dropOldestDeadLetters(count: number): Promise<void> {
+    if (count > 0) await this.redis.ltrim(this.keys.dlq, 0, -(count + 1));
+  }
+
   /** Removes every occurrence of each id from the dead-letter list. */
   async removeDeadLetters(ids: string[]): Promise<void> {
     if (ids.length === 0) return;

@@ -34,12 +34,16 @@ create table notifications (
   check (status <> 'SENT' or sent_at is not null)
 );
 
--- The sweeper's two questions: which PENDING rows are due to be queued, which claims ran out.
-create index notifications_pending_due on notifications (available_at) where status = 'PENDING';
+-- The sweeper's questions, each answered from a small partial index however large the table:
+-- which PENDING rows wait to be queued, which were queued long ago and never claimed, which
+-- claims ran out, which FAILED rows are missing from the dead-letter list.
+create index notifications_unqueued on notifications (available_at)
+  where status = 'PENDING' and queued_at is null;
+create index notifications_queued on notifications (queued_at)
+  where status = 'PENDING' and queued_at is not null;
 create index notifications_processing_lease on notifications (lease_expires_at) where status = 'PROCESSING';
 create index notifications_failed_undead on notifications (updated_at)
   where status = 'FAILED' and dead_lettered_at is null;
-create index notifications_user on notifications (user_id, created_at desc);
 
 -- One row per finished attempt (an attempt under way is the row's PROCESSING state).
 create table notification_attempts (

@@ -21,3 +21,14 @@ export async function findNotifications(sql: Sql, ids: string[]): Promise<Notifi
   if (ids.length === 0) return [];
   return sql<NotificationRow[]>`select * from notifications where id = any(${ids}::uuid[])`;
 }
+
+/**
+ * Clears the dead-letter mark of those of `ids` that are FAILED (again), so the sweeper pushes them
+ * onto the list once more.
+ */
+export async function unmarkDeadLettered(sql: Sql, ids: string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await sql`
+    update notifications set dead_lettered_at = null
+    where id = any(${ids}::uuid[]) and status = 'FAILED'`;
+}

@@ -1,25 +1,42 @@
 import type { Sql } from '../database.ts';
 
 /**
- * Marks up to `limit` PENDING rows as queued now and returns their ids, for the caller to push:
- * rows that are due and were never queued (a retry whose wait is over, a released claim) and rows
- * queued longer than `staleAfterMs` ago that nobody claimed (their queue entry was lost with
- * Redis, or the push after the insert failed). SKIP LOCKED lets several sweepers share the work.
+ * Marks up to `limit` PENDING rows that are due and not queued (a retry whose wait is over, a
+ * released claim) as queued now and returns their ids, for the caller to push. SKIP LOCKED lets
+ * several sweepers share the work.
  */
-export async function takeDueForQueue(sql: Sql, staleAfterMs: number, limit: number): Promise<string[]> {
+export async function takeUnqueued(sql: Sql, limit: number): Promise<string[]> {
   const rows = await sql<{ id: string }[]>`
     update notifications n
     set queued_at = now()
     from (
       select id from notifications
-      where status = 'PENDING'
-        and available_at <= now()
-        and (queued_at is null or queued_at < now() - make_interval(secs => ${staleAfterMs / 1000}))
+      where status = 'PENDING' and queued_at is null and available_at <= now()
       order by available_at
       limit ${limit}
       for update skip locked
     ) due
     where n.id = due.id
+    returning n.id`;
+  return rows.map((r) => r.id);
+}
+
+/**
+ * Like `takeUnqueued`, for PENDING rows queued more than `staleAfterMs` ago that nobody claimed:
+ * their queue entry was lost with Redis, or the push after the insert failed.
+ */
+export async function takeStaleQueued(sql: Sql, staleAfterMs: number, limit: number): Promise<string[]> {
+  const rows = await sql<{ id: string }[]>`
+    update notifications n
+    set queued_at = now()
+    from (
+      select id from notifications
+      where status = 'PENDING' and queued_at < now() - make_interval(secs => ${staleAfterMs / 1000})
+      order by queued_at
+      limit ${limit}
+      for update skip locked
+    ) stale
+    where n.id = stale.id
     returning n.id`;
   return rows.map((r) => r.id);
 }

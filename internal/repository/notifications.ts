@@ -1,16 +1,9 @@
 import type { Sql, Tx } from '../database.ts';
 import { IdempotencyConflictError } from '../errors.ts';
-import type { Channel, NotificationRow } from '../notification.ts';
+import type { NotificationRow } from '../notification.ts';
 
-export interface NewNotification {
-  id: string;
-  user_id: string;
-  type: Channel;
-  title: string | null;
-  body: string;
-  recipient: string | null;
-  data: Record<string, unknown> | null;
-}
+/** What a caller supplies for a new row; PostgreSQL fills in status, timestamps and the rest. */
+export type NewNotification = Pick<NotificationRow, 'id' | 'user_id' | 'type' | 'title' | 'body' | 'recipient' | 'data'>;
 
 export interface IdempotencyClaim {
   key: string;
@@ -61,7 +54,9 @@ export async function insertNotification(
       values (
         ${notification.id}, ${notification.user_id}, ${notification.type}, ${notification.title},
         ${notification.body}, ${notification.recipient},
-        ${notification.data === null ? null : tx.json(notification.data as never)}, now()
+        ${notification.data === null ? null : tx.json(notification.data as never)},
+        -- The push follows the commit; the transaction's start (now()) may be long before it.
+        clock_timestamp()
       )
       returning *`;
     beforeCommit();

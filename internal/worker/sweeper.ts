@@ -7,7 +7,8 @@ import {
   deleteExpiredIdempotencyKeys,
   findExpiredClaims,
   findUndeadLettered,
-  takeDueForQueue,
+  takeStaleQueued,
+  takeUnqueued,
 } from '../repository/maintenance.ts';
 import { nextRetryDelayMs, type RetryPolicy } from './retryPolicy.ts';
 
@@ -39,8 +40,9 @@ export interface SweepResult {
  * Puts back what Redis or a dead worker lost, using PostgreSQL as the record. Every worker runs one;
  * their statements skip or fence each other's rows, so any number can sweep at once:
  * - a claim whose lease ran out counts as a failed attempt (the worker died or hung);
- * - a PENDING row that is due and not queued (a retry whose wait is over, a released claim), or
- *   queued more than a lease ago and never claimed (its entry was lost), is queued again;
+ * - a PENDING row that is due and not queued (a retry whose wait is over, a released claim) is
+ *   queued; one queued more than a lease ago and never claimed is queued again once the queue is
+ *   nearly empty (its entry was lost: a backlog is not a loss);
  * - a FAILED row missing from the dead-letter list is pushed there;
  * - expired Idempotency-Keys are forgotten.
  */
@@ -106,9 +108,20 @@ export class Sweeper {
   }
 
   private async queueDueRows(): Promise<number> {
+    let total = await this.pushBatches(() => takeUnqueued(this.deps.sql, BATCH_SIZE));
+    // Rows queued a lease ago and still unclaimed usually sit in a backlog rather than being lost.
+    // Only a nearly empty queue says their entries are gone; re-pushing a backlog would multiply it.
+    if ((await this.deps.queue.depth()) < BATCH_SIZE) {
+      total += await this.pushBatches(() => takeStaleQueued(this.deps.sql, this.deps.leaseMs, BATCH_SIZE));
+    }
+    return total;
+  }
+
+  /** Takes and pushes batches until one comes back short. */
+  private async pushBatches(take: () => Promise<string[]>): Promise<number> {
     let total = 0;
     for (let batch = 0; batch < MAX_QUEUE_BATCHES_PER_SWEEP; batch++) {
-      const ids = await takeDueForQueue(this.deps.sql, this.deps.leaseMs, BATCH_SIZE);
+      const ids = await take();
       // If this push fails the rows stay marked as queued; they are taken again a lease later.
       await this.deps.queue.push(ids);
       total += ids.length;

@@ -315,6 +315,27 @@ describe('npm start (cmd/start.ts)', () => {
     },
   );
 
+  it('stops the API and exits 1 when the worker is SIGKILLed', async () => {
+    const database = unusedDatabase();
+    databases.push(database.name);
+    const port = await freePort();
+    const start = ServiceProcess.start('start', serviceEnv(database, testQueueKeys(), { PORT: String(port) }), [], { ownProcessGroup: true });
+    processes.push(start);
+    await start.waitForLog('api listening', 40_000);
+    await start.waitForLog('worker started', 40_000);
+    const services = childProcesses(start.child.pid!).filter((c) => /cmd\/(api|worker)\.ts/.test(c.args));
+    remember(services.map((c) => c.pid));
+    const worker = services.find((c) => /cmd\/worker\.ts/.test(c.args));
+    expect(worker).toBeDefined();
+
+    process.kill(worker!.pid, 'SIGKILL');
+    const exit = await start.exitWithin(30_000);
+    // 1, as for any child that did not exit cleanly (not Node's 13 for a top-level await left hanging).
+    expect(exit.code).toBe(1);
+    expect(start.logs.some((l) => l.msg === 'api stopped')).toBe(true);
+    await waitFor('both children to end', () => children.every((pid) => !isRunning(pid)), 10_000);
+  });
+
   it('passes a terminal hangup (SIGHUP) on, so neither child outlives npm start', async () => {
     const database = unusedDatabase();
     databases.push(database.name);

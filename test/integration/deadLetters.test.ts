@@ -106,4 +106,13 @@ describe('dead letters', () => {
     expect((await rowOf(db.sql, a)).status).toBe('FAILED');
     expect((await rowOf(db.sql, b)).status).toBe('FAILED');
   });
+
+  it('dropOldestDeadLetters removes exactly the entries read, keeping one pushed after the read', async () => {
+    const [a, b, late] = [await failedRow(), await failedRow(), await failedRow()];
+    await queue.deadLetter([a, b]);
+    const read = await queue.deadLetters();
+    await queue.deadLetter([late]);
+    await queue.dropOldestDeadLetters(read.length);
+    expect(await inspect.lrange(keys.dlq, 0, -1)).toEqual([late]);
+  });
 });

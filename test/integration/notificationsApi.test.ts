@@ -207,6 +207,23 @@ describe('HTTP API', () => {
       expect(refused.error.message).toContain('U+0000');
     });
 
+    it.each<[string, Record<string, unknown>]>([
+      ['user_id', { user_id: 'u\ud800', type: 'IN_APP', body: 'b' }],
+      ['body', { user_id: 'u', type: 'IN_APP', body: 'a\udc00b' }],
+      ['a data value', { user_id: 'u', type: 'IN_APP', body: 'b', data: { a: '\ud800' } }],
+      ['a data key', { user_id: 'u', type: 'IN_APP', body: 'b', data: { '\udfff': 1 } }],
+    ])('refuses an unpaired UTF-16 surrogate in %s with 400, not 500 or silently altered text', async (_, body) => {
+      const refused = await expectRefused(() => post(body), 400, 'invalid_request');
+      expect(refused.error.message).toContain('surrogate');
+    });
+
+    it('stores text with emoji (paired surrogates) exactly as sent', async () => {
+      const res = await post({ user_id: 'emoji-😀', type: 'IN_APP', body: 'hi 👋', data: { '🔑': '✓ 😀' } });
+      expect(res.status).toBe(201);
+      const { id } = (await res.json()) as NotificationBody;
+      expect(await rowOf(db.sql, id)).toMatchObject({ user_id: 'emoji-😀', body: 'hi 👋', data: { '🔑': '✓ 😀' } });
+    });
+
     it(`accepts data nested ${MAX_DATA_DEPTH} levels deep and refuses one level more with 400`, async () => {
       const nested = (levels: number): Record<string, unknown> => {
         let value: Record<string, unknown> = { leaf: true };

@@ -123,6 +123,29 @@ describe('Sweeper.sweepOnce', () => {
     expect(await queued()).not.toContain(fresh.id);
   });
 
+  it('leaves rows queued long ago alone while the queue holds a backlog, and queues them once it drains', async () => {
+    const waiting = await insertPending(db.sql);
+    await db.sql`update notifications set queued_at = now() - interval '31 seconds' where id = ${waiting.id}`;
+    const backlog = Array.from({ length: 500 }, (_, i) => `backlog-${i}`);
+    await queue.push(backlog);
+
+    expect((await sweeper().sweepOnce()).queued).toBe(0);
+    expect(await queued()).not.toContain(waiting.id);
+
+    await inspect.del(keys.queue);
+    expect((await sweeper().sweepOnce()).queued).toBe(1);
+    expect(await queued()).toEqual([waiting.id]);
+  });
+
+  it('queues due never-queued rows even while the queue holds a backlog', async () => {
+    const retry = await insertPending(db.sql);
+    await db.sql`update notifications set queued_at = null where id = ${retry.id}`;
+    await queue.push(Array.from({ length: 500 }, (_, i) => `backlog-${i}`));
+
+    expect((await sweeper().sweepOnce()).queued).toBe(1);
+    expect(await queued()).toContain(retry.id);
+  });
+
   it('never queues rows that are PROCESSING, SENT or FAILED', async () => {
     const processing = await insertPending(db.sql);
     await claimNotification(db.sql, processing.id, 'w', LEASE_MS);
