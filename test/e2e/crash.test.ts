@@ -149,8 +149,11 @@ describe('worker crashes lose no notification', () => {
 
   it('a worker SIGSTOPped past its lease is fenced: after SIGCONT its late outcome does not touch the newer claim, which ends SENT', async () => {
     const db = await scope.database();
-    const env = serviceEnv(db, testQueueKeys(), { LEASE_MS: '5000', WEBHOOK_TIMEOUT_MS: '4000' });
-    // Both workers' requests wait until the test answers them.
+    const keys = testQueueKeys();
+    const env = serviceEnv(db, keys, { LEASE_MS: '5000', WEBHOOK_TIMEOUT_MS: '4000' });
+    // Both workers' requests wait until the test answers them; the rescuer's own limits are long
+    // enough that its attempt is still waiting when the test answers it.
+    const rescuerEnv = serviceEnv(db, keys, { LEASE_MS: '20000', WEBHOOK_TIMEOUT_MS: '15000' });
     const receiver = await scope.receiver(() => 'hang');
     const api = await scope.api(env);
     const stale = await scope.worker(env);
@@ -160,7 +163,7 @@ describe('worker crashes lose no notification', () => {
     stale.process.signal('SIGSTOP');
     expect(await row(db.sql, id)).toMatchObject({ status: 'PROCESSING', attempt: 1, locked_by: stale.id });
 
-    const rescuer = await scope.worker(env);
+    const rescuer = await scope.worker(rescuerEnv);
     await waitFor('the second worker to take the notification over and send it', () => receiver.forId(id).length === 2, 30_000);
     expect(await row(db.sql, id)).toMatchObject({ status: 'PROCESSING', attempt: 2, retry_count: 1, locked_by: rescuer.id });
 
@@ -197,7 +200,7 @@ describe('worker crashes lose no notification', () => {
     const staleTimings = { LEASE_MS: '2500', WEBHOOK_TIMEOUT_MS: '1500' };
     const api = await scope.api(serviceEnv(db, staleKeys, staleTimings));
     // The rescuer listens on a queue of its own, so only its sweeper can hand it this notification.
-    const rescuer = await scope.worker(serviceEnv(db, testQueueKeys(), { LEASE_MS: '8000', WEBHOOK_TIMEOUT_MS: '7000' }));
+    const rescuer = await scope.worker(serviceEnv(db, testQueueKeys(), { LEASE_MS: '20000', WEBHOOK_TIMEOUT_MS: '15000' }));
     const stale = await scope.worker(serviceEnv(db, staleKeys, { ...staleTimings, DATABASE_URL: pg.urlFor(db.url) }));
 
     const id = await postWebhook(api.url, receiver.url);
@@ -205,12 +208,10 @@ describe('worker crashes lose no notification', () => {
     // The stale worker's PostgreSQL goes silent, then its webhook is answered 200: it has
     // delivered, and its UPDATE recording that waits in the blackhole.
     pg.freeze();
-    const frozenAt = Date.now();
     expect(receiver.answerHanging(200)).toBe(1);
 
     await waitFor('the rescuer to take the notification over and send it', () => receiver.forId(id).length === 2, 30_000);
     expect(await row(db.sql, id)).toMatchObject({ status: 'PROCESSING', attempt: 2, retry_count: 1, locked_by: rescuer.id });
-    expect(Date.now() - frozenAt).toBeLessThan(5000);
     pg.restore();
 
     const late = await stale.process.waitForLog(about(id, /claim had been taken over/), 20_000);

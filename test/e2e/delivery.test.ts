@@ -1,26 +1,33 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, serviceEnv, testQueueKeys, type TestDatabase } from '../support/testEnvironment.ts';
-import { startApi, startWorker, type ServiceProcess } from '../support/serviceProcess.ts';
-import { WebhookReceiver } from '../support/webhookReceiver.ts';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Webhook, WebhookVerificationError } from 'standardwebhooks';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { Sql } from '../../internal/database.ts';
+import { postNotification, statusReached, storedAttempts } from '../support/notifications.ts';
+import type { ServiceProcess } from '../support/serviceProcess.ts';
+import { serviceEnv, testQueueKeys } from '../support/testEnvironment.ts';
+import { TestScope } from '../support/testScope.ts';
 import { waitFor } from '../support/waitFor.ts';
+import type { WebhookReceiver } from '../support/webhookReceiver.ts';
+
+/** Far above any stall of a loaded machine, so no lease runs out in tests that are not about leases. */
+const LONG_LEASE = { LEASE_MS: '30000' };
 
 describe('delivery through the real processes', () => {
-  let db: TestDatabase;
+  const scope = new TestScope();
   let api: { process: ServiceProcess; url: string };
-  let worker: ServiceProcess;
   let receiver: WebhookReceiver;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    const env = serviceEnv(db, testQueueKeys());
-    receiver = await WebhookReceiver.start();
-    [api, worker] = await Promise.all([startApi(env), startWorker(env)]);
+    const db = await scope.database();
+    const env = serviceEnv(db, testQueueKeys(), LONG_LEASE);
+    receiver = await scope.receiver();
+    api = await scope.api(env);
+    await scope.worker(env);
   });
 
   afterAll(async () => {
-    await Promise.all([api?.process.stop(), worker?.stop()]);
-    await receiver?.close();
-    await db?.drop();
+    await scope.close();
   });
 
   async function post(body: unknown): Promise<Response> {
@@ -48,6 +55,7 @@ describe('delivery through the real processes', () => {
     expect(hits[0]!.headers['content-type']).toBe('application/json');
     expect(Number(hits[0]!.headers['webhook-timestamp'])).toBeGreaterThan(Date.now() / 1000 - 60);
     expect(hits[0]!.json).toMatchObject({ id: created.id, user_id: 'u-1', type: 'WEBHOOK', body: 'Hello', data: { k: 1 } });
+    expect(hits[0]!.headers['webhook-signature']).toBeUndefined();
   });
 
   it('delivers IN_APP into the user inbox', async () => {
@@ -57,5 +65,95 @@ describe('delivery through the real processes', () => {
     const inbox = (await (await fetch(`${api.url}/users/inbox-user/inbox`)).json()) as { items: { notification_id: string; body: string }[] };
     expect(inbox.items.map((i) => i.notification_id)).toEqual([id]);
     expect(inbox.items[0]!.body).toBe('B');
+  });
+});
+
+describe('worker settings through the real processes', () => {
+  let scope: TestScope;
+
+  beforeEach(() => {
+    scope = new TestScope();
+  });
+
+  afterEach(async () => {
+    await scope.close();
+  });
+
+  async function countByStatus(sql: Sql): Promise<Record<string, number>> {
+    const rows = await sql<{ status: string; n: number }[]>`select status, count(*)::int as n from notifications group by status`;
+    return Object.fromEntries(rows.map((r) => [r.status, r.n]));
+  }
+
+  it('WORKER_CONCURRENCY=2 keeps at most 2 deliveries under way; the others wait until those are answered, then all are SENT', async () => {
+    const db = await scope.database();
+    // Hanging attempts stay far inside their own time limit for the whole test.
+    const env = serviceEnv(db, testQueueKeys(), { WORKER_CONCURRENCY: '2', WEBHOOK_TIMEOUT_MS: '20000', LEASE_MS: '25000' });
+    const receiver = await scope.receiver(() => 'hang');
+    const api = await scope.api(env);
+    await scope.worker(env);
+
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) ids.push((await postNotification(api.url, { user_id: `limited-${i}`, type: 'WEBHOOK', body: `n${i}`, to: receiver.url })).id);
+
+    await waitFor('two deliveries to reach the receiver', () => receiver.received.length >= 2);
+    await sleep(1500);
+    expect(receiver.received).toHaveLength(2);
+    expect(await countByStatus(db.sql)).toEqual({ PROCESSING: 2, PENDING: 2 });
+
+    receiver.respond = () => 200;
+    expect(receiver.answerHanging(200)).toBe(2);
+    for (const id of ids) await statusReached(db.sql, id, 'SENT');
+    expect(receiver.received).toHaveLength(4);
+    for (const id of ids) {
+      expect(receiver.forId(id), id).toHaveLength(1);
+      expect((await storedAttempts(db.sql, id)).map((a) => a.outcome)).toEqual(['SENT']);
+    }
+  });
+
+  it('with WEBHOOK_SECRET, signs each webhook so that a Standard Webhooks library verifies it', async () => {
+    const db = await scope.database();
+    const secret = `whsec_${randomBytes(32).toString('base64')}`;
+    const env = serviceEnv(db, testQueueKeys(), { ...LONG_LEASE, WEBHOOK_SECRET: secret });
+    const receiver = await scope.receiver();
+    const api = await scope.api(env);
+    await scope.worker(env);
+
+    const { id } = await postNotification(api.url, { user_id: 'signed', type: 'WEBHOOK', body: 'signed body', to: receiver.url, data: { n: 1 } });
+    await statusReached(db.sql, id, 'SENT');
+    const [hit] = receiver.forId(id);
+    expect(hit).toBeDefined();
+    const headers = hit!.headers as Record<string, string>;
+    expect(headers['webhook-signature']).toMatch(/^v1,/);
+
+    expect(new Webhook(secret).verify(hit!.body, headers)).toMatchObject({ id, user_id: 'signed', body: 'signed body', data: { n: 1 } });
+    const otherSecret = `whsec_${randomBytes(32).toString('base64')}`;
+    expect(() => new Webhook(otherSecret).verify(hit!.body, headers)).toThrow(WebhookVerificationError);
+    expect(() => new Webhook(secret).verify(hit!.body.replace('signed body', 'forged body'), headers)).toThrow(WebhookVerificationError);
+  });
+
+  it('records an attempt the receiver did not answer within WEBHOOK_TIMEOUT_MS as a RETRY naming the timeout, then delivers it', async () => {
+    const db = await scope.database();
+    const env = serviceEnv(db, testQueueKeys(), { ...LONG_LEASE, WEBHOOK_TIMEOUT_MS: '1000' });
+    const receiver = await scope.receiver((_, n) => (n === 0 ? 'hang' : 200));
+    const api = await scope.api(env);
+    const worker = await scope.worker(env);
+
+    const { id } = await postNotification(api.url, { user_id: 'slow-receiver', type: 'WEBHOOK', body: 'b', to: receiver.url });
+    const sent = await statusReached(db.sql, id, 'SENT');
+    expect(sent).toMatchObject({ retry_count: 1, attempt: 2, error_reason: null });
+
+    const attempts = await storedAttempts(db.sql, id);
+    expect(attempts.map((a) => [a.attempt, a.outcome, a.worker_id])).toEqual([
+      [1, 'RETRY', worker.id],
+      [2, 'SENT', worker.id],
+    ]);
+    expect(attempts[0]!.error).toContain('timed out after 1000 ms');
+
+    const hits = receiver.forId(id);
+    expect(hits).toHaveLength(2);
+    // The worker hung up on the first request itself, after its time limit.
+    expect(hits[0]!.abandonedAt).toBeDefined();
+    expect(hits[0]!.abandonedAt! - hits[0]!.at).toBeGreaterThanOrEqual(900);
+    expect(hits[1]!.abandonedAt).toBeUndefined();
   });
 });

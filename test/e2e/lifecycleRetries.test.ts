@@ -2,8 +2,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { QueueKeys } from '../../internal/queue.ts';
-import { runScript, startApi, startWorker, type ServiceProcess } from '../support/serviceProcess.ts';
-import { connectTestRedis, createTestDatabase, serviceEnv, testQueueKeys, type TestDatabase } from '../support/testEnvironment.ts';
+import { runScript, type ServiceProcess } from '../support/serviceProcess.ts';
+import { serviceEnv, testQueueKeys, type TestDatabase } from '../support/testEnvironment.ts';
+import { TestScope } from '../support/testScope.ts';
 import { startScenarioReceiver, type ScenarioAnswer, type WebhookReceiver } from '../support/webhookReceiver.ts';
 import { postNotification, statusReached, storedAttempts, storedNotification } from '../support/notifications.ts';
 
@@ -17,6 +18,7 @@ function backoffLowerBoundMs(failedAttempts: number): number {
 }
 
 describe('retries, dead letters and replay through the real processes', () => {
+  const scope = new TestScope();
   let db: TestDatabase;
   let keys: QueueKeys;
   let env: Record<string, string>;
@@ -27,23 +29,23 @@ describe('retries, dead letters and replay through the real processes', () => {
   let scenarios: Map<string, ScenarioAnswer>;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
+    db = await scope.database();
     keys = testQueueKeys();
     env = serviceEnv(db, keys, {
       MAX_RETRIES: String(MAX_RETRIES),
       RETRY_BASE_MS: String(RETRY_BASE_MS),
       RETRY_MAX_MS: String(RETRY_MAX_MS),
+      // Far above any stall of a loaded machine: every attempt counted below is one the receiver answered.
+      LEASE_MS: '30000',
     });
-    redis = connectTestRedis();
+    redis = scope.redis();
     ({ receiver, scenarios } = await startScenarioReceiver());
-    [api, worker] = await Promise.all([startApi(env), startWorker(env)]);
+    scope.defer(() => receiver.close());
+    [api, { process: worker }] = await Promise.all([scope.api(env), scope.worker(env)]);
   });
 
   afterAll(async () => {
-    await Promise.all([api?.process.stop(), worker?.stop()]);
-    await receiver?.close();
-    redis?.disconnect();
-    await db?.drop();
+    await scope.close();
   });
 
   async function postWebhook(scenario: string): Promise<string> {
@@ -113,7 +115,8 @@ describe('retries, dead letters and replay through the real processes', () => {
     expect(listed.stdout).toContain(`${distinctListed} dead letter(s) in ${keys.dlq}`);
 
     // With no worker running, the replayed row stays as the script left it.
-    expect((await worker.stop()).code).toBe(0);
+    worker.signal('SIGTERM');
+    expect(await worker.exitWithin(15_000)).toEqual({ code: 0, signal: null });
 
     const dryRun = await runScript('dlq', ['replay', id, '--dry-run'], env);
     expect(dryRun.code).toBe(0);
@@ -138,7 +141,7 @@ describe('retries, dead letters and replay through the real processes', () => {
     expect(await queuedIds()).toContain(id);
     expect(await deadLetterIds()).not.toContain(id);
 
-    worker = await startWorker(env);
+    ({ process: worker } = await scope.worker(env));
     const sent = await statusReached(db.sql, id, 'SENT');
     expect(sent.retry_count).toBe(0);
     expect(sent.error_reason).toBeNull();

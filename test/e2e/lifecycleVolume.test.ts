@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startApi, startWorker, type ServiceProcess } from '../support/serviceProcess.ts';
-import { createTestDatabase, serviceEnv, testQueueKeys, type TestDatabase } from '../support/testEnvironment.ts';
-import { WebhookReceiver } from '../support/webhookReceiver.ts';
+import type { ServiceProcess } from '../support/serviceProcess.ts';
+import { serviceEnv, testQueueKeys, type TestDatabase } from '../support/testEnvironment.ts';
+import { TestScope, type RunningWorker } from '../support/testScope.ts';
+import type { WebhookReceiver } from '../support/webhookReceiver.ts';
 import { postNotification } from '../support/notifications.ts';
 import { waitFor } from '../support/waitFor.ts';
 
@@ -13,23 +14,23 @@ const INBOX_USER = 'volume-inbox-user';
 const POST_PARALLELISM = 8;
 
 describe('exactly-once delivery at volume with two worker processes', () => {
+  const scope = new TestScope();
   let db: TestDatabase;
   let api: { process: ServiceProcess; url: string };
-  let workers: ServiceProcess[] = [];
+  let workers: RunningWorker[] = [];
   let receiver: WebhookReceiver;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    const env = serviceEnv(db, testQueueKeys(), { WORKER_CONCURRENCY: '4', LOG_LEVEL: 'info' });
+    db = await scope.database();
+    // A lease far above any stall of a loaded machine: every notification is attempted exactly once.
+    const env = serviceEnv(db, testQueueKeys(), { WORKER_CONCURRENCY: '4', LOG_LEVEL: 'info', LEASE_MS: '30000' });
     // A short delay per answer keeps each worker's slots busy, so work spreads across both.
-    receiver = await WebhookReceiver.start(() => ({ status: 200, delayMs: 20 }));
-    [api, ...workers] = await Promise.all([startApi(env), startWorker(env), startWorker(env)]);
+    receiver = await scope.receiver(() => ({ status: 200, delayMs: 20 }));
+    [api, ...workers] = await Promise.all([scope.api(env), scope.worker(env), scope.worker(env)]);
   });
 
   afterAll(async () => {
-    await Promise.all([api?.process.stop(), ...workers.map((w) => w.stop())]);
-    await receiver?.close();
-    await db?.drop();
+    await scope.close();
   });
 
   it('sends every notification, each webhook-id exactly once and each IN_APP once into the inbox, with both workers taking part', async () => {
@@ -85,7 +86,7 @@ describe('exactly-once delivery at volume with two worker processes', () => {
     expect(new Set(attempts.map((a) => a.notification_id)).size).toBe(WEBHOOKS + IN_APPS);
     expect(new Set(attempts.map((a) => a.outcome))).toEqual(new Set(['SENT']));
 
-    const workerIds = await Promise.all(workers.map(async (w) => String((await w.waitForLog('worker started')).workerId)));
+    const workerIds = workers.map((w) => w.id);
     expect(new Set(workerIds).size).toBe(2);
     const perWorker = new Map(workerIds.map((id) => [id, attempts.filter((a) => a.worker_id === id).length]));
     expect(new Set(attempts.map((a) => a.worker_id))).toEqual(new Set(workerIds));

@@ -4,11 +4,11 @@ import { readFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { MIGRATIONS_DIR } from '../../internal/migrate.ts';
 import type { QueueKeys } from '../../internal/queue.ts';
 import { connectDatabase } from '../../internal/database.ts';
-import { runScript, ServiceProcess, startApi, startWorker } from '../support/serviceProcess.ts';
+import { runScript, ServiceProcess } from '../support/serviceProcess.ts';
 import {
   connectTestRedis,
   createTestDatabase,
@@ -20,13 +20,13 @@ import {
   unusedDatabase,
   type TestDatabase,
 } from '../support/testEnvironment.ts';
+import { TestScope, type RunningWorker } from '../support/testScope.ts';
 import { startScenarioReceiver, type ScenarioAnswer, type WebhookReceiver } from '../support/webhookReceiver.ts';
 import { postNotification, statusReached, storedNotification } from '../support/notifications.ts';
 import { waitFor } from '../support/waitFor.ts';
 
 /** A one-shot process that fails its configuration must be gone well within this, even on a busy machine. */
 const CONFIG_EXIT_TIMEOUT_MS = 20_000;
-const LEASE_MS = 3000;
 
 /** An API and a worker on a database and queue keys of their own, delivering to a scenario receiver. */
 interface Stack {
@@ -34,25 +34,20 @@ interface Stack {
   keys: QueueKeys;
   env: Record<string, string>;
   api: { process: ServiceProcess; url: string };
-  worker: ServiceProcess;
+  worker: RunningWorker;
   receiver: WebhookReceiver;
   scenarios: Map<string, ScenarioAnswer>;
 }
 
-async function startStack(): Promise<Stack> {
-  const db = await createTestDatabase();
+async function startStack(scope: TestScope): Promise<Stack> {
+  const db = await scope.database();
   const keys = testQueueKeys();
-  const env = serviceEnv(db, keys, { LEASE_MS: String(LEASE_MS) });
+  // A lease far above any stall of a loaded machine: each notification is attempted only as the receiver's answers say.
+  const env = serviceEnv(db, keys, { LEASE_MS: '30000' });
   const { receiver, scenarios } = await startScenarioReceiver();
-  const [api, worker] = await Promise.all([startApi(env), startWorker(env)]);
+  scope.defer(() => receiver.close());
+  const [api, worker] = await Promise.all([scope.api(env), scope.worker(env)]);
   return { db, keys, env, api, worker, receiver, scenarios };
-}
-
-async function stopStack(stack: Stack | undefined): Promise<void> {
-  if (!stack) return;
-  await Promise.all([stack.api.process.stop(), stack.worker.stop()]);
-  await stack.receiver.close();
-  await stack.db.drop();
 }
 
 /** Posts `count` webhooks the receiver refuses with 400 and waits until each is FAILED and dead-lettered. */
@@ -71,24 +66,20 @@ async function deadLetters(stack: Stack, redis: Redis, scenario: string, count: 
 }
 
 describe('the dlq script against the real processes', () => {
+  let scope: TestScope;
   let redis: Redis;
-  let stack: Stack | undefined;
 
-  beforeAll(() => {
-    redis = connectTestRedis();
+  beforeEach(() => {
+    scope = new TestScope();
+    redis = scope.redis();
   });
 
   afterEach(async () => {
-    await stopStack(stack);
-    stack = undefined;
-  });
-
-  afterAll(() => {
-    redis?.disconnect();
+    await scope.close();
   });
 
   it('replay --all puts every dead letter back to PENDING and each is then delivered once more and leaves the list', async () => {
-    stack = await startStack();
+    const stack = await startStack(scope);
     let answer = 400;
     stack.scenarios.set('replay-all', () => answer);
     const ids = await deadLetters(stack, redis, 'replay-all', 3);
@@ -112,7 +103,7 @@ describe('the dlq script against the real processes', () => {
   });
 
   it('purge --dry-run changes nothing; purge empties the list for good while the rows stay FAILED', async () => {
-    stack = await startStack();
+    const stack = await startStack(scope);
     stack.scenarios.set('purged', () => 400);
     const ids = await deadLetters(stack, redis, 'purged', 2);
 
@@ -132,12 +123,52 @@ describe('the dlq script against the real processes', () => {
       expect(row.retry_count).toBe(1);
     }
 
-    // Longer than the sweeper's wait before it pushes a FAILED row it thinks is missing from the list.
-    await sleep(LEASE_MS + 1500);
+    // A worker whose sweeper pushes a FAILED row it finds missing from the list once that row has
+    // been so for its LEASE_MS; nothing is left to deliver, so its short lease cannot cost an attempt.
+    const sweeperLeaseMs = 2000;
+    await scope.worker(serviceEnv(stack.db, stack.keys, { LEASE_MS: String(sweeperLeaseMs), WEBHOOK_TIMEOUT_MS: '1000' }));
+    await sleep(sweeperLeaseMs + 1500);
     expect(await redis.llen(stack.keys.dlq)).toBe(0);
     const listed = await runScript('dlq', ['list'], stack.env);
     expect(listed.stdout).toContain(`0 dead letter(s) in ${stack.keys.dlq}`);
     for (const id of ids) expect(stack.receiver.forId(id)).toHaveLength(1);
+  });
+});
+
+describe('dlq replay --all with more dead letters than one batch', () => {
+  const scope = new TestScope();
+
+  afterAll(async () => {
+    await scope.close();
+  });
+
+  it('replays all 600 in batches of 500, printing progress: every row PENDING with retry_count 0 and queued, the list empty', async () => {
+    const count = 600;
+    const db = await scope.database();
+    const keys = testQueueKeys();
+    const redis = scope.redis();
+    const rows = await db.sql<{ id: string }[]>`
+      insert into notifications (id, user_id, type, body, recipient, status, retry_count, error_reason, dead_lettered_at)
+      select gen_random_uuid(), 'bulk-' || n, 'WEBHOOK', 'b', 'http://127.0.0.1:9/hook', 'FAILED', 3, 'webhook answered 500', now()
+      from generate_series(1, ${count}) as n
+      returning id`;
+    const ids = rows.map((r) => r.id);
+    await redis.lpush(keys.dlq, ...ids);
+
+    const replay = await runScript('dlq', ['replay', '--all'], serviceEnv(db, keys));
+    expect(replay.code, replay.stdout).toBe(0);
+    expect(replay.stdout).toContain(`500/${count} processed`);
+    expect(replay.stdout).toContain(`${count}/${count} processed`);
+    expect(replay.stdout).toContain(`${count} of ${count} replayed`);
+    expect(replay.stdout.split('\n').filter((l) => l.startsWith('replayed '))).toHaveLength(count);
+
+    const byState = await db.sql<{ status: string; retry_count: number; error_reason: string | null; n: number }[]>`
+      select status, retry_count, error_reason, count(*)::int as n from notifications group by 1, 2, 3`;
+    expect(byState).toEqual([{ status: 'PENDING', retry_count: 0, error_reason: null, n: count }]);
+    const queued = await redis.lrange(keys.queue, 0, -1);
+    expect(queued).toHaveLength(count);
+    expect(new Set(queued)).toEqual(new Set(ids));
+    expect(await redis.llen(keys.dlq)).toBe(0);
   });
 });
 
@@ -378,10 +409,14 @@ describe('configuration errors', () => {
     { script: 'start', variable: 'MAX_RETRIES', value: 'abc' },
   ])('$script with $variable=$value exits 1 printing one line that names the variable', async ({ script, variable, value }) => {
     const p = ServiceProcess.start(script, { ...env, PORT: '0', [variable]: value });
-    const exit = await p.exitWithin(CONFIG_EXIT_TIMEOUT_MS);
-    expect(exit).toEqual({ code: 1, signal: null });
-    expect(p.output).toHaveLength(1);
-    expect(p.output[0]).toContain(variable);
-    expect(p.output[0]).toMatch(/^configuration error: /);
+    try {
+      const exit = await p.exitWithin(CONFIG_EXIT_TIMEOUT_MS);
+      expect(exit).toEqual({ code: 1, signal: null });
+      expect(p.output).toHaveLength(1);
+      expect(p.output[0]).toContain(variable);
+      expect(p.output[0]).toMatch(/^configuration error: /);
+    } finally {
+      if (p.running) await p.kill();
+    }
   });
 });

@@ -1,9 +1,10 @@
 import http from 'node:http';
 import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { QueueKeys } from '../../internal/queue.ts';
-import { startApi, startWorker, type ServiceProcess } from '../support/serviceProcess.ts';
-import { connectTestRedis, createTestDatabase, serviceEnv, testQueueKeys, type TestDatabase } from '../support/testEnvironment.ts';
+import type { ServiceProcess } from '../support/serviceProcess.ts';
+import { serviceEnv, testQueueKeys, type TestDatabase } from '../support/testEnvironment.ts';
+import { TestScope } from '../support/testScope.ts';
 import { startScenarioReceiver, type ScenarioAnswer, type WebhookReceiver } from '../support/webhookReceiver.ts';
 import { postNotification, statusReached, storedAttempts, storedNotification } from '../support/notifications.ts';
 import { waitFor } from '../support/waitFor.ts';
@@ -11,40 +12,50 @@ import { waitFor } from '../support/waitFor.ts';
 /** Webhook time limit well above the receiver's slow answers below, so those attempts succeed. */
 const PATIENT_WEBHOOKS = { WEBHOOK_TIMEOUT_MS: '10000', LEASE_MS: '12000' };
 
+/** A lease far above any stall of a loaded machine, for a worker whose attempts are counted exactly. */
+const LONG_LEASE = { LEASE_MS: '30000' };
+
 /** Slack for process start-up, PostgreSQL round trips and a busy machine on top of a deadline under test. */
 const EXIT_SLACK_MS = 8000;
 
 describe('graceful shutdown of the real processes', () => {
+  /** What every test shares: the database, queue keys, receiver and an API. */
+  const shared = new TestScope();
+  /** What one test starts; whatever is still running after it is stopped, and killed if it will not stop. */
+  let scope: TestScope;
+  const started: ServiceProcess[] = [];
   let db: TestDatabase;
   let keys: QueueKeys;
   let redis: Redis;
   let api: { process: ServiceProcess; url: string };
   let receiver: WebhookReceiver;
   let scenarios: Map<string, ScenarioAnswer>;
-  /** Processes a test started; whatever is still running after it is stopped. */
-  const started: ServiceProcess[] = [];
 
   beforeAll(async () => {
-    db = await createTestDatabase();
+    db = await shared.database();
     keys = testQueueKeys();
-    redis = connectTestRedis();
+    redis = shared.redis();
     ({ receiver, scenarios } = await startScenarioReceiver());
-    api = await startApi(serviceEnv(db, keys));
+    shared.defer(() => receiver.close());
+    api = await shared.api(serviceEnv(db, keys));
+  });
+
+  beforeEach(() => {
+    scope = new TestScope();
   });
 
   afterEach(async () => {
-    await Promise.all(started.splice(0).map((p) => p.stop()));
+    // Stopped rather than killed, so a claim a test left behind is handed back for the next test.
+    await Promise.all(started.splice(0).map((p) => p.stopWithin(15_000)));
+    await scope.close();
   });
 
   afterAll(async () => {
-    await api?.process.stop();
-    await receiver?.close();
-    redis?.disconnect();
-    await db?.drop();
+    await shared.close();
   });
 
   async function worker(overrides: Record<string, string>): Promise<ServiceProcess> {
-    const w = await startWorker(serviceEnv(db, keys, overrides));
+    const { process: w } = await scope.worker(serviceEnv(db, keys, overrides));
     started.push(w);
     return w;
   }
@@ -141,14 +152,14 @@ describe('graceful shutdown of the real processes', () => {
     expect(receiver.forId(lateId)).toHaveLength(0);
     expect(await redis.lrange(keys.queue, 0, -1)).toContain(lateId);
 
-    const next = await worker({});
+    const next = await worker(LONG_LEASE);
     await statusReached(db.sql, lateId, 'SENT');
     expect(receiver.forId(lateId)).toHaveLength(1);
     expect((await storedAttempts(db.sql, lateId))[0]!.worker_id).toBe(await workerId(next));
   });
 
   it('completes a request in flight when the API gets SIGTERM, refuses new connections meanwhile, and exits 0', async () => {
-    const draining = await startApi(serviceEnv(db, keys));
+    const draining = await scope.api(serviceEnv(db, keys));
     started.push(draining.process);
     const body = JSON.stringify({ user_id: 'in-flight-user', type: 'IN_APP', title: 'in flight', body: 'sent across a shutdown' });
     const cut = Math.floor(body.length / 2);

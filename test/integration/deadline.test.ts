@@ -90,15 +90,19 @@ describe('runWithDeadline against PostgreSQL', () => {
 
   it('waits for COMMIT once beforeCommit has passed, even past the deadline', async () => {
     const id = randomUUID();
-    const result = await runWithDeadline(100, (beforeCommit) =>
-      sql.begin(async (tx) => {
+    const deadlineMs = 100;
+    const started = Date.now();
+    const result = await runWithDeadline(deadlineMs, (beforeCommit) => {
+      // Passed before the deadline can fire, however slowly PostgreSQL answers what follows.
+      beforeCommit();
+      return sql.begin(async (tx) => {
         await tx`insert into notifications (id, user_id, type, body) values (${id}, 'u', 'IN_APP', 'b')`;
-        beforeCommit();
         await tx`select pg_sleep(0.5)`;
         return 'committed';
-      }),
-    );
+      });
+    });
     expect(result).toBe('committed');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(500);
     expect(await stored(id)).toBe(true);
   });
 

@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectDatabase } from '../../internal/database.ts';
-import { connectTestRedis, createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
-import { buildApi, type TestApi } from './helpers.ts';
+import { NotificationQueue } from '../../internal/queue.ts';
+import { Sweeper } from '../../internal/worker/sweeper.ts';
+import { connectTestRedis, createTestDatabase, testQueueKeys, type TestDatabase } from '../support/testEnvironment.ts';
+import { buildApi, silentLogger, type TestApi } from './helpers.ts';
 
 interface Created {
   id: string;
@@ -121,14 +123,38 @@ describe('Idempotency-Key on POST /notifications', () => {
     expect(keys!.n).toBe(1);
   });
 
-  it('lets a key be used again once the sweeper forgot it', async () => {
-    const key = randomUUID();
+  it('forgets a key older than 24 hours when the sweeper runs, so the same request then creates a new notification', async () => {
+    const sweeper = new Sweeper({
+      sql: db.sql,
+      queue: new NotificationQueue(api.redis, testQueueKeys()),
+      policy: { maxRetries: 3, baseMs: 1000, maxMs: 1000 },
+      leaseMs: 30_000,
+      intervalMs: 1000,
+      logger: silentLogger(),
+    });
+    const oldKey = randomUUID();
+    const recentKey = randomUUID();
     const user = `idem-${randomUUID()}`;
-    const first = (await (await postRaw(JSON.stringify({ user_id: user, type: 'IN_APP', body: 'x' }), key)).json()) as Created;
-    await db.sql`delete from idempotency_keys where key = ${key}`;
-    const second = await postRaw(JSON.stringify({ user_id: user, type: 'IN_APP', body: 'y' }), key);
-    expect(second.status).toBe(201);
-    const created = (await second.json()) as Created;
-    expect(created.id).not.toBe(first.id);
+    const raw = JSON.stringify({ user_id: user, type: 'IN_APP', body: 'x' });
+    const recentRaw = JSON.stringify({ user_id: user, type: 'IN_APP', body: 'recent' });
+    const first = await postRaw(raw, oldKey);
+    expect(first.status).toBe(201);
+    const original = (await first.json()) as Created;
+    const recent = (await (await postRaw(recentRaw, recentKey)).json()) as Created;
+    await db.sql`update idempotency_keys set created_at = now() - interval '25 hours' where key = ${oldKey}`;
+    await db.sql`update idempotency_keys set created_at = now() - interval '23 hours' where key = ${recentKey}`;
+
+    await sweeper.sweepOnce();
+
+    const kept = await db.sql<{ key: string }[]>`select key from idempotency_keys where key in (${oldKey}, ${recentKey})`;
+    expect(kept.map((k) => k.key)).toEqual([recentKey]);
+    const repeat = await postRaw(raw, oldKey);
+    expect(repeat.status).toBe(201);
+    const created = (await repeat.json()) as Created;
+    expect(created.id).not.toBe(original.id);
+    const recentRepeat = await postRaw(recentRaw, recentKey);
+    expect(recentRepeat.status).toBe(200);
+    expect(((await recentRepeat.json()) as Created).id).toBe(recent.id);
+    expect((await rowsForUser(user)).sort()).toEqual([original.id, recent.id, created.id].sort());
   });
 });

@@ -210,4 +210,13 @@ describe('notification lifecycle in PostgreSQL', () => {
       expect(again.attempt).toBe(2);
     });
   });
+
+  describe('the status column', () => {
+    it('refuses a status other than PENDING, PROCESSING, SENT or FAILED with a CHECK violation (SQLSTATE 23514)', async () => {
+      const { id } = await insertPending(db.sql);
+      const err = await db.sql`update notifications set status = 'BOGUS' where id = ${id}`.catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: '23514', constraint_name: expect.stringMatching(/status/) });
+      expect((await rowOf(db.sql, id)).status).toBe('PENDING');
+    });
+  });
 });

@@ -172,15 +172,21 @@ describe('WebhookChannel timeouts and aborts', () => {
     }
   });
 
-  it('gives up when the caller aborts', async () => {
-    const channel = new WebhookChannel({ timeoutMs: 30_000, allowPrivate: true });
+  it('gives up as soon as the caller aborts, with the caller\'s reason, long before its own time limit', async () => {
+    const channelTimeoutMs = 30_000;
+    const channel = new WebhookChannel({ timeoutMs: channelTimeoutMs, allowPrivate: true });
     const abort = new AbortController();
     const row = webhookRow(receiver.url);
     const pending = deliveryError(channel, row, abort.signal);
     await expect.poll(() => receiver.forId(row.id).length, { timeout: 10_000 }).toBe(1);
+    const abortedAt = Date.now();
     abort.abort(new Error('worker is stopping'));
     const err = await pending;
-    expect(err.message).toMatch(/^webhook request failed/);
+    expect(err).not.toBeInstanceOf(PermanentDeliveryError);
+    expect(err.message).toBe('webhook request failed: worker is stopping');
+    expect(err.message).not.toContain('timed out');
+    expect(Date.now() - abortedAt).toBeLessThan(5000);
+    await expect.poll(() => receiver.forId(row.id)[0]!.abandonedAt, { timeout: 5000 }).toBeDefined();
   });
 });
 

@@ -6,6 +6,7 @@ import { NotificationQueue, type QueueKeys } from '../../internal/queue.ts';
 import { connectBlockingRedis, type Redis } from '../../internal/redis.ts';
 import { claimNotification } from '../../internal/repository/lifecycle.ts';
 import { deliverClaimed } from '../../internal/worker/deliveryAttempt.ts';
+import { Sweeper } from '../../internal/worker/sweeper.ts';
 import { Worker } from '../../internal/worker/worker.ts';
 import { connectTestRedis, createTestDatabase, testQueueKeys, testRedisUrl, type TestDatabase } from '../support/testEnvironment.ts';
 import { waitFor } from '../support/waitFor.ts';
@@ -49,11 +50,25 @@ describe('delivering claimed notifications', () => {
   }
 
   describe('deliverClaimed', () => {
-    it('marks an IN_APP notification SENT and puts it in the inbox once', async () => {
+    it('marks an IN_APP notification SENT and puts it in the inbox once, even when a second attempt delivers it again', async () => {
       const keys = testQueueKeys();
       const { id } = await insertPending(sql, { user_id: 'inbox-owner', title: 'T', body: 'B', data: { x: 1 } });
+
+      // A first worker stores the item in the inbox and dies before it records SENT; its lease runs
+      // out and the sweeper hands the notification to another attempt.
+      const claimed = await claimNotification(sql, id, 'worker-died', LEASE_MS);
+      await deps(keys).channels.IN_APP!.deliver(claimed!, new AbortController().signal);
+      await sql`update notifications set lease_expires_at = now() - interval '1 second' where id = ${id}`;
+      const sweeper = new Sweeper({ ...deps(keys), intervalMs: 1000, logger: silentLogger() });
+      expect((await sweeper.sweepOnce()).expired).toBe(1);
+      await sql`update notifications set available_at = now() where id = ${id}`;
+
       await deliverOnce(id, keys);
-      expect(await rowOf(sql, id)).toMatchObject({ status: 'SENT', retry_count: 0 });
+      expect(await rowOf(sql, id)).toMatchObject({ status: 'SENT', retry_count: 1, attempt: 2 });
+      expect((await attemptsOf(sql, id)).map((a) => [a.attempt, a.outcome, a.worker_id])).toEqual([
+        [1, 'LEASE_EXPIRED', 'worker-died'],
+        [2, 'SENT', 'worker-t'],
+      ]);
       const items = await sql`select notification_id, user_id, title, body, data from inbox_items where notification_id = ${id}`;
       expect(items).toEqual([{ notification_id: id, user_id: 'inbox-owner', title: 'T', body: 'B', data: { x: 1 } }]);
     });

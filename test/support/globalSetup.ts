@@ -18,6 +18,10 @@ declare module 'vitest' {
 
 const LOCAL_POSTGRES = 'postgres://postgres@127.0.0.1:5432/postgres';
 const LOCAL_REDIS = 'redis://127.0.0.1:6379';
+/** Every database and Redis key of a run starts with this, then the run's start time in base 36. */
+const RUN_PREFIX = 'herald_test_';
+/** A run's databases still there after this long belong to a run that was killed before its teardown. */
+const ABANDONED_AFTER_MS = 60 * 60 * 1000;
 
 /**
  * Finds PostgreSQL and Redis for the run: TEST_DATABASE_URL / TEST_REDIS_URL, else the local
@@ -29,13 +33,24 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const postgresUrl = process.env.TEST_DATABASE_URL ?? (await reachablePostgres(LOCAL_POSTGRES)) ?? (await containerUrl('postgres', stops));
   const redisUrl = process.env.TEST_REDIS_URL ?? (await reachableRedis(LOCAL_REDIS)) ?? (await containerUrl('redis', stops));
 
-  const runId = `herald_test_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
+  const runId = `${RUN_PREFIX}${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
   const templateDatabase = `${runId}_template`;
   const admin = postgres(postgresUrl, { max: 1, onnotice: () => {} });
-  await admin`create database ${admin(templateDatabase)}`;
-  const template = postgres(withDatabase(postgresUrl, templateDatabase), { max: 1, onnotice: () => {} });
-  await migrate(template);
-  await template.end();
+  try {
+    await dropAbandonedDatabases(admin);
+    await admin`create database ${admin(templateDatabase)}`;
+    const template = postgres(withDatabase(postgresUrl, templateDatabase), { max: 1, onnotice: () => {} });
+    try {
+      await migrate(template);
+    } finally {
+      await template.end({ timeout: 5 });
+    }
+  } catch (err) {
+    await admin`drop database if exists ${admin(templateDatabase)} with (force)`.catch(() => {});
+    await admin.end({ timeout: 5 });
+    for (const stop of stops) await stop().catch(() => {});
+    throw err;
+  }
 
   project.provide('postgresUrl', postgresUrl);
   project.provide('redisUrl', redisUrl);
@@ -49,6 +64,30 @@ export default async function setup(project: TestProject): Promise<() => Promise
     await deleteKeys(redisUrl, `${runId}*`);
     for (const stop of stops) await stop();
   };
+}
+
+/** When the run that created `database` started, read from its name; undefined for a name of another shape. */
+export function runStartedAt(database: string): number | undefined {
+  const match = /^herald_test_([0-9a-z]+)_[0-9a-f]{6}(?:_|$)/.exec(database);
+  if (!match) return undefined;
+  const startedAt = parseInt(match[1]!, 36);
+  return Number.isSafeInteger(startedAt) ? startedAt : undefined;
+}
+
+/**
+ * Drops the databases of runs that were killed before their teardown: those started more than an
+ * hour ago. A run started within the hour may still be going, next to this one, and is left alone.
+ */
+async function dropAbandonedDatabases(admin: postgres.Sql): Promise<void> {
+  const rows = await admin<{ datname: string }[]>`select datname from pg_database where datname like ${RUN_PREFIX + '%'}`;
+  const cutoff = Date.now() - ABANDONED_AFTER_MS;
+  for (const { datname } of rows) {
+    const startedAt = runStartedAt(datname);
+    if (startedAt === undefined || startedAt >= cutoff) continue;
+    await admin`drop database if exists ${admin(datname)} with (force)`.catch((err: unknown) => {
+      console.warn(`could not drop the abandoned test database ${datname}: ${String(err)}`);
+    });
+  }
 }
 
 export function withDatabase(url: string, database: string): string {

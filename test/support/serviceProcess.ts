@@ -114,10 +114,10 @@ export class ServiceProcess {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
   }
 
-  /** SIGTERM and wait for the exit. */
-  async stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  /** SIGTERM, then SIGKILL if it has not exited within `timeoutMs`: a stop for cleanup that cannot hang. */
+  async stopWithin(timeoutMs = 15_000): Promise<void> {
     this.signal('SIGTERM');
-    return this.exited;
+    await this.exitWithin(timeoutMs).catch(() => this.kill());
   }
 
   /** SIGKILL: the process gets no chance to clean up. */
@@ -144,27 +144,21 @@ export class ServiceProcess {
   }
 }
 
-/** Starts `cmd/api.ts` on a free port; resolves once it listens. */
-export async function startApi(env: Record<string, string>): Promise<{ process: ServiceProcess; url: string }> {
-  const api = ServiceProcess.start('api', { PORT: '0', ...env });
-  const listening = await api.waitForLog('api listening');
-  return { process: api, url: `http://127.0.0.1:${String(listening.port)}` };
-}
-
-/** Starts `cmd/worker.ts`; resolves once it takes work. */
-export async function startWorker(env: Record<string, string>): Promise<ServiceProcess> {
-  const worker = ServiceProcess.start('worker', env);
-  await worker.waitForLog('worker started');
-  return worker;
-}
-
-/** Runs a one-shot script (`cmd/dlq.ts`, `cmd/migrate.ts`) to its end; returns its exit code and output. */
+/**
+ * Runs a one-shot script (`cmd/dlq.ts`, `cmd/migrate.ts`) to its end; returns its exit code and
+ * output. One that has not ended within `timeoutMs` is killed and the call rejects.
+ */
 export async function runScript(
   script: string,
   args: string[],
   env: Record<string, string>,
+  timeoutMs = 45_000,
 ): Promise<{ code: number | null; stdout: string }> {
   const p = ServiceProcess.start(script, env, args);
-  const { code } = await p.exited;
-  return { code, stdout: p.output.join('\n') };
+  try {
+    const { code } = await p.exitWithin(timeoutMs);
+    return { code, stdout: p.output.join('\n') };
+  } finally {
+    if (p.running) await p.kill();
+  }
 }
