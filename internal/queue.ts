@@ -18,15 +18,35 @@ export class NotificationQueue {
     if (ids.length > 0) await this.redis.lpush(this.keys.queue, ...ids);
   }
 
-  /** Puts an id taken but not worked on back where the next pop takes it first. */
-  async giveBack(id: string): Promise<void> {
-    await this.redis.rpush(this.keys.queue, id);
+  /**
+   * Puts ids taken but not worked on back where the next pops take them first, in the order they
+   * were popped (`ids[0]` was popped first, so it goes back nearest the tail).
+   */
+  async giveBack(ids: string | string[]): Promise<void> {
+    const list = typeof ids === 'string' ? [ids] : ids;
+    if (list.length > 0) await this.redis.rpush(this.keys.queue, ...[...list].reverse());
   }
 
   /** Waits up to `timeoutSeconds` for an id, on `blocking`, a connection used for nothing else. */
   async pop(blocking: Redis, timeoutSeconds: number): Promise<string | null> {
     const popped = await blocking.brpop(this.keys.queue, timeoutSeconds);
     return popped ? popped[1] : null;
+  }
+
+  /**
+   * Waits like `pop` for one id, then takes up to `max - 1` more that are already waiting, in one
+   * more command (RPOP with a count, Redis 6.2+), so a busy worker pays one round trip per batch
+   * rather than per id. Never waits for the extra ones. Empty when the wait timed out.
+   */
+  async popMany(blocking: Redis, timeoutSeconds: number, max: number): Promise<string[]> {
+    const first = await this.pop(blocking, timeoutSeconds);
+    if (first === null) return [];
+    if (max <= 1) return [first];
+    // On the blocking connection: it is idle now, and the pair stays in order on one connection.
+    // Failing here only loses the chance of a bigger batch: the first id is still worked on, and
+    // any id the failed command did take keeps its PENDING row, which the sweeper queues again.
+    const more = await blocking.rpop(this.keys.queue, max - 1).catch(() => null);
+    return more ? [first, ...more] : [first];
   }
 
   async depth(): Promise<number> {

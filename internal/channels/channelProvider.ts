@@ -13,4 +13,12 @@ export interface ChannelProvider {
    */
   checkAddress(to: string | undefined): string | null;
   deliver(notification: NotificationRow, signal: AbortSignal): Promise<void>;
+  /**
+   * Set by a channel whose delivery is nothing but a row written in PostgreSQL (IN_APP's inbox
+   * item). The worker then does not call `deliver` but has that row written by the same statement
+   * that records the attempt SENT: one transaction instead of two, and the row exists exactly when
+   * the notification is SENT. Channels that talk to the outside world leave it unset and are
+   * delivered first, recorded after.
+   */
+  readonly deliveredWhenRecorded?: 'inbox';
 }

@@ -7,6 +7,8 @@ import type { ChannelProvider } from './channelProvider.ts';
 /** IN_APP: delivered when stored in the user's inbox, which the API reads. */
 export class InAppChannel implements ChannelProvider {
   readonly channel = 'IN_APP' as const;
+  /** The worker stores the inbox item while recording SENT; `deliver` does the same on its own. */
+  readonly deliveredWhenRecorded = 'inbox' as const;
 
   constructor(private readonly sql: Sql) {}
 

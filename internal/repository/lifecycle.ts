@@ -19,35 +19,99 @@ export async function claimNotification(
   workerId: string,
   leaseMs: number,
 ): Promise<NotificationRow | undefined> {
-  const [row] = await sql<NotificationRow[]>`
-    update notifications
+  const [row] = await claimNotifications(sql, [id], workerId, leaseMs);
+  return row;
+}
+
+/**
+ * Claims every claimable row among `ids` in one statement (one transaction for a whole batch of
+ * pops); the rows returned are this worker's, ids missing from the answer were stale entries.
+ * The rows are locked in id order before they are updated, so two workers claiming overlapping
+ * batches queue behind each other instead of deadlocking; the waiting one re-checks each row after
+ * the wait and skips what the other took, so no row is ever claimed twice.
+ */
+export async function claimNotifications(
+  sql: Sql,
+  ids: string[],
+  workerId: string,
+  leaseMs: number,
+): Promise<NotificationRow[]> {
+  if (ids.length === 0) return [];
+  return sql<NotificationRow[]>`
+    with claimable as (
+      select id from notifications
+      where id = any(${ids}::uuid[])
+        and status = 'PENDING'
+        and available_at <= now()
+      order by id
+      for update
+    )
+    update notifications n
     set status = 'PROCESSING',
-        attempt = attempt + 1,
+        attempt = n.attempt + 1,
         locked_by = ${workerId},
         claimed_at = now(),
         lease_expires_at = now() + make_interval(secs => ${leaseMs / 1000}),
         updated_at = now()
-    where id = ${id}
-      and status = 'PENDING'
-      and available_at <= now()
-    returning *`;
-  return row;
+    from claimable
+    where n.id = claimable.id
+    returning n.*`;
 }
 
 /** Marks the claimed attempt delivered. False when the claim was lost (its lease ran out and another took over). */
 export async function markSent(sql: Sql, claim: Claim): Promise<boolean> {
-  const rows = await sql`
-    with sent as (
-      update notifications
+  const recorded = await markSentMany(sql, [{ claim, storeInInbox: false }]);
+  return recorded.has(claimKey(claim));
+}
+
+/** One delivered attempt to record; `storeInInbox` also puts the notification in its user's inbox. */
+export interface Completion {
+  claim: Claim;
+  storeInInbox: boolean;
+}
+
+/** Identifies one attempt of one notification in `markSentMany`'s answer. */
+export function claimKey(claim: Pick<Claim, 'id' | 'attempt'>): string {
+  return `${claim.id}#${claim.attempt}`;
+}
+
+/**
+ * Marks a batch of delivered attempts SENT in one statement, each fenced by its own (id, attempt):
+ * an attempt whose claim was taken over is left alone and missing from the answer (the set of
+ * `claimKey`s recorded), without holding back the others. Each recorded attempt gets its
+ * notification_attempts row, and those asking for it their inbox item, in the same transaction, so
+ * an IN_APP notification is in the inbox exactly when it is SENT.
+ */
+export async function markSentMany(sql: Sql, completions: Completion[]): Promise<Set<string>> {
+  if (completions.length === 0) return new Set();
+  const ids = completions.map((c) => c.claim.id);
+  const attempts = completions.map((c) => c.claim.attempt);
+  const workers = completions.map((c) => c.claim.workerId);
+  // As 0/1: postgres.js does not send a JavaScript boolean array as bool[].
+  const inbox = completions.map((c) => (c.storeInInbox ? 1 : 0));
+  const rows = await sql<{ id: string; attempt: number }[]>`
+    with done as (
+      select * from unnest(${ids}::uuid[], ${attempts}::int[], ${workers}::text[], ${inbox}::int[])
+        as d(id, attempt, worker_id, store_in_inbox)
+    ), sent as (
+      update notifications n
       set status = 'SENT', sent_at = now(), error_reason = null,
           locked_by = null, lease_expires_at = null, updated_at = now()
-      where id = ${claim.id} and status = 'PROCESSING' and attempt = ${claim.attempt}
-      returning id, attempt, claimed_at
+      from done
+      where n.id = done.id and n.status = 'PROCESSING' and n.attempt = done.attempt
+      returning n.id, n.attempt, n.claimed_at, n.user_id, n.title, n.body, n.data, n.created_at,
+                done.worker_id, done.store_in_inbox
+    ), logged as (
+      insert into notification_attempts (notification_id, attempt, worker_id, started_at, outcome)
+      select id, attempt, worker_id, claimed_at, 'SENT' from sent
+    ), inboxed as (
+      -- An earlier attempt may have stored it already (a worker that died before recording SENT).
+      insert into inbox_items (notification_id, user_id, title, body, data, created_at)
+      select id, user_id, title, body, data, created_at from sent where store_in_inbox = 1
+      on conflict (notification_id) do nothing
     )
-    insert into notification_attempts (notification_id, attempt, worker_id, started_at, outcome)
-    select id, attempt, ${claim.workerId}, claimed_at, 'SENT' from sent
-    returning notification_id`;
-  return rows.length === 1;
+    select id, attempt from sent`;
+  return new Set(rows.map(claimKey));
 }
 
 export interface Failure {

@@ -6,7 +6,8 @@ import { sendToDeadLetters } from '../deadLetters.ts';
 import type { Logger } from '../logger.ts';
 import type { NotificationRow } from '../notification.ts';
 import type { NotificationQueue } from '../queue.ts';
-import { markSent, recordFailure, type Claim } from '../repository/lifecycle.ts';
+import { claimKey, markSentMany, recordFailure, type Claim, type Completion } from '../repository/lifecycle.ts';
+import type { CompletionBatcher } from './completionBatcher.ts';
 import { nextRetryDelayMs, type RetryPolicy } from './retryPolicy.ts';
 
 export interface AttemptDeps {
@@ -15,6 +16,8 @@ export interface AttemptDeps {
   channels: Channels;
   policy: RetryPolicy;
   leaseMs: number;
+  /** Records SENT outcomes in shared batches; without it each attempt records its own. */
+  completions?: Pick<CompletionBatcher, 'complete'>;
 }
 
 /** How long to keep retrying the final UPDATE of an attempt while PostgreSQL does not answer. */
@@ -34,21 +37,29 @@ export async function deliverClaimed(
   claimedAt: number,
 ): Promise<void> {
   const startedAt = Date.now();
+  let completion: Completion;
   try {
     const provider = deps.channels[row.type];
     if (!provider) throw new PermanentDeliveryError(`no ${row.type} provider is configured on this worker`);
-    await provider.deliver(row, signal);
+    // A channel delivered by a row in PostgreSQL has that row written with the SENT record.
+    if (!provider.deliveredWhenRecorded) await provider.deliver(row, signal);
+    completion = { claim, storeInInbox: provider.deliveredWhenRecorded === 'inbox' };
   } catch (err) {
     await recordFailedAttempt(deps, row, claim, err, logger, claimedAt);
     return;
   }
   try {
-    const recorded = await persist(() => markSent(deps.sql, claim), claimedAt, deps.leaseMs);
+    const recorded = await persist(() => recordSent(deps, completion), claimedAt, deps.leaseMs);
     if (recorded) logger.info({ ms: Date.now() - startedAt }, 'notification sent');
     else logger.warn('delivered, but the claim had been taken over; the newer attempt decides the outcome');
   } catch (err) {
     logger.error({ err }, 'delivered, but could not record it; the lease will expire and the sweeper takes over');
   }
+}
+
+async function recordSent(deps: AttemptDeps, completion: Completion): Promise<boolean> {
+  if (deps.completions) return deps.completions.complete(completion);
+  return (await markSentMany(deps.sql, [completion])).has(claimKey(completion.claim));
 }
 
 async function recordFailedAttempt(

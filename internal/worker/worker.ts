@@ -3,13 +3,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../logger.ts';
 import type { Redis } from '../redis.ts';
-import { claimNotification, releaseClaim, type Claim } from '../repository/lifecycle.ts';
+import type { NotificationRow } from '../notification.ts';
+import { claimNotifications, releaseClaim, type Claim } from '../repository/lifecycle.ts';
+import { CompletionBatcher } from './completionBatcher.ts';
 import { deliverClaimed, type AttemptDeps } from './deliveryAttempt.ts';
 
 /** How long one BRPOP waits; also the longest a stopping worker waits for its pop to return. */
 export const POP_TIMEOUT_SECONDS = 1;
 /** Pause after Redis fails a pop, so an outage is not a busy loop. */
 const POP_ERROR_PAUSE_MS = 1000;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface WorkerDeps extends AttemptDeps {
   /** A Redis connection for BRPOP only. */
@@ -30,8 +33,9 @@ export function newWorkerId(): string {
 }
 
 /**
- * Takes notification ids from the queue and delivers up to `concurrency` of them at once. Each id is
- * claimed in PostgreSQL first; an id whose row is not claimable is a stale entry and is dropped.
+ * Takes notification ids from the queue and delivers up to `concurrency` of them at once. The ids are
+ * popped and claimed in PostgreSQL in batches (one statement for all the free slots); an id whose
+ * row is not claimable is a stale entry and is dropped. SENT outcomes are recorded in batches too.
  */
 export class Worker {
   readonly id: string;
@@ -42,9 +46,12 @@ export class Worker {
   /** Settles when `stop()` is called, so a loop waiting for a free slot stops waiting. */
   private readonly stopRequested: Promise<void>;
   private requestStop: () => void = () => {};
+  /** Shared by this worker's deliveries, so their SENT records commit together. */
+  private readonly completions: CompletionBatcher;
 
   constructor(private readonly deps: WorkerDeps) {
     this.id = deps.workerId ?? newWorkerId();
+    this.completions = new CompletionBatcher(deps.sql);
     this.stopRequested = new Promise<void>((resolve) => {
       this.requestStop = resolve;
     });
@@ -78,27 +85,31 @@ export class Worker {
 
   private async run(): Promise<void> {
     while (!this.stopping) {
-      if (this.inFlight.size >= this.deps.concurrency) {
+      const free = this.deps.concurrency - this.inFlight.size;
+      if (free <= 0) {
         await Promise.race([...this.inFlight, this.stopRequested]);
         continue;
       }
-      let id: string | null;
+      let ids: string[];
       try {
-        id = await this.deps.queue.pop(this.deps.blocking, POP_TIMEOUT_SECONDS);
+        // Many ids per pop, so a backlog costs one claim per batch, not per id; but at most half the
+        // slots, so one batch is claimed while the previous one's SENT records are being written.
+        const batch = Math.min(free, Math.ceil(this.deps.concurrency / 2));
+        ids = await this.deps.queue.popMany(this.deps.blocking, POP_TIMEOUT_SECONDS, batch);
       } catch (err) {
         this.deps.logger.warn({ err }, 'queue pop failed; retrying');
         await sleep(POP_ERROR_PAUSE_MS);
         continue;
       }
-      if (id === null) continue;
+      if (ids.length === 0) continue;
       if (this.stopping) {
         // Popped after the stop began: not this worker's to take any more.
-        await this.deps.queue.giveBack(id).catch((err: unknown) => {
-          this.deps.logger.warn({ err, notificationId: id }, 'could not give back a queue entry; the sweeper will queue it again');
+        await this.deps.queue.giveBack(ids).catch((err: unknown) => {
+          this.deps.logger.warn({ err, notificationIds: ids }, 'could not give back queue entries; the sweeper will queue them again');
         });
         break;
       }
-      this.track(this.handle(id));
+      await this.claimAndDeliver(ids);
     }
   }
 
@@ -107,28 +118,45 @@ export class Worker {
     void task.finally(() => this.inFlight.delete(task));
   }
 
-  private async handle(id: string): Promise<void> {
-    const logger = this.deps.logger.child({ notificationId: id, workerId: this.id });
+  /**
+   * Claims the popped ids in one statement and starts a delivery for each row won. Awaited by the
+   * loop, so the next pop counts these deliveries' slots as taken.
+   */
+  private async claimAndDeliver(popped: string[]): Promise<void> {
     const startedAt = Date.now();
-    let row;
+    const ids = this.dropMalformed(popped);
+    let rows: NotificationRow[];
     try {
-      row = await claimNotification(this.deps.sql, id, this.id, this.deps.leaseMs);
+      rows = await claimNotifications(this.deps.sql, ids, this.id, this.deps.leaseMs);
     } catch (err) {
-      // The id is gone from the queue, but the row is still PENDING: the sweeper queues it again.
-      logger.warn({ err }, 'claim failed; the sweeper will queue the notification again');
+      // The ids are gone from the queue, but the rows are still PENDING: the sweeper queues them again.
+      this.deps.logger.warn({ err, notificationIds: ids }, 'claim failed; the sweeper will queue the notifications again');
       return;
     }
-    if (!row) {
-      logger.debug('stale queue entry dropped');
-      return;
+    if (rows.length < ids.length) {
+      this.deps.logger.debug({ dropped: ids.length - rows.length }, 'stale queue entries dropped');
     }
-    const claim = { id, attempt: row.attempt, workerId: this.id };
+    for (const row of rows) this.track(this.deliver(row, startedAt));
+  }
+
+  /** An entry that is not a UUID can name no notification, and would fail the whole batch's claim. */
+  private dropMalformed(ids: string[]): string[] {
+    const wellFormed = ids.filter((id) => UUID.test(id));
+    if (wellFormed.length < ids.length) {
+      this.deps.logger.warn({ entries: ids.filter((id) => !UUID.test(id)) }, 'malformed queue entries dropped');
+    }
+    return wellFormed;
+  }
+
+  private async deliver(row: NotificationRow, claimedAt: number): Promise<void> {
+    const claim = { id: row.id, attempt: row.attempt, workerId: this.id };
+    const logger = this.deps.logger.child({ notificationId: row.id, workerId: this.id, attempt: row.attempt, channel: row.type });
     const abort = new AbortController();
-    this.held.set(id, { claim, abort });
+    this.held.set(row.id, { claim, abort });
     try {
-      await deliverClaimed(this.deps, row, claim, abort.signal, logger.child({ attempt: row.attempt, channel: row.type }), startedAt);
+      await deliverClaimed({ ...this.deps, completions: this.completions }, row, claim, abort.signal, logger, claimedAt);
     } finally {
-      this.held.delete(id);
+      this.held.delete(row.id);
     }
   }
 }

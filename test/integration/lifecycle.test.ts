@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectDatabase, type Sql } from '../../internal/database.ts';
-import { claimNotification, markSent, recordFailure, releaseClaim, type Claim, type Failure } from '../../internal/repository/lifecycle.ts';
+import { claimKey, claimNotification, claimNotifications, markSent, markSentMany, recordFailure, releaseClaim, type Claim, type Failure } from '../../internal/repository/lifecycle.ts';
+import { CompletionBatcher } from '../../internal/worker/completionBatcher.ts';
 import { createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
 import { attemptsOf, insertPending, rowOf } from './helpers.ts';
 
@@ -82,6 +83,85 @@ describe('notification lifecycle in PostgreSQL', () => {
 
     it('returns undefined for an id that is not stored', async () => {
       expect(await claimNotification(db.sql, '00000000-0000-4000-8000-000000000000', 'worker-a', LEASE_MS)).toBeUndefined();
+    });
+  });
+
+  describe('claimNotifications (a batch)', () => {
+    it('never gives one row to two of 10 workers claiming overlapping batches at once', async () => {
+      const ids = (await Promise.all(Array.from({ length: 60 }, () => insertPending(db.sql)))).map((r) => r.id);
+      // Each worker claims a different shuffled, overlapping half of the rows, all at the same time.
+      const batches = Array.from({ length: 10 }, () => [...ids].sort(() => Math.random() - 0.5).slice(0, 30));
+      const results = await Promise.all(batches.map((batch, i) => claimNotifications(wide, batch, `worker-${i}`, LEASE_MS)));
+
+      const claimed = results.flatMap((rows, i) => rows.map((row) => ({ id: row.id, workerId: `worker-${i}`, attempt: row.attempt })));
+      expect(new Set(claimed.map((c) => c.id)).size).toBe(claimed.length);
+      for (const [i, rows] of results.entries()) for (const row of rows) expect(batches[i]).toContain(row.id);
+      expect(claimed.every((c) => c.attempt === 1)).toBe(true);
+      const inDb = await db.sql<{ id: string; locked_by: string }[]>`
+        select id, locked_by from notifications where id = any(${ids}::uuid[]) and status = 'PROCESSING'`;
+      expect(new Map(inDb.map((r) => [r.id, r.locked_by]))).toEqual(new Map(claimed.map((c) => [c.id, c.workerId])));
+    });
+
+    it('claims only the claimable rows of a batch and leaves the rest as they were', async () => {
+      const ready = await insertPending(db.sql);
+      const taken = await insertPending(db.sql);
+      await claim(taken.id, 'worker-other');
+      const waiting = await insertPending(db.sql);
+      await db.sql`update notifications set available_at = now() + interval '1 hour' where id = ${waiting.id}`;
+      const unknown = '00000000-0000-4000-8000-000000000001';
+
+      const rows = await claimNotifications(db.sql, [taken.id, ready.id, waiting.id, unknown, ready.id], 'worker-a', LEASE_MS);
+      expect(rows.map((r) => [r.id, r.attempt, r.locked_by])).toEqual([[ready.id, 1, 'worker-a']]);
+      expect(await rowOf(db.sql, taken.id)).toMatchObject({ status: 'PROCESSING', locked_by: 'worker-other', attempt: 1 });
+      expect(await rowOf(db.sql, waiting.id)).toMatchObject({ status: 'PENDING', attempt: 0 });
+    });
+  });
+
+  describe('markSentMany (a batch of completions)', () => {
+    it('completes the live claims of a batch, reports the stale one, and leaves the newer attempt alone', async () => {
+      const live = await Promise.all([insertPending(db.sql), insertPending(db.sql)]);
+      const liveClaims = await Promise.all(live.map((r) => claim(r.id, 'worker-a')));
+      const { id: staleId } = await insertPending(db.sql);
+      const stale = await claim(staleId, 'worker-a');
+      await expireLease(staleId);
+      await recordFailure(db.sql, stale, failure({ reason: 'lease expired', outcome: 'LEASE_EXPIRED' }));
+      const newer = await claim(staleId, 'worker-new');
+      const before = await rowOf(db.sql, staleId);
+
+      const recorded = await markSentMany(db.sql, [
+        { claim: liveClaims[0]!, storeInInbox: true },
+        { claim: stale, storeInInbox: true },
+        { claim: liveClaims[1]!, storeInInbox: false },
+      ]);
+
+      expect(recorded).toEqual(new Set(liveClaims.map(claimKey)));
+      for (const c of liveClaims) {
+        expect((await rowOf(db.sql, c.id)).status).toBe('SENT');
+        expect(await attemptsOf(db.sql, c.id)).toEqual([{ attempt: 1, outcome: 'SENT', worker_id: 'worker-a', error: null }]);
+      }
+      const inboxed = await db.sql<{ notification_id: string }[]>`
+        select notification_id from inbox_items where notification_id = any(${[...live.map((r) => r.id), staleId]}::uuid[])`;
+      expect(inboxed.map((r) => r.notification_id)).toEqual([liveClaims[0]!.id]);
+      expect(await rowOf(db.sql, staleId)).toEqual(before);
+      expect((await attemptsOf(db.sql, staleId)).map((a) => a.outcome)).toEqual(['LEASE_EXPIRED']);
+
+      expect(await markSentMany(db.sql, [{ claim: newer, storeInInbox: false }])).toEqual(new Set([claimKey(newer)]));
+    });
+
+    it('through the batcher, tells each concurrent caller whether its own claim still held, in one write', async () => {
+      const rows = await Promise.all(Array.from({ length: 5 }, () => insertPending(db.sql)));
+      const claims = await Promise.all(rows.map((r) => claim(r.id, 'worker-a')));
+      await markSent(db.sql, claims[2]!); // already completed: a second completion is stale
+      const batcher = new CompletionBatcher(db.sql);
+
+      const answers = await Promise.all(claims.map((c) => batcher.complete({ claim: c, storeInInbox: false })));
+
+      expect(answers).toEqual([true, true, false, true, true]);
+      // One transaction for the four recorded: now(), hence sent_at, is the same within a transaction.
+      const sentAt = await db.sql<{ t: string }[]>`
+        select distinct sent_at::text as t from notifications where id = any(${claims.filter((_, i) => i !== 2).map((c) => c.id)}::uuid[])`;
+      expect(sentAt).toHaveLength(1);
+      for (const c of claims) expect((await attemptsOf(db.sql, c.id)).map((a) => a.outcome)).toEqual(['SENT']);
     });
   });
 

@@ -121,6 +121,23 @@ describe('delivering claimed notifications', () => {
     });
   });
 
+  describe('NotificationQueue.popMany', () => {
+    it('takes the oldest ids up to the limit in queue order, and giveBack puts them back to be taken first in that order', async () => {
+      const keys = testQueueKeys();
+      const queue = new NotificationQueue(redis, keys);
+      const popper = connectBlockingRedis(testRedisUrl(), 1);
+      try {
+        await queue.push(['a', 'b', 'c', 'd', 'e']);
+        expect(await queue.popMany(popper, 1, 3)).toEqual(['a', 'b', 'c']);
+        await queue.giveBack(['a', 'b', 'c']);
+        expect(await queue.popMany(popper, 1, 10)).toEqual(['a', 'b', 'c', 'd', 'e']);
+        expect(await queue.popMany(popper, 1, 10)).toEqual([]);
+      } finally {
+        popper.disconnect();
+      }
+    });
+  });
+
   describe('Worker', () => {
     let worker: Worker | undefined;
     let blocking: Redis | undefined;
@@ -155,6 +172,26 @@ describe('delivering claimed notifications', () => {
       expect((await rowOf(sql, a.id)).attempt).toBe(1);
       expect(await attemptsOf(sql, a.id)).toEqual([{ attempt: 1, outcome: 'SENT', worker_id: 'in-process', error: null }]);
       expect((await rowOf(sql, sent.id)).attempt).toBe(0);
+    });
+
+    it('drains a backlog larger than its concurrency in batches, and a malformed entry does not hold back its batch', async () => {
+      status = 200;
+      const keys = testQueueKeys();
+      const rows = await Promise.all(Array.from({ length: 11 }, (_, i) => insertPending(sql, { user_id: `batch-${i}` })));
+      await inspect.lpush(keys.queue, rows[0]!.id, 'not-a-uuid', ...rows.slice(1).map((r) => r.id));
+      startWorker(keys);
+
+      await waitFor('all SENT', async () => {
+        const [row] = await sql<{ n: number }[]>`
+          select count(*)::int as n from notifications where id = any(${rows.map((r) => r.id)}::uuid[]) and status = 'SENT'`;
+        return row!.n === rows.length;
+      });
+      for (const r of rows) {
+        expect(await attemptsOf(sql, r.id)).toEqual([{ attempt: 1, outcome: 'SENT', worker_id: 'in-process', error: null }]);
+      }
+      const [inbox] = await sql<{ n: number }[]>`
+        select count(*)::int as n from inbox_items where notification_id = any(${rows.map((r) => r.id)}::uuid[])`;
+      expect(inbox!.n).toBe(rows.length);
     });
 
     it('hands back claims it cannot finish within the grace period on stop', async () => {
