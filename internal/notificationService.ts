@@ -3,12 +3,19 @@ import { stringify } from 'safe-stable-stringify';
 import type { Channels } from './channels/channels.ts';
 import { providerFor } from './channels/channels.ts';
 import type { Sql } from './database.ts';
+import { batcherFor } from './createBatcher.ts';
 import { runWithDeadline } from './deadline.ts';
 import { NotFoundError, ValidationError } from './errors.ts';
 import type { Logger } from './logger.ts';
 import type { CreateNotification, NotificationRow } from './notification.ts';
 import type { NotificationQueue } from './queue.ts';
-import { findNotification, insertNotification, type InsertResult } from './repository/notifications.ts';
+import {
+  findNotification,
+  insertNotification,
+  type IdempotencyClaim,
+  type InsertResult,
+  type NewNotification,
+} from './repository/notifications.ts';
 
 export interface NotificationServiceDeps {
   sql: Sql;
@@ -42,6 +49,29 @@ export async function createNotification(
     recipient,
     data: request.data ?? null,
   };
+  if (idempotency === undefined) return createUnkeyed(deps, notification);
+  return createKeyed(deps, notification, idempotency);
+}
+
+/**
+ * Without a key, the request joins the API's current batch: one transaction and one LPUSH shared
+ * with the requests arriving alongside it. The batcher pushes the ids after COMMIT.
+ */
+async function createUnkeyed(deps: NotificationServiceDeps, notification: NewNotification): Promise<InsertResult> {
+  const batcher = batcherFor(deps);
+  const row = await runWithDeadline(deps.requestTimeoutMs, (beforeCommit) => batcher.create(notification, beforeCommit));
+  return { row, created: true };
+}
+
+/**
+ * With a key, a transaction of its own: the key's unique index makes a concurrent repeat wait for
+ * this one, which in a shared batch would hold up every other request of it.
+ */
+async function createKeyed(
+  deps: NotificationServiceDeps,
+  notification: NewNotification,
+  idempotency: IdempotencyClaim,
+): Promise<InsertResult> {
   const result = await runWithDeadline(deps.requestTimeoutMs, (beforeCommit) =>
     insertNotification(deps.sql, notification, idempotency, beforeCommit),
   );

@@ -1,6 +1,11 @@
 import type { Sql } from '../database.ts';
 import { claimKey, markSentMany, type Completion } from '../repository/lifecycle.ts';
 
+/**
+ * Batch writes at once, each on its own pool connection. One at a time would batch best, but a
+ * write hanging on a half-open connection would then hold up every later one until TCP gives up.
+ */
+const MAX_WRITES_IN_FLIGHT = 4;
 /** Most attempts recorded by one statement; a worker's concurrency rarely reaches it. */
 const DEFAULT_MAX_BATCH = 200;
 
@@ -8,14 +13,15 @@ const DEFAULT_MAX_BATCH = 200;
  * Records delivered attempts SENT in batches, so a busy worker commits one transaction (one WAL
  * flush) for many deliveries instead of one each. Group commit without a timer: the first
  * completion to arrive is written as soon as the current tick ends (so those finishing together
- * share it); while a write is under way, the completions arriving queue up and go together in the
- * next one. An idle worker therefore waits no longer than before, a busy one batches by itself.
+ * share it); while the writes under way are at their limit, the completions arriving queue up
+ * and go together in the next one. An idle worker therefore waits no longer than before, a busy one batches by itself.
  * Each caller learns whether its own claim still held; a failed write rejects every caller of that
  * batch, and each retries on its own (the statement is idempotent per attempt: it is fenced).
  */
 export class CompletionBatcher {
   private waiting: Waiting[] = [];
-  private writing = false;
+  /** Batch writes under way; more than one, so a write stuck on a dead connection stalls no one else. */
+  private writesInFlight = 0;
   private scheduled = false;
 
   constructor(
@@ -32,7 +38,7 @@ export class CompletionBatcher {
   }
 
   private schedule(): void {
-    if (this.writing || this.scheduled || this.waiting.length === 0) return;
+    if (this.writesInFlight >= MAX_WRITES_IN_FLIGHT || this.scheduled || this.waiting.length === 0) return;
     this.scheduled = true;
     // setImmediate, not a timer: gathers what finishes in this turn of the event loop, adds no delay.
     setImmediate(() => {
@@ -42,17 +48,16 @@ export class CompletionBatcher {
   }
 
   private async write(): Promise<void> {
-    if (this.writing) return;
     const batch = this.waiting.splice(0, this.maxBatch);
     if (batch.length === 0) return;
-    this.writing = true;
+    this.writesInFlight++;
     try {
       const recorded = await markSentMany(this.sql, batch.map((w) => w.completion));
       for (const w of batch) w.resolve(recorded.has(claimKey(w.completion.claim)));
     } catch (err) {
       for (const w of batch) w.reject(err);
     } finally {
-      this.writing = false;
+      this.writesInFlight--;
       this.schedule();
     }
   }
