@@ -97,8 +97,10 @@ describe('graceful shutdown of the real processes', () => {
       const hangingEnv = {
         SHUTDOWN_GRACE_MS: String(graceMs),
         WORKER_CONCURRENCY: String(concurrency),
-        WEBHOOK_TIMEOUT_MS: '30000',
-        LEASE_MS: '31000',
+        // Far longer than the grace, so the delivery is still hanging when the worker hands it back;
+        // short enough that a queue entry lost on the way is queued again well within the wait below.
+        WEBHOOK_TIMEOUT_MS: '8000',
+        LEASE_MS: '9000',
       };
       const scenario = `hang-past-grace-${concurrency}`;
       scenarios.set(scenario, (hit) => (hit === 1 ? 'hang' : 200));
