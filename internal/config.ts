@@ -9,6 +9,13 @@ const boolean = z
 
 const ms = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
+/** Variables that configure a channel together. */
+const PROVIDER_GROUPS = [
+  ['SMTP_URL', 'EMAIL_FROM'],
+  ['SMS_ACCOUNT_SID', 'SMS_AUTH_TOKEN', 'SMS_FROM'],
+  ['VAPID_PUBLIC_KEY', 'VAPID_PRIVATE_KEY', 'VAPID_SUBJECT'],
+] as const;
+
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /**
@@ -44,6 +51,23 @@ const configSchema = z
       .regex(/^whsec_[A-Za-z0-9+/=]+$/, 'must look like whsec_<base64>')
       .optional(),
     WEBHOOK_ALLOW_PRIVATE: boolean.default(false),
+    /** One EMAIL, SMS or PUSH attempt's time limit. */
+    PROVIDER_TIMEOUT_MS: ms(10_000),
+    /** EMAIL: the SMTP server, e.g. smtps://user:password@smtp.example.com:465. */
+    SMTP_URL: z.url().optional(),
+    /** EMAIL: the From address, e.g. "Acme <no-reply@acme.example>". */
+    EMAIL_FROM: z.string().min(3).optional(),
+    /** SMS: base URL of a Twilio-compatible Messages API. */
+    SMS_PROVIDER_URL: z.url().default('https://api.twilio.com'),
+    SMS_ACCOUNT_SID: z.string().min(1).optional(),
+    SMS_AUTH_TOKEN: z.string().min(1).optional(),
+    /** SMS: the sender, a phone number in E.164 form or a messaging service id. */
+    SMS_FROM: z.string().min(1).optional(),
+    /** PUSH: the VAPID key pair (URL-safe base64, as `npx web-push generate-vapid-keys` prints). */
+    VAPID_PUBLIC_KEY: z.string().min(1).optional(),
+    VAPID_PRIVATE_KEY: z.string().min(1).optional(),
+    /** PUSH: a mailto: or https: URL push services can contact about this sender. */
+    VAPID_SUBJECT: z.string().regex(/^(mailto:|https:)/, 'must be a mailto: or https: URL').optional(),
     LOG_LEVEL: z.enum(logLevels).default('info'),
   })
   .refine((c) => c.RETRY_MAX_MS >= c.RETRY_BASE_MS, {
@@ -52,9 +76,19 @@ const configSchema = z
   })
   // A claim must outlive the longest delivery attempt, or a second worker could take the
   // notification over while the first is still sending it.
-  .refine((c) => c.LEASE_MS >= c.WEBHOOK_TIMEOUT_MS + LEASE_MARGIN_MS, {
+  .refine((c) => c.LEASE_MS >= Math.max(c.WEBHOOK_TIMEOUT_MS, c.PROVIDER_TIMEOUT_MS) + LEASE_MARGIN_MS, {
     path: ['LEASE_MS'],
-    message: `must exceed WEBHOOK_TIMEOUT_MS by at least ${LEASE_MARGIN_MS} ms`,
+    message: `must exceed WEBHOOK_TIMEOUT_MS and PROVIDER_TIMEOUT_MS by at least ${LEASE_MARGIN_MS} ms`,
+  })
+  // A channel is configured by all of its variables or none: half a configuration is a mistake
+  // worth stopping for, not a channel that silently stays off.
+  .superRefine((c, ctx) => {
+    for (const group of PROVIDER_GROUPS) {
+      const set = group.filter((name) => c[name] !== undefined);
+      if (set.length === 0 || set.length === group.length) continue;
+      const missing = group.find((name) => c[name] === undefined)!;
+      ctx.addIssue({ code: 'custom', path: [missing], message: `must be set with ${set.join(', ')}` });
+    }
   });
 
 export type Config = Readonly<z.infer<typeof configSchema>>;
@@ -72,7 +106,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     const issue = result.error.issues[0]!;
     const variable = issue.path.join('.') || 'environment';
     const value = present[variable];
-    const shown = value === undefined || /SECRET|URL/.test(variable) ? '' : ` (got "${value}")`;
+    const shown = value === undefined || /SECRET|URL|TOKEN|PRIVATE_KEY/.test(variable) ? '' : ` (got "${value}")`;
     throw new ConfigError(`invalid ${variable}${shown}: ${issue.message}`);
   }
   return Object.freeze(result.data);

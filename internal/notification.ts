@@ -3,7 +3,7 @@ import { z } from 'zod';
 export const CHANNELS = ['EMAIL', 'SMS', 'PUSH', 'IN_APP', 'WEBHOOK'] as const;
 export type Channel = (typeof CHANNELS)[number];
 
-export const STATUSES = ['PENDING', 'PROCESSING', 'SENT', 'FAILED'] as const;
+export const STATUSES = ['PENDING', 'PROCESSING', 'SENT', 'FAILED', 'SKIPPED'] as const;
 export type Status = (typeof STATUSES)[number];
 
 /** A `notifications` row as postgres.js returns it. */
@@ -14,7 +14,12 @@ export interface NotificationRow {
   title: string | null;
   body: string;
   recipient: string | null;
+  /** EMAIL's HTML part. */
+  html: string | null;
   data: Record<string, unknown> | null;
+  /** Delivered even on a channel the user opted out of. */
+  critical: boolean;
+  fanout_id: string | null;
   status: Status;
   retry_count: number;
   error_reason: string | null;

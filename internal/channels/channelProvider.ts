@@ -1,15 +1,24 @@
 import type { Channel, NotificationRow } from '../notification.ts';
 
 /**
+ * Where a channel finds a user's address when a request gives no `to`: a field of the user's
+ * profile (`PUT /users/:id`), or the user's push subscriptions.
+ */
+export type ProfileAddress = 'email' | 'phone' | 'webhook_url' | 'push_subscriptions';
+
+/**
  * How one channel delivers. `deliver` resolves when the notification is delivered; it throws
- * `PermanentDeliveryError` for a failure that retrying cannot fix and any other error for one worth
- * retrying. It must give up when `signal` aborts.
+ * `PermanentDeliveryError` for a failure that retrying cannot fix, `RetryLaterError` when the
+ * provider said how long to wait, and any other error for one worth retrying. It must give up when
+ * `signal` aborts.
  */
 export interface ChannelProvider {
   readonly channel: Channel;
+  /** Unset for a channel that needs no address (IN_APP). */
+  readonly profileAddress?: ProfileAddress;
   /**
-   * Checks the request's `to` when the notification is created and returns the address to store;
-   * throws `ValidationError` when the channel cannot use it.
+   * Checks an address (the request's `to`, or the profile's) when the notification is created and
+   * returns the address to store; throws `ValidationError` when the channel cannot use it.
    */
   checkAddress(to: string | undefined): string | null;
   deliver(notification: NotificationRow, signal: AbortSignal): Promise<void>;

@@ -23,6 +23,7 @@ function isRetryableStatus(status: number): boolean {
  */
 export class WebhookChannel implements ChannelProvider {
   readonly channel = 'WEBHOOK' as const;
+  readonly profileAddress = 'webhook_url' as const;
   private readonly signer: Webhook | undefined;
 
   constructor(private readonly options: WebhookOptions) {

@@ -6,33 +6,18 @@ import { PermanentDeliveryError } from '../../internal/channels/permanentDeliver
 import { WebhookChannel } from '../../internal/channels/webhookChannel.ts';
 import { ValidationError } from '../../internal/errors.ts';
 import { toNotificationJson, type NotificationRow } from '../../internal/notification.ts';
+import { claimedRow } from '../support/notificationRow.ts';
 import { WebhookReceiver } from '../support/webhookReceiver.ts';
 import { closedPort } from './helpers.ts';
 
 function webhookRow(url: string): NotificationRow {
-  const now = new Date();
-  return {
-    id: randomUUID(),
-    user_id: 'user-w',
+  return claimedRow({
     type: 'WEBHOOK',
-    title: 'Title',
-    body: 'Body',
+    user_id: 'user-w',
     recipient: url,
     data: { order: 42, nested: { ok: true } },
-    status: 'PROCESSING',
-    retry_count: 0,
-    error_reason: null,
-    attempt: 1,
     locked_by: 'w',
-    claimed_at: now,
-    lease_expires_at: now,
-    available_at: now,
-    queued_at: now,
-    dead_lettered_at: null,
-    sent_at: null,
-    created_at: now,
-    updated_at: now,
-  };
+  });
 }
 
 async function deliveryError(channel: WebhookChannel, row: NotificationRow, signal = new AbortController().signal): Promise<Error> {
