@@ -1,17 +1,18 @@
-import { createChannels } from '../internal/channels/channels.ts';
+import { closeChannels, createChannels } from '../internal/channels/channels.ts';
 import { connectDatabase } from '../internal/database.ts';
 import { createLogger } from '../internal/logger.ts';
 import { loadConfigOrExit, onShutdownSignal } from '../internal/processLifecycle.ts';
 import { NotificationQueue } from '../internal/queue.ts';
 import { connectBlockingRedis, connectRedis } from '../internal/redis.ts';
 import { retryPolicyFrom } from '../internal/worker/retryPolicy.ts';
+import { FanoutRunner } from '../internal/worker/fanoutRunner.ts';
 import { Sweeper } from '../internal/worker/sweeper.ts';
 import { POP_TIMEOUT_SECONDS, Worker } from '../internal/worker/worker.ts';
 
 const config = loadConfigOrExit();
 const logger = createLogger(config, 'worker');
-// Room for every concurrent delivery plus the sweeper.
-const sql = connectDatabase(config.DATABASE_URL, { max: config.WORKER_CONCURRENCY + 2 });
+// Room for every concurrent delivery plus the sweeper and the fan-out runner.
+const sql = connectDatabase(config.DATABASE_URL, { max: config.WORKER_CONCURRENCY + 3 });
 const redis = connectRedis(config.REDIS_URL);
 const blocking = connectBlockingRedis(config.REDIS_URL, POP_TIMEOUT_SECONDS);
 for (const client of [redis, blocking]) {
@@ -20,11 +21,12 @@ for (const client of [redis, blocking]) {
 const queue = new NotificationQueue(redis, { queue: config.QUEUE_KEY, dlq: config.DLQ_KEY });
 const policy = retryPolicyFrom(config);
 
+const channels = createChannels(config, sql);
 const worker = new Worker({
   sql,
   queue,
   blocking,
-  channels: createChannels(config, sql),
+  channels,
   policy,
   leaseMs: config.LEASE_MS,
   concurrency: config.WORKER_CONCURRENCY,
@@ -39,14 +41,25 @@ const sweeper = new Sweeper({
   logger: logger.child({ workerId: worker.id, role: 'sweeper' }),
 });
 
+const fanouts = new FanoutRunner({
+  sql,
+  queue,
+  workerId: worker.id,
+  leaseMs: config.LEASE_MS,
+  intervalMs: config.SWEEP_INTERVAL_MS,
+  logger: logger.child({ workerId: worker.id, role: 'fanout' }),
+});
+
 worker.start();
 sweeper.start();
+fanouts.start();
 logger.info({ workerId: worker.id, concurrency: config.WORKER_CONCURRENCY }, 'worker started');
 
 onShutdownSignal(async (signal) => {
   logger.info({ signal, graceMs: config.SHUTDOWN_GRACE_MS }, 'worker stopping: no new work, finishing deliveries under way');
   // Both at once: the worker stops taking work now, while the sweeper finishes its pass.
-  const [, { released }] = await Promise.all([sweeper.stop(), worker.stop(config.SHUTDOWN_GRACE_MS)]);
+  const [, , { released }] = await Promise.all([sweeper.stop(), fanouts.stop(), worker.stop(config.SHUTDOWN_GRACE_MS)]);
+  await closeChannels(channels);
   await sql.end({ timeout: 5 });
   redis.disconnect();
   blocking.disconnect();

@@ -22,63 +22,64 @@ const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
  * The whole configuration, read once at start from the environment (and `.env`), then passed
  * down frozen. Nothing else in the code reads `process.env`.
  */
-const configSchema = z
-  .object({
-    /** PostgreSQL, the record of every notification. */
-    DATABASE_URL: z.url().default('postgres://postgres@127.0.0.1:5432/notifications'),
-    /** Redis, which only says what to work on next. */
-    REDIS_URL: z.url().default('redis://127.0.0.1:6379'),
-    PORT: z.coerce.number().int().min(0).max(65535).default(8080),
-    QUEUE_KEY: z.string().min(1).default('notification_queue'),
-    DLQ_KEY: z.string().min(1).default('notification_dlq'),
-    /** Processing attempts before a notification is FAILED and dead-lettered. */
-    MAX_RETRIES: z.coerce.number().int().min(1).max(100).default(3),
-    RETRY_BASE_MS: ms(1000),
-    RETRY_MAX_MS: ms(300_000),
-    /** Notifications one worker process handles at once. */
-    WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(10),
-    /** How long a claim holds, and how long a due PENDING row may sit unclaimed before it is queued again. */
-    LEASE_MS: ms(30_000),
-    /** How often a worker looks in PostgreSQL for due retries, lost queue entries and expired claims. */
-    SWEEP_INTERVAL_MS: ms(1000),
-    /** How long a stopping worker waits for its deliveries before it hands them back. */
-    SHUTDOWN_GRACE_MS: ms(10_000),
-    /** How long the API waits for PostgreSQL before it answers 503 (the write is then abandoned). */
-    REQUEST_TIMEOUT_MS: ms(5000),
-    WEBHOOK_TIMEOUT_MS: ms(10_000),
-    WEBHOOK_SECRET: z
-      .string()
-      .regex(/^whsec_[A-Za-z0-9+/=]+$/, 'must look like whsec_<base64>')
-      .optional(),
-    WEBHOOK_ALLOW_PRIVATE: boolean.default(false),
-    /** One EMAIL, SMS or PUSH attempt's time limit. */
-    PROVIDER_TIMEOUT_MS: ms(10_000),
-    /** EMAIL: the SMTP server, e.g. smtps://user:password@smtp.example.com:465. */
-    SMTP_URL: z.url().optional(),
-    /** EMAIL: the From address, e.g. "Acme <no-reply@acme.example>". */
-    EMAIL_FROM: z.string().min(3).optional(),
-    /** SMS: base URL of a Twilio-compatible Messages API. */
-    SMS_PROVIDER_URL: z.url().default('https://api.twilio.com'),
-    SMS_ACCOUNT_SID: z.string().min(1).optional(),
-    SMS_AUTH_TOKEN: z.string().min(1).optional(),
-    /** SMS: the sender, a phone number in E.164 form or a messaging service id. */
-    SMS_FROM: z.string().min(1).optional(),
-    /** PUSH: the VAPID key pair (URL-safe base64, as `npx web-push generate-vapid-keys` prints). */
-    VAPID_PUBLIC_KEY: z.string().min(1).optional(),
-    VAPID_PRIVATE_KEY: z.string().min(1).optional(),
-    /** PUSH: a mailto: or https: URL push services can contact about this sender. */
-    VAPID_SUBJECT: z.string().regex(/^(mailto:|https:)/, 'must be a mailto: or https: URL').optional(),
-    LOG_LEVEL: z.enum(logLevels).default('info'),
-  })
+const baseSchema = z.object({
+  /** PostgreSQL, the record of every notification. */
+  DATABASE_URL: z.url().default('postgres://postgres@127.0.0.1:5432/notifications'),
+  /** Redis, which only says what to work on next. */
+  REDIS_URL: z.url().default('redis://127.0.0.1:6379'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  QUEUE_KEY: z.string().min(1).default('notification_queue'),
+  DLQ_KEY: z.string().min(1).default('notification_dlq'),
+  /** Processing attempts before a notification is FAILED and dead-lettered. */
+  MAX_RETRIES: z.coerce.number().int().min(1).max(100).default(3),
+  RETRY_BASE_MS: ms(1000),
+  RETRY_MAX_MS: ms(300_000),
+  /** Notifications one worker process handles at once. */
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(10),
+  /** How long a claim holds, and how long a due PENDING row may sit unclaimed before it is queued again. */
+  LEASE_MS: ms(30_000),
+  /** How often a worker looks in PostgreSQL for due retries, lost queue entries and expired claims. */
+  SWEEP_INTERVAL_MS: ms(1000),
+  /** How long a stopping worker waits for its deliveries before it hands them back. */
+  SHUTDOWN_GRACE_MS: ms(10_000),
+  /** How long the API waits for PostgreSQL before it answers 503 (the write is then abandoned). */
+  REQUEST_TIMEOUT_MS: ms(5000),
+  WEBHOOK_TIMEOUT_MS: ms(10_000),
+  WEBHOOK_SECRET: z
+    .string()
+    .regex(/^whsec_[A-Za-z0-9+/=]+$/, 'must look like whsec_<base64>')
+    .optional(),
+  WEBHOOK_ALLOW_PRIVATE: boolean.default(false),
+  /** One EMAIL, SMS or PUSH attempt's time limit. */
+  PROVIDER_TIMEOUT_MS: ms(10_000),
+  /** EMAIL: the SMTP server, e.g. smtps://user:password@smtp.example.com:465. */
+  SMTP_URL: z.url().optional(),
+  /** EMAIL: the From address, e.g. "Acme <no-reply@acme.example>". */
+  EMAIL_FROM: z.string().min(3).optional(),
+  /** SMS: base URL of a Twilio-compatible Messages API. */
+  SMS_PROVIDER_URL: z.url().default('https://api.twilio.com'),
+  SMS_ACCOUNT_SID: z.string().min(1).optional(),
+  SMS_AUTH_TOKEN: z.string().min(1).optional(),
+  /** SMS: the sender, a phone number in E.164 form or a messaging service id. */
+  SMS_FROM: z.string().min(1).optional(),
+  /** PUSH: the VAPID key pair (URL-safe base64, as `npx web-push generate-vapid-keys` prints). */
+  VAPID_PUBLIC_KEY: z.string().min(1).optional(),
+  VAPID_PRIVATE_KEY: z.string().min(1).optional(),
+  /** PUSH: a mailto: or https: URL push services can contact about this sender. */
+  VAPID_SUBJECT: z.string().regex(/^(mailto:|https:)/, 'must be a mailto: or https: URL').optional(),
+  LOG_LEVEL: z.enum(logLevels).default('info'),
+});
+
+const configSchema = baseSchema
   .refine((c) => c.RETRY_MAX_MS >= c.RETRY_BASE_MS, {
     path: ['RETRY_MAX_MS'],
     message: 'must not be below RETRY_BASE_MS',
   })
   // A claim must outlive the longest delivery attempt, or a second worker could take the
   // notification over while the first is still sending it.
-  .refine((c) => c.LEASE_MS >= Math.max(c.WEBHOOK_TIMEOUT_MS, c.PROVIDER_TIMEOUT_MS) + LEASE_MARGIN_MS, {
+  .refine((c) => c.LEASE_MS >= longestAttemptMs(c) + LEASE_MARGIN_MS, {
     path: ['LEASE_MS'],
-    message: `must exceed WEBHOOK_TIMEOUT_MS and PROVIDER_TIMEOUT_MS by at least ${LEASE_MARGIN_MS} ms`,
+    message: `must exceed WEBHOOK_TIMEOUT_MS (and PROVIDER_TIMEOUT_MS while EMAIL, SMS or PUSH is configured) by at least ${LEASE_MARGIN_MS} ms`,
   })
   // A channel is configured by all of its variables or none: half a configuration is a mistake
   // worth stopping for, not a channel that silently stays off.
@@ -92,6 +93,12 @@ const configSchema = z
   });
 
 export type Config = Readonly<z.infer<typeof configSchema>>;
+
+/** The longest one delivery attempt may take on the channels this configuration turns on. */
+function longestAttemptMs(c: z.infer<typeof baseSchema>): number {
+  const providers = c.SMTP_URL !== undefined || c.SMS_ACCOUNT_SID !== undefined || c.VAPID_PUBLIC_KEY !== undefined;
+  return Math.max(c.WEBHOOK_TIMEOUT_MS, providers ? c.PROVIDER_TIMEOUT_MS : 0);
+}
 
 /** A configuration that cannot start the process; its message names the variable to fix. */
 export class ConfigError extends Error {

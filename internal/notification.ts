@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { isStorableText, storableText, UNSTORABLE_MESSAGE, userIdSchema } from './storableText.ts';
+import { topicKeySchema } from './topic.ts';
 
 export const CHANNELS = ['EMAIL', 'SMS', 'PUSH', 'IN_APP', 'WEBHOOK'] as const;
 export type Channel = (typeof CHANNELS)[number];
@@ -38,11 +40,7 @@ export interface NotificationRow {
 /** How deeply `data` may nest; deeper JSON could not be serialised or stored. */
 export const MAX_DATA_DEPTH = 32;
 
-const UNSTORABLE_MESSAGE =
-  'must not contain the NUL character (U+0000) or an unpaired UTF-16 surrogate, which PostgreSQL cannot store';
-// With the u flag a well-formed surrogate pair is one code point, so \p{Cs} matches only unpaired halves.
-const UNSTORABLE_TEXT = /[\u0000\p{Cs}]/u;
-const isStorableText = (text: string) => !UNSTORABLE_TEXT.test(text);
+
 
 /** Why `data` cannot be stored as jsonb, if it cannot; walks the value without recursion. */
 function dataProblem(data: Record<string, unknown>): string | undefined {
@@ -63,21 +61,48 @@ function dataProblem(data: Record<string, unknown>): string | undefined {
   return undefined;
 }
 
-/** `POST /notifications` body. Unknown fields are dropped, so older clients' extras do no harm. */
-export const createNotificationSchema = z.object({
-  user_id: z.string().trim().min(1).max(255).refine(isStorableText, UNSTORABLE_MESSAGE),
-  type: z.enum(CHANNELS),
-  title: z.string().max(1000).refine(isStorableText, UNSTORABLE_MESSAGE).optional(),
-  body: z.string().min(1).max(100_000).refine(isStorableText, UNSTORABLE_MESSAGE),
-  to: z.string().trim().min(1).max(2048).refine(isStorableText, UNSTORABLE_MESSAGE).optional(),
-  data: z
-    .record(z.string(), z.unknown())
-    .superRefine((data, ctx) => {
-      const problem = dataProblem(data);
-      if (problem) ctx.addIssue({ code: 'custom', message: problem });
-    })
-    .optional(),
-});
+/** Users one `POST /notifications` with `user_ids` may address. */
+export const MAX_FANOUT_USERS = 1000;
+
+/**
+ * `POST /notifications` body: one notification for `user_id`, one per user for `user_ids`, or one
+ * per subscriber of `topic`. Unknown fields are dropped, so older clients' extras do no harm.
+ */
+export const createNotificationSchema = z
+  .object({
+    user_id: userIdSchema.optional(),
+    user_ids: z.array(userIdSchema).min(1).max(MAX_FANOUT_USERS).optional(),
+    topic: topicKeySchema.optional(),
+    type: z.enum(CHANNELS),
+    title: z.string().max(1000).refine(isStorableText, UNSTORABLE_MESSAGE).optional(),
+    body: z.string().min(1).max(100_000).refine(isStorableText, UNSTORABLE_MESSAGE),
+    html: z.string().min(1).max(500_000).refine(isStorableText, UNSTORABLE_MESSAGE).optional(),
+    to: storableText(2048).optional(),
+    data: z
+      .record(z.string(), z.unknown())
+      .superRefine((data, ctx) => {
+        const problem = dataProblem(data);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      })
+      .optional(),
+    critical: z.boolean().optional(),
+  })
+  .superRefine((request, ctx) => {
+    const targets = [request.user_id, request.user_ids, request.topic].filter((t) => t !== undefined);
+    if (targets.length !== 1) {
+      ctx.addIssue({ code: 'custom', path: ['user_id'], message: 'give exactly one of user_id, user_ids or topic' });
+    }
+    if (request.to !== undefined && request.user_id === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['to'],
+        message: 'addresses one user; with user_ids or topic each user gets the address in their profile',
+      });
+    }
+    if (request.html !== undefined && request.type !== 'EMAIL') {
+      ctx.addIssue({ code: 'custom', path: ['html'], message: 'only EMAIL has an HTML part' });
+    }
+  });
 
 export type CreateNotification = z.infer<typeof createNotificationSchema>;
 
@@ -89,7 +114,10 @@ export interface NotificationJson {
   title: string | null;
   body: string;
   to: string | null;
+  html: string | null;
   data: Record<string, unknown> | null;
+  critical: boolean;
+  fanout_id: string | null;
   status: Status;
   retry_count: number;
   error_reason: string | null;
@@ -105,7 +133,10 @@ export function toNotificationJson(row: NotificationRow): NotificationJson {
     title: row.title,
     body: row.body,
     to: row.recipient,
+    html: row.html,
     data: row.data,
+    critical: row.critical,
+    fanout_id: row.fanout_id,
     status: row.status,
     retry_count: row.retry_count,
     error_reason: row.error_reason,

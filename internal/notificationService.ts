@@ -9,13 +9,11 @@ import { NotFoundError, ValidationError } from './errors.ts';
 import type { Logger } from './logger.ts';
 import type { CreateNotification, NotificationRow } from './notification.ts';
 import type { NotificationQueue } from './queue.ts';
-import {
-  findNotification,
-  insertNotification,
-  type IdempotencyClaim,
-  type InsertResult,
-  type NewNotification,
-} from './repository/notifications.ts';
+import { resolveAddresses } from './addressBook.ts';
+import type { ChannelProvider } from './channels/channelProvider.ts';
+import { insertTopicFanout, insertUserFanout, type FanoutInsertResult, type NewFanout } from './repository/fanouts.ts';
+import type { IdempotencyClaim } from './repository/idempotencyKeys.ts';
+import { findNotification, insertNotification, type InsertResult, type NewNotification } from './repository/notifications.ts';
 
 export interface NotificationServiceDeps {
   sql: Sql;
@@ -28,29 +26,103 @@ export interface NotificationServiceDeps {
 
 const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
 
+/** What a create produced: one notification, or a fan-out (a list of users, or a topic's subscribers). */
+export type CreateOutcome =
+  | { kind: 'notification'; row: NotificationRow; created: boolean }
+  | ({ kind: 'fanout' } & FanoutInsertResult);
+
 /**
- * Stores a notification and queues it. Answers only once the row is committed; the queue push is
- * best effort, since the sweeper queues any due PENDING row whose push was lost.
+ * Stores what a `POST /notifications` asks for and queues it. Answers only once the rows are
+ * committed; the queue push is best effort, since the sweeper queues any due PENDING row whose
+ * push was lost.
  */
 export async function createNotification(
   deps: NotificationServiceDeps,
   request: CreateNotification,
   idempotencyKey?: string,
-): Promise<InsertResult> {
+): Promise<CreateOutcome> {
   const provider = providerFor(deps.channels, request.type);
-  const recipient = provider.checkAddress(request.to);
   const idempotency = idempotencyKey === undefined ? undefined : { key: checkKey(idempotencyKey), requestHash: hashRequest(request) };
-  const notification = {
+  if (request.user_ids) return createForUsers(deps, provider, request, request.user_ids, idempotency);
+  if (request.topic !== undefined) return createForTopic(deps, request, request.topic, idempotency);
+  const userId = request.user_id!;
+  const addresses = await resolveAddresses(deps, provider, [userId], request.to);
+  const notification = newNotification(request, userId, addresses.get(userId) ?? null);
+  const result = idempotency === undefined ? await createUnkeyed(deps, notification) : await createKeyed(deps, notification, idempotency);
+  return { kind: 'notification', ...result };
+}
+
+function newNotification(request: CreateNotification, userId: string, recipient: string | null, fanoutId?: string): NewNotification {
+  return {
     id: randomUUID(),
-    user_id: request.user_id,
+    user_id: userId,
     type: request.type,
     title: request.title ?? null,
     body: request.body,
     recipient,
+    html: request.html ?? null,
     data: request.data ?? null,
+    critical: request.critical ?? false,
+    ...(fanoutId === undefined ? {} : { fanout_id: fanoutId }),
   };
-  if (idempotency === undefined) return createUnkeyed(deps, notification);
-  return createKeyed(deps, notification, idempotency);
+}
+
+function newFanout(request: CreateNotification, topic: string | null): NewFanout {
+  return {
+    id: randomUUID(),
+    topic,
+    type: request.type,
+    title: request.title ?? null,
+    body: request.body,
+    html: request.html ?? null,
+    data: request.data ?? null,
+    critical: request.critical ?? false,
+  };
+}
+
+/**
+ * One notification per listed user, all in one transaction and queued with one LPUSH. Every user
+ * must have an address for the channel, or nothing is created.
+ */
+async function createForUsers(
+  deps: NotificationServiceDeps,
+  provider: ChannelProvider,
+  request: CreateNotification,
+  listed: string[],
+  idempotency: IdempotencyClaim | undefined,
+): Promise<CreateOutcome> {
+  const userIds = [...new Set(listed)];
+  const addresses = await resolveAddresses(deps, provider, userIds);
+  const fanout = newFanout(request, null);
+  const notifications = userIds.map((id) => newNotification(request, id, addresses.get(id) ?? null, fanout.id));
+  const result = await runWithDeadline(deps.requestTimeoutMs, (beforeCommit) =>
+    insertUserFanout(deps.sql, fanout, notifications, idempotency, beforeCommit),
+  );
+  if (result.created) await pushBestEffort(deps, result.members.map((m) => m.id));
+  return { kind: 'fanout', ...result };
+}
+
+/**
+ * A topic's subscribers may be many: the request only records the fan-out, and workers create
+ * its notifications in bounded batches (`FanoutRunner`), so the answer does not wait for them.
+ */
+async function createForTopic(
+  deps: NotificationServiceDeps,
+  request: CreateNotification,
+  topic: string,
+  idempotency: IdempotencyClaim | undefined,
+): Promise<CreateOutcome> {
+  const result = await runWithDeadline(deps.requestTimeoutMs, (beforeCommit) =>
+    insertTopicFanout(deps.sql, newFanout(request, topic), idempotency, beforeCommit),
+  );
+  return { kind: 'fanout', ...result };
+}
+
+async function pushBestEffort(deps: NotificationServiceDeps, ids: string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await deps.queue.push(ids).catch((err: unknown) => {
+    deps.logger.warn({ err, notifications: ids.length }, 'queue push failed; the sweeper will queue them');
+  });
 }
 
 /**
@@ -75,11 +147,7 @@ async function createKeyed(
   const result = await runWithDeadline(deps.requestTimeoutMs, (beforeCommit) =>
     insertNotification(deps.sql, notification, idempotency, beforeCommit),
   );
-  if (result.created) {
-    await deps.queue.push([result.row.id]).catch((err: unknown) => {
-      deps.logger.warn({ err, notificationId: result.row.id }, 'queue push failed; the sweeper will queue it');
-    });
-  }
+  if (result.created) await pushBestEffort(deps, [result.row.id]);
   return result;
 }
 

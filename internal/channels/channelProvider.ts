@@ -22,6 +22,8 @@ export interface ChannelProvider {
    */
   checkAddress(to: string | undefined): string | null;
   deliver(notification: NotificationRow, signal: AbortSignal): Promise<void>;
+  /** Closes connections the provider keeps open between deliveries. */
+  close?(): Promise<void> | void;
   /**
    * Set by a channel whose delivery is nothing but a row written in PostgreSQL (IN_APP's inbox
    * item). The worker then does not call `deliver` but has that row written by the same statement

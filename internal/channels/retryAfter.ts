@@ -8,6 +8,9 @@ const MAX_RETRY_AFTER_MS = 24 * 60 * 60 * 1000;
 export function parseRetryAfter(value: string | null | undefined, now = Date.now()): number | undefined {
   if (!value) return undefined;
   const text = value.trim();
+  // Only the GMT forms of HTTP-date: Date.parse reads almost anything as some date, and a date
+  // without a zone (asctime) as local time.
+  if (!/^\d+$/.test(text) && !/ GMT$/.test(text)) return undefined;
   const ms = /^\d+$/.test(text) ? Number(text) * 1000 : Date.parse(text) - now;
   if (!Number.isFinite(ms) || ms > MAX_RETRY_AFTER_MS) return undefined;
   return Math.max(0, ms);

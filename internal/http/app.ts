@@ -4,8 +4,11 @@ import type { NotificationServiceDeps } from '../notificationService.ts';
 import type { Redis } from '../redis.ts';
 import { handleError } from './errorHandler.ts';
 import { healthRoutes } from './healthRoutes.ts';
+import { fanoutRoutes } from './fanoutRoutes.ts';
 import { inboxRoutes } from './inboxRoutes.ts';
 import { notificationRoutes } from './notificationRoutes.ts';
+import { topicRoutes } from './topicRoutes.ts';
+import { userRoutes } from './userRoutes.ts';
 
 export interface AppDeps extends NotificationServiceDeps {
   redis: Redis;
@@ -24,6 +27,9 @@ export function createApp(deps: AppDeps): Hono {
   app.route('/', healthRoutes(deps));
   app.route('/notifications', notificationRoutes(deps));
   app.route('/users', inboxRoutes(deps));
+  app.route('/users', userRoutes(deps));
+  app.route('/topics', topicRoutes(deps));
+  app.route('/fanouts', fanoutRoutes(deps));
   app.notFound((c) => {
     throw new HTTPException(404, { message: `no route for ${c.req.method} ${c.req.path}` });
   });

@@ -1,27 +1,31 @@
 import { Hono } from 'hono';
-import { z } from 'zod';
-import { ValidationError } from '../errors.ts';
 import { createNotificationSchema, toNotificationJson } from '../notification.ts';
 import { createNotification, getNotification, type NotificationServiceDeps } from '../notificationService.ts';
+import { getFanout, type FanoutView } from '../fanoutService.ts';
+import { fanoutJson } from './fanoutJson.ts';
 import { limitBody, readJson } from './jsonBody.ts';
-
-const idSchema = z.guid();
+import { uuidParam } from './pathParams.ts';
 
 export function notificationRoutes(deps: NotificationServiceDeps): Hono {
   const app = new Hono();
 
   app.post('/', limitBody, async (c) => {
     const request = await readJson(c, createNotificationSchema);
-    const { row, created } = await createNotification(deps, request, c.req.header('idempotency-key'));
-    c.header('Location', `/notifications/${row.id}`);
-    return c.json(toNotificationJson(row), created ? 201 : 200);
+    const outcome = await createNotification(deps, request, c.req.header('idempotency-key'));
+    if (outcome.kind === 'notification') {
+      c.header('Location', `/notifications/${outcome.row.id}`);
+      return c.json(toNotificationJson(outcome.row), outcome.created ? 201 : 200);
+    }
+    c.header('Location', `/fanouts/${outcome.fanout.id}`);
+    // A topic's notifications are created after the answer: 202, and the fan-out to follow.
+    if (outcome.fanout.topic !== null) return c.json(fanoutJson(await getFanout(deps, outcome.fanout.id)), 202);
+    const counts: FanoutView['counts'] = {};
+    for (const m of outcome.members) counts[m.status] = (counts[m.status] ?? 0) + 1;
+    return c.json({ ...fanoutJson({ fanout: outcome.fanout, counts }), notifications: outcome.members }, outcome.created ? 201 : 200);
   });
 
   app.get('/:id', async (c) => {
-    const id = c.req.param('id');
-    if (!idSchema.safeParse(id).success) {
-      throw new ValidationError(`"${id.slice(0, 64)}" is not a notification id (a UUID)`, 'invalid_id');
-    }
+    const id = uuidParam(c.req.param('id'), 'notification');
     return c.json(toNotificationJson(await getNotification(deps, id)));
   });
 

@@ -9,6 +9,12 @@ export interface Claim {
 }
 
 /**
+ * A claimed row, and whether its user has opted out of its channel (asked at claim time, so an
+ * opt-out stops whatever has not been sent yet, retries included).
+ */
+export type ClaimedNotification = NotificationRow & { opted_out: boolean };
+
+/**
  * Takes a PENDING, due notification for `workerId` until the lease runs out. Returns undefined when
  * the row is not claimable (already taken, finished, or waiting for its retry time): the queue entry
  * was a stale or duplicate one and is simply dropped.
@@ -18,7 +24,7 @@ export async function claimNotification(
   id: string,
   workerId: string,
   leaseMs: number,
-): Promise<NotificationRow | undefined> {
+): Promise<ClaimedNotification | undefined> {
   const [row] = await claimNotifications(sql, [id], workerId, leaseMs);
   return row;
 }
@@ -35,9 +41,9 @@ export async function claimNotifications(
   ids: string[],
   workerId: string,
   leaseMs: number,
-): Promise<NotificationRow[]> {
+): Promise<ClaimedNotification[]> {
   if (ids.length === 0) return [];
-  return sql<NotificationRow[]>`
+  return sql<ClaimedNotification[]>`
     with claimable as (
       select id from notifications
       where id = any(${ids}::uuid[])
@@ -55,7 +61,10 @@ export async function claimNotifications(
         updated_at = now()
     from claimable
     where n.id = claimable.id
-    returning n.*`;
+    returning n.*,
+      (not n.critical and exists (
+        select 1 from channel_opt_outs o where o.user_id = n.user_id and o.channel = n.type
+      )) as opted_out`;
 }
 
 /** Marks the claimed attempt delivered. False when the claim was lost (its lease ran out and another took over). */
@@ -158,6 +167,25 @@ export async function recordFailure(
     )
     select status from failed`;
   return row?.status;
+}
+
+/**
+ * Ends a claimed attempt without delivering it, on purpose (the user opted out of the channel):
+ * SKIPPED, with `reason` in error_reason. False when the claim was lost.
+ */
+export async function markSkipped(sql: Sql, claim: Claim, reason: string): Promise<boolean> {
+  const rows = await sql`
+    with skipped as (
+      update notifications
+      set status = 'SKIPPED', error_reason = ${reason},
+          locked_by = null, lease_expires_at = null, updated_at = now()
+      where id = ${claim.id} and status = 'PROCESSING' and attempt = ${claim.attempt}
+      returning id, attempt, claimed_at
+    )
+    insert into notification_attempts (notification_id, attempt, worker_id, started_at, outcome, error)
+    select id, attempt, ${claim.workerId}, claimed_at, 'SKIPPED', ${reason} from skipped
+    returning notification_id`;
+  return rows.length === 1;
 }
 
 /**

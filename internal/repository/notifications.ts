@@ -1,15 +1,13 @@
 import type { Sql, Tx } from '../database.ts';
 import { IdempotencyConflictError } from '../errors.ts';
 import type { NotificationRow } from '../notification.ts';
+import { claimIdempotencyKey, type IdempotencyClaim } from './idempotencyKeys.ts';
 
 /** What a caller supplies for a new row; PostgreSQL fills in status, timestamps and the rest. */
-export type NewNotification = Pick<NotificationRow, 'id' | 'user_id' | 'type' | 'title' | 'body' | 'recipient' | 'data'>;
-
-export interface IdempotencyClaim {
-  key: string;
-  /** Hash of the request; a repeat with another hash is a conflict. */
-  requestHash: string;
-}
+export type NewNotification = Pick<
+  NotificationRow,
+  'id' | 'user_id' | 'type' | 'title' | 'body' | 'recipient' | 'html' | 'data' | 'critical'
+> & { fanout_id?: string };
 
 export interface InsertResult {
   row: NotificationRow;
@@ -21,9 +19,9 @@ export interface InsertResult {
  * Stores a new PENDING notification, marked as queued now (the caller pushes its id next; if that
  * push is lost, the sweeper queues it again after the lease time).
  *
- * With an idempotency key, the key is inserted first: a concurrent request with the same key waits
- * on the key's unique index until the first commits, then finds its notification. `beforeCommit`
- * runs last inside the transaction, so a caller that has stopped waiting can still roll back.
+ * With an idempotency key, the key is claimed first (see `claimIdempotencyKey`): a repeat finds
+ * the notification the first request created. `beforeCommit` runs last inside the transaction, so
+ * a caller that has stopped waiting can still roll back.
  */
 export async function insertNotification(
   sql: Sql,
@@ -33,52 +31,39 @@ export async function insertNotification(
 ): Promise<InsertResult> {
   return sql.begin(async (tx) => {
     if (idempotency) {
-      const [claimed] = await tx`
-        insert into idempotency_keys (key, request_hash, notification_id)
-        values (${idempotency.key}, ${idempotency.requestHash}, ${notification.id})
-        on conflict (key) do nothing
-        returning key`;
-      if (!claimed) {
-        const existing = await findByIdempotencyKey(tx, idempotency.key);
-        if (existing.requestHash !== idempotency.requestHash) {
-          throw new IdempotencyConflictError(
-            `Idempotency-Key "${idempotency.key}" was already used with a different request`,
-          );
-        }
+      const earlier = await claimIdempotencyKey(tx, idempotency, { notificationId: notification.id });
+      if (earlier) {
+        const row = earlier.notificationId ? await findNotification(tx, earlier.notificationId) : undefined;
+        if (!row) throw new IdempotencyConflictError(`Idempotency-Key "${idempotency.key}" was already used with a different request`);
         beforeCommit();
-        return { row: existing.row, created: false };
+        return { row, created: false };
       }
     }
-    const [row] = await tx<NotificationRow[]>`
-      insert into notifications (id, user_id, type, title, body, recipient, data, queued_at)
-      values (
-        ${notification.id}, ${notification.user_id}, ${notification.type}, ${notification.title},
-        ${notification.body}, ${notification.recipient},
-        ${notification.data === null ? null : tx.json(notification.data as never)},
-        -- The push follows the commit; the transaction's start (now()) may be long before it.
-        clock_timestamp()
-      )
-      returning *`;
+    const [row] = await insertRows(tx, [notification]);
     beforeCommit();
     return { row: row!, created: true };
   });
 }
 
-async function findByIdempotencyKey(
-  sql: Tx,
-  key: string,
-): Promise<{ requestHash: string; row: NotificationRow }> {
-  const [found] = await sql<(NotificationRow & { request_hash: string })[]>`
-    select k.request_hash, n.*
-    from idempotency_keys k
-    join notifications n on n.id = k.notification_id
-    where k.key = ${key}`;
-  if (!found) throw new Error(`idempotency key "${key}" vanished while its conflict was being read`);
-  const { request_hash, ...row } = found;
-  return { requestHash: request_hash, row };
+/**
+ * Inserts PENDING rows, marked as queued now. The rows travel as one jsonb parameter: one
+ * parameter to bind whatever the batch size (a row per parameter set would hit the
+ * 65,535-parameter limit), and PostgreSQL unpacks it with the column types given below.
+ */
+export async function insertRows(tx: Tx, notifications: NewNotification[]): Promise<NotificationRow[]> {
+  return tx<NotificationRow[]>`
+    insert into notifications (id, user_id, type, title, body, recipient, html, data, critical, fanout_id, queued_at)
+    select x.id, x.user_id, x.type, x.title, x.body, x.recipient, x.html, x.data, coalesce(x.critical, false),
+      x.fanout_id,
+      -- The push follows the commit; the transaction's start (now()) may be long before it.
+      clock_timestamp()
+    from jsonb_to_recordset(${tx.json(notifications as never)})
+      as x(id uuid, user_id text, type text, title text, body text, recipient text, html text, data jsonb,
+           critical boolean, fanout_id uuid)
+    returning *`;
 }
 
-export async function findNotification(sql: Sql, id: string): Promise<NotificationRow | undefined> {
+export async function findNotification(sql: Sql | Tx, id: string): Promise<NotificationRow | undefined> {
   const [row] = await sql<NotificationRow[]>`select * from notifications where id = ${id}`;
   return row;
 }
@@ -86,10 +71,6 @@ export async function findNotification(sql: Sql, id: string): Promise<Notificati
 /**
  * Stores many new PENDING notifications (no idempotency keys) in one transaction with one INSERT,
  * so concurrent requests share a round trip and a WAL flush instead of three round trips each.
- *
- * The rows travel as one jsonb parameter: one parameter to bind whatever the batch size (a row
- * per parameter set would hit the 65,535-parameter limit), and PostgreSQL unpacks it with the
- * column types given below.
  *
  * `beforeCommit` runs last inside the transaction, like `insertNotification`'s, and returns the
  * ids whose callers have stopped waiting: they are deleted before COMMIT, so a refused request's
@@ -101,14 +82,7 @@ export async function insertNotificationBatch(
   beforeCommit: () => string[],
 ): Promise<NotificationRow[]> {
   return sql.begin(async (tx) => {
-    const rows = await tx<NotificationRow[]>`
-      insert into notifications (id, user_id, type, title, body, recipient, data, queued_at)
-      select x.id, x.user_id, x.type, x.title, x.body, x.recipient, x.data,
-        -- The push follows the commit; the transaction's start (now()) may be long before it.
-        clock_timestamp()
-      from jsonb_to_recordset(${tx.json(notifications as never)})
-        as x(id uuid, user_id text, type text, title text, body text, recipient text, data jsonb)
-      returning *`;
+    const rows = await insertRows(tx, notifications);
     const abandoned = beforeCommit();
     if (abandoned.length === 0) return rows;
     await tx`delete from notifications where id = any(${abandoned}::uuid[])`;

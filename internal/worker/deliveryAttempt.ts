@@ -1,12 +1,21 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Channels } from '../channels/channels.ts';
 import { PermanentDeliveryError } from '../channels/permanentDeliveryError.ts';
+import { RetryLaterError } from '../channels/retryLaterError.ts';
 import type { Sql } from '../database.ts';
 import { sendToDeadLetters } from '../deadLetters.ts';
 import type { Logger } from '../logger.ts';
 import type { NotificationRow } from '../notification.ts';
 import type { NotificationQueue } from '../queue.ts';
-import { claimKey, markSentMany, recordFailure, type Claim, type Completion } from '../repository/lifecycle.ts';
+import {
+  claimKey,
+  markSentMany,
+  markSkipped,
+  recordFailure,
+  type Claim,
+  type ClaimedNotification,
+  type Completion,
+} from '../repository/lifecycle.ts';
 import type { CompletionBatcher } from './completionBatcher.ts';
 import { nextRetryDelayMs, type RetryPolicy } from './retryPolicy.ts';
 
@@ -30,12 +39,16 @@ const COMPLETION_RETRY_DELAYS_MS = [100, 250, 500, 1000, 2000];
  */
 export async function deliverClaimed(
   deps: AttemptDeps,
-  row: NotificationRow,
+  row: ClaimedNotification,
   claim: Claim,
   signal: AbortSignal,
   logger: Logger,
   claimedAt: number,
 ): Promise<void> {
+  if (row.opted_out) {
+    await recordSkipped(deps, claim, `not sent: user ${row.user_id} opted out of ${row.type}`, logger, claimedAt);
+    return;
+  }
   const startedAt = Date.now();
   let completion: Completion;
   try {
@@ -54,6 +67,15 @@ export async function deliverClaimed(
     else logger.warn('delivered, but the claim had been taken over; the newer attempt decides the outcome');
   } catch (err) {
     logger.error({ err }, 'delivered, but could not record it; the lease will expire and the sweeper takes over');
+  }
+}
+
+async function recordSkipped(deps: AttemptDeps, claim: Claim, reason: string, logger: Logger, claimedAt: number): Promise<void> {
+  try {
+    const recorded = await persist(() => markSkipped(deps.sql, claim, reason), claimedAt, deps.leaseMs);
+    if (recorded) logger.info({ reason }, 'notification skipped');
+  } catch (err) {
+    logger.error({ err }, 'could not record a skip; the lease will expire and the sweeper takes over');
   }
 }
 
@@ -80,7 +102,7 @@ async function recordFailedAttempt(
           reason,
           permanent,
           maxRetries: deps.policy.maxRetries,
-          retryDelayMs: nextRetryDelayMs(deps.policy, row.retry_count),
+          retryDelayMs: retryDelayAfter(err, deps.policy, row.retry_count),
         }),
       claimedAt,
       deps.leaseMs,
@@ -99,6 +121,12 @@ async function recordFailedAttempt(
   } else {
     logger.warn({ reason }, 'attempt failed, but the claim had been taken over');
   }
+}
+
+/** The backoff's delay, or longer when the provider asked for more (Retry-After). */
+function retryDelayAfter(err: unknown, policy: RetryPolicy, previousFailures: number): number {
+  const backoff = nextRetryDelayMs(policy, previousFailures);
+  return err instanceof RetryLaterError ? Math.max(backoff, err.retryAfterMs) : backoff;
 }
 
 /**

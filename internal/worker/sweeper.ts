@@ -10,6 +10,7 @@ import {
   takeStaleQueued,
   takeUnqueued,
 } from '../repository/maintenance.ts';
+import { Periodic } from './periodic.ts';
 import { nextRetryDelayMs, type RetryPolicy } from './retryPolicy.ts';
 
 /** Rows handled per statement, so one sweep never holds many locks or a long transaction. */
@@ -18,8 +19,6 @@ const BATCH_SIZE = 500;
 const MAX_QUEUE_BATCHES_PER_SWEEP = 20;
 /** Idempotency-Keys are kept at least this long (the contract says 24 h). */
 const IDEMPOTENCY_KEY_TTL_MS = 24 * 60 * 60 * 1000;
-/** Each wait is the interval times a random factor in [1 - JITTER, 1 + JITTER], so workers drift apart. */
-const JITTER = 0.2;
 
 export interface SweeperDeps {
   sql: Sql;
@@ -47,20 +46,25 @@ export interface SweepResult {
  * - expired Idempotency-Keys are forgotten.
  */
 export class Sweeper {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private stopped = false;
+  private readonly periodic: Periodic;
 
-  constructor(private readonly deps: SweeperDeps) {}
-
-  start(): void {
-    this.schedule(0);
+  constructor(private readonly deps: SweeperDeps) {
+    this.periodic = new Periodic(
+      async () => {
+        const result = await this.sweepOnce();
+        if (result.expired + result.queued + result.deadLettered > 0) this.deps.logger.info(result, 'sweep');
+      },
+      deps.intervalMs,
+      (err) => this.deps.logger.warn({ err }, 'sweep failed; trying again next interval'),
+    );
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    await this.running;
+  start(): void {
+    this.periodic.start();
+  }
+
+  stop(): Promise<void> {
+    return this.periodic.stop();
   }
 
   async sweepOnce(): Promise<SweepResult> {
@@ -69,21 +73,6 @@ export class Sweeper {
     const deadLettered = await this.pushMissingDeadLetters();
     await deleteExpiredIdempotencyKeys(this.deps.sql, IDEMPOTENCY_KEY_TTL_MS, BATCH_SIZE);
     return { expired, queued, deadLettered };
-  }
-
-  private schedule(delayMs: number): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.running = this.sweepOnce()
-        .then((result) => {
-          if (result.expired + result.queued + result.deadLettered > 0) this.deps.logger.info(result, 'sweep');
-        })
-        .catch((err: unknown) => this.deps.logger.warn({ err }, 'sweep failed; trying again next interval'))
-        .finally(() => {
-          this.running = undefined;
-          this.schedule(this.deps.intervalMs * (1 - JITTER + Math.random() * 2 * JITTER));
-        });
-    }, delayMs);
   }
 
   private async rescueExpiredClaims(): Promise<number> {

@@ -3,8 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../logger.ts';
 import type { Redis } from '../redis.ts';
-import type { NotificationRow } from '../notification.ts';
-import { claimNotifications, releaseClaim, type Claim } from '../repository/lifecycle.ts';
+import { claimNotifications, releaseClaim, type Claim, type ClaimedNotification } from '../repository/lifecycle.ts';
 import { CompletionBatcher } from './completionBatcher.ts';
 import { deliverClaimed, type AttemptDeps } from './deliveryAttempt.ts';
 
@@ -125,7 +124,7 @@ export class Worker {
   private async claimAndDeliver(popped: string[]): Promise<void> {
     const startedAt = Date.now();
     const ids = this.dropMalformed(popped);
-    let rows: NotificationRow[];
+    let rows: ClaimedNotification[];
     try {
       rows = await claimNotifications(this.deps.sql, ids, this.id, this.deps.leaseMs);
     } catch (err) {
@@ -148,7 +147,7 @@ export class Worker {
     return wellFormed;
   }
 
-  private async deliver(row: NotificationRow, claimedAt: number): Promise<void> {
+  private async deliver(row: ClaimedNotification, claimedAt: number): Promise<void> {
     const claim = { id: row.id, attempt: row.attempt, workerId: this.id };
     const logger = this.deps.logger.child({ notificationId: row.id, workerId: this.id, attempt: row.attempt, channel: row.type });
     const abort = new AbortController();

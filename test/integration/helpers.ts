@@ -90,7 +90,9 @@ export function newNotification(overrides: Partial<NewNotification> = {}): NewNo
     title: 'Title',
     body: 'Body',
     recipient: null,
+    html: null,
     data: null,
+    critical: false,
     ...overrides,
   };
 }

@@ -11,8 +11,11 @@ import { buildApi, closedPort, connectReadyRedis, countNotifications, rowOf, typ
 const CONTRACT_KEYS = [
   'body',
   'created_at',
+  'critical',
   'data',
   'error_reason',
+  'fanout_id',
+  'html',
   'id',
   'retry_count',
   'status',
@@ -329,13 +332,16 @@ describe('HTTP API', () => {
     });
 
     it.each([
-      ['without "to"', { user_id: 'u', type: 'WEBHOOK', body: 'b' }],
       ['with a non-URL "to"', { user_id: 'u', type: 'WEBHOOK', body: 'b', to: 'not a url' }],
       ['with an ftp "to"', { user_id: 'u', type: 'WEBHOOK', body: 'b', to: 'ftp://example.com/x' }],
       ['with a javascript: "to"', { user_id: 'u', type: 'WEBHOOK', body: 'b', to: 'javascript:alert(1)' }],
       ['with an empty "to"', { user_id: 'u', type: 'WEBHOOK', body: 'b', to: '' }],
     ])('refuses a WEBHOOK %s with 400', async (_, body) => {
       await expectRefused(() => post(body), 400, 'invalid_request');
+    });
+
+    it('refuses a WEBHOOK without "to" for a user with no webhook_url on file with 400 no_address', async () => {
+      await expectRefused(() => post({ user_id: 'u', type: 'WEBHOOK', body: 'b' }), 400, 'no_address');
     });
 
     it.each([

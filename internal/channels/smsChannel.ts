@@ -1,0 +1,162 @@
+import { ValidationError } from '../errors.ts';
+import type { NotificationRow } from '../notification.ts';
+import type { ChannelProvider } from './channelProvider.ts';
+import { PermanentDeliveryError } from './permanentDeliveryError.ts';
+import { parseRetryAfter } from './retryAfter.ts';
+import { RetryLaterError } from './retryLaterError.ts';
+
+export interface SmsOptions {
+  /** SMS_PROVIDER_URL: the Messages API's base; a path prefix is kept, for providers that mount the API under one. */
+  baseUrl: string;
+  accountSid: string;
+  authToken: string;
+  /** SMS_FROM: an E.164 number or alphanumeric sender id, or a messaging service id (`MG...`). */
+  from: string;
+  /** One attempt's time limit, the answer's body included. */
+  timeoutMs: number;
+}
+
+/** `+`, then 7 to 15 digits, the country code never starting with 0 (ITU-T E.164). */
+const E164 = /^\+[1-9]\d{6,14}$/;
+
+/** Provider text goes into `error_reason`; a page of HTML from a proxy should not. */
+const MAX_DETAIL_LENGTH = 300;
+
+/** Twilio's error body, which compatible providers copy. */
+interface ProviderError {
+  code?: unknown;
+  message?: unknown;
+}
+
+/**
+ * SMS through a Twilio-compatible Messages API (`POST /2010-04-01/Accounts/{sid}/Messages.json`),
+ * the interface most SMS providers mirror. The provider accepting the message (201, status
+ * `queued`) counts as delivered: what happens on the carrier's side arrives later, by status
+ * callback, if at all.
+ */
+export class SmsChannel implements ChannelProvider {
+  readonly channel = 'SMS' as const;
+  readonly profileAddress = 'phone' as const;
+  private readonly endpoint: string;
+  private readonly authorization: string;
+
+  constructor(private readonly options: SmsOptions) {
+    this.endpoint = `${options.baseUrl.replace(/\/+$/, '')}/2010-04-01/Accounts/${encodeURIComponent(options.accountSid)}/Messages.json`;
+    this.authorization = `Basic ${Buffer.from(`${options.accountSid}:${options.authToken}`).toString('base64')}`;
+  }
+
+  checkAddress(to: string | undefined): string {
+    if (to === undefined) {
+      const message = 'SMS needs a phone number: give "to" or set the user\'s phone with PUT /users/:id';
+      throw new ValidationError(message, 'invalid_request', [{ path: 'to', message }]);
+    }
+    if (!E164.test(to)) {
+      const message = 'must be a phone number in E.164 form: + and country code, no spaces, e.g. +14155550123';
+      throw new ValidationError(`SMS "to" ${message}`, 'invalid_request', [{ path: 'to', message }]);
+    }
+    return to;
+  }
+
+  async deliver(notification: NotificationRow, signal: AbortSignal): Promise<void> {
+    // Our own timer, not AbortSignal.timeout(), for the reason given in webhookChannel.ts
+    // (nodejs/node#57736). Cleared only at the end, so it also bounds reading the answer's body.
+    const timeout = new AbortController();
+    const timer = setTimeout(
+      () => timeout.abort(new DOMException(`timed out after ${this.options.timeoutMs} ms`, 'TimeoutError')),
+      this.options.timeoutMs,
+    );
+    const attempt = AbortSignal.any([signal, timeout.signal]);
+    try {
+      const response = await fetch(this.endpoint, {
+        method: 'POST',
+        body: this.form(notification),
+        headers: {
+          authorization: this.authorization,
+          accept: 'application/json',
+          'user-agent': 'herald-sms',
+        },
+        // An API that redirects is a wrong SMS_PROVIDER_URL; following it would resend the
+        // credentials to wherever it points.
+        redirect: 'manual',
+        signal: attempt,
+      }).catch((err: unknown) => {
+        throw new Error(this.redact(`SMS request failed: ${this.describe(err)}`), { cause: err });
+      });
+      if (response.ok) {
+        await response.body?.cancel().catch(() => {});
+        return;
+      }
+      const text = await response.text().catch((err: unknown) => {
+        throw new Error(this.redact(`SMS provider answered ${response.status}, then the request failed: ${this.describe(err)}`), { cause: err });
+      });
+      throw this.failure(response.status, response.headers.get('retry-after'), text);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Twilio takes `From` or, for a messaging service that picks the sender itself, `MessagingServiceSid`. */
+  private form(notification: NotificationRow): URLSearchParams {
+    const form = new URLSearchParams();
+    form.set('To', notification.recipient ?? '');
+    if (this.options.from.startsWith('MG')) form.set('MessagingServiceSid', this.options.from);
+    else form.set('From', this.options.from);
+    form.set('Body', notification.title ? `${notification.title}\n${notification.body}` : notification.body);
+    return form;
+  }
+
+  /** The error a non-2xx answer becomes; see `ChannelProvider.deliver` for what each kind means. */
+  private failure(status: number, retryAfter: string | null, text: string): Error {
+    const detail = providerDetail(text);
+    const said = detail ? `: ${detail}` : '';
+    if (status === 429 || status === 503) {
+      const message = this.redact(`SMS provider answered ${status}${said}`);
+      const waitMs = parseRetryAfter(retryAfter);
+      return waitMs === undefined ? new Error(message) : new RetryLaterError(message, waitMs);
+    }
+    if (status === 408 || status >= 500) return new Error(this.redact(`SMS provider answered ${status}${said}`));
+    if (status === 401 || status === 403) {
+      return new PermanentDeliveryError(
+        this.redact(`SMS provider refused the credentials (${status}${said}): check SMS_ACCOUNT_SID and SMS_AUTH_TOKEN`),
+      );
+    }
+    if (status < 400) {
+      return new PermanentDeliveryError(`SMS provider answered ${status}, a redirect: check SMS_PROVIDER_URL`);
+    }
+    return new PermanentDeliveryError(this.redact(`SMS provider refused: ${detail ? `${detail} (HTTP ${status})` : `HTTP ${status}`}`));
+  }
+
+  /** The token never reaches `error_reason`, even when a provider or proxy echoes it back. */
+  private redact(message: string): string {
+    return this.options.authToken ? message.replaceAll(this.options.authToken, '[redacted]') : message;
+  }
+
+  private describe(err: unknown): string {
+    if (err instanceof Error && err.name === 'TimeoutError') return `timed out after ${this.options.timeoutMs} ms`;
+    if (!(err instanceof Error)) return String(err);
+    const cause = err.cause as { code?: string; message?: string } | undefined;
+    return cause?.code ? `${cause.code}${cause.message ? ` (${cause.message})` : ''}` : err.message;
+  }
+}
+
+/**
+ * "21211 The 'To' number ... is not a valid phone number" from Twilio's JSON, else the start of a
+ * plain-text answer. An HTML page (a proxy's error page) says nothing the status does not.
+ */
+function providerDetail(text: string): string | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    const plain = text.replace(/\s+/g, ' ').trim();
+    return plain && !plain.startsWith('<') ? clip(plain) : undefined;
+  }
+  if (typeof parsed !== 'object' || parsed === null) return undefined;
+  const { code, message } = parsed as ProviderError;
+  const parts = [code, message].filter((p) => typeof p === 'number' || (typeof p === 'string' && p !== ''));
+  return parts.length ? clip(parts.join(' ')) : undefined;
+}
+
+function clip(text: string): string {
+  return text.length > MAX_DETAIL_LENGTH ? `${text.slice(0, MAX_DETAIL_LENGTH)}...` : text;
+}

@@ -1,0 +1,87 @@
+import type { Channels } from './channels/channels.ts';
+import type { Sql } from './database.ts';
+import { runWithDeadline } from './deadline.ts';
+import { NotFoundError, ValidationError } from './errors.ts';
+import type { Channel } from './notification.ts';
+import type { RecipientProfile, RecipientProfileInput } from './recipient.ts';
+import { listPushSubscriptions } from './repository/pushSubscriptions.ts';
+import { findOptOuts, findRecipient, saveOptOuts, saveRecipient } from './repository/recipients.ts';
+
+export interface RecipientServiceDeps {
+  sql: Sql;
+  channels: Channels;
+  requestTimeoutMs: number;
+}
+
+/** Stores a user's whole profile (fields left out are cleared) and answers it as stored. */
+export async function putRecipient(
+  deps: RecipientServiceDeps,
+  userId: string,
+  input: RecipientProfileInput,
+): Promise<RecipientProfile> {
+  const webhookUrl = input.webhook_url ? checkWebhookUrl(deps.channels, input.webhook_url) : null;
+  const subscriptions = input.push_subscriptions.map((s) => ({ endpoint: s.endpoint, p256dh: s.keys.p256dh, auth: s.keys.auth }));
+  await runWithDeadline(deps.requestTimeoutMs, () =>
+    saveRecipient(
+      deps.sql,
+      userId,
+      { email: input.email ?? null, phone: input.phone ?? null, webhook_url: webhookUrl, locale: input.locale ?? null },
+      subscriptions,
+    ),
+  );
+  return getRecipient(deps, userId);
+}
+
+/** The webhook channel's own rules (scheme, private targets) apply to a profile's URL as to a `to`. */
+function checkWebhookUrl(channels: Channels, url: string): string | null {
+  if (!channels.WEBHOOK) return url;
+  try {
+    return channels.WEBHOOK.checkAddress(url);
+  } catch (err) {
+    if (err instanceof ValidationError) throw new ValidationError(err.message.replace(/"to"/g, '"webhook_url"'), err.code, [{ path: 'webhook_url', message: err.message }]);
+    throw err;
+  }
+}
+
+export async function getRecipient(deps: Pick<RecipientServiceDeps, 'sql' | 'requestTimeoutMs'>, userId: string): Promise<RecipientProfile> {
+  return runWithDeadline(deps.requestTimeoutMs, async () => {
+    const [row, subscriptions, optedOut] = await Promise.all([
+      findRecipient(deps.sql, userId),
+      listPushSubscriptions(deps.sql, userId),
+      findOptOuts(deps.sql, userId),
+    ]);
+    if (!row && subscriptions.length === 0 && optedOut.length === 0) {
+      throw new NotFoundError(`user ${userId} has no profile: create one with PUT /users/${encodeURIComponent(userId)}`);
+    }
+    return {
+      user_id: userId,
+      email: row?.email ?? null,
+      phone: row?.phone ?? null,
+      webhook_url: row?.webhook_url ?? null,
+      locale: row?.locale ?? null,
+      push_subscriptions: subscriptions.map((s) => ({ endpoint: s.endpoint, keys: { p256dh: s.p256dh, auth: s.auth } })),
+      opted_out: optedOut,
+      created_at: row?.created_at.toISOString() ?? null,
+      updated_at: row?.updated_at.toISOString() ?? null,
+    };
+  });
+}
+
+/** Replaces the channels a user opted out of; answers the set as stored. */
+export async function putPreferences(
+  deps: Pick<RecipientServiceDeps, 'sql' | 'requestTimeoutMs'>,
+  userId: string,
+  optedOut: Channel[],
+): Promise<{ user_id: string; opted_out: Channel[] }> {
+  return runWithDeadline(deps.requestTimeoutMs, async () => {
+    await saveOptOuts(deps.sql, userId, [...new Set(optedOut)]);
+    return { user_id: userId, opted_out: await findOptOuts(deps.sql, userId) };
+  });
+}
+
+export async function getPreferences(
+  deps: Pick<RecipientServiceDeps, 'sql' | 'requestTimeoutMs'>,
+  userId: string,
+): Promise<{ user_id: string; opted_out: Channel[] }> {
+  return { user_id: userId, opted_out: await runWithDeadline(deps.requestTimeoutMs, () => findOptOuts(deps.sql, userId)) };
+}

@@ -1,0 +1,13 @@
+import { z } from 'zod';
+import { storableText, userIdSchema } from './storableText.ts';
+
+/** A topic key: what producers name a group of subscribers by ("order-42-followers"). */
+export const topicKeySchema = storableText(200).regex(/^[\w.:@-]+$/, 'may hold only letters, digits and _ . : @ -');
+
+/** Users added to or removed from a topic by one request. */
+export const MAX_SUBSCRIBERS_PER_REQUEST = 1000;
+
+/** `PUT /topics/:key/subscribers` and its DELETE: the users to add or remove. */
+export const topicSubscribersSchema = z.object({
+  user_ids: z.array(userIdSchema).min(1).max(MAX_SUBSCRIBERS_PER_REQUEST),
+});

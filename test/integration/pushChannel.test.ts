@@ -1,0 +1,436 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import webpush from 'web-push';
+import { PermanentDeliveryError } from '../../internal/channels/permanentDeliveryError.ts';
+import { PushChannel, type PushOptions } from '../../internal/channels/pushChannel.ts';
+import { RetryLaterError } from '../../internal/channels/retryLaterError.ts';
+import { ValidationError } from '../../internal/errors.ts';
+import type { NotificationRow } from '../../internal/notification.ts';
+import { claimedRow } from '../support/notificationRow.ts';
+import { PushService, type SubscriptionJson } from '../support/pushService.ts';
+import { createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
+import { closedPort } from './helpers.ts';
+
+const SUBJECT = 'mailto:ops@herald.example';
+const vapid = { ...webpush.generateVAPIDKeys(), subject: SUBJECT };
+
+let db: TestDatabase;
+let service: PushService;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  service = await PushService.start();
+});
+afterAll(async () => {
+  await service?.close();
+  await db?.drop();
+});
+
+function pushChannel(overrides: Partial<PushOptions> = {}): PushChannel {
+  return new PushChannel({ sql: db.sql, vapid, timeoutMs: 2000, allowPrivate: true, ...overrides });
+}
+
+function pushRow(userId: string, fields: Partial<NotificationRow> = {}): NotificationRow {
+  return claimedRow({
+    type: 'PUSH',
+    user_id: userId,
+    title: 'Order shipped',
+    body: 'Your order #42 is on its way',
+    data: { order: 42, url: '/orders/42', nested: { ok: true } },
+    ...fields,
+  });
+}
+
+/** A new user holding these subscriptions, stored as `PUT /users/:id` stores them. */
+async function userWith(...subscriptions: SubscriptionJson[]): Promise<string> {
+  const userId = `user-${randomUUID()}`;
+  for (const s of subscriptions) {
+    await db.sql`insert into push_subscriptions ${db.sql({ user_id: userId, endpoint: s.endpoint, p256dh: s.keys.p256dh, auth: s.keys.auth })}`;
+  }
+  return userId;
+}
+
+async function storedEndpoints(userId: string): Promise<string[]> {
+  const rows = await db.sql<{ endpoint: string }[]>`select endpoint from push_subscriptions where user_id = ${userId} order by endpoint`;
+  return rows.map((r) => r.endpoint);
+}
+
+async function deliveryError(channel: PushChannel, row: NotificationRow, signal = new AbortController().signal): Promise<Error> {
+  try {
+    await channel.deliver(row, signal);
+  } catch (err) {
+    expect(err).toBeInstanceOf(Error);
+    return err as Error;
+  }
+  throw new Error('delivery succeeded');
+}
+
+function payloadOf(row: NotificationRow): unknown {
+  return { id: row.id, title: row.title, body: row.body, data: row.data };
+}
+
+describe('PushChannel.deliver to a Web Push service', () => {
+  it('sends the notification encrypted for the subscription and signed with the VAPID key', async () => {
+    const sub = service.subscribe({ applicationServerKey: vapid.publicKey });
+    const row = pushRow(await userWith(sub));
+    const before = Math.floor(Date.now() / 1000);
+
+    await pushChannel().deliver(row, new AbortController().signal);
+
+    expect(service.requestsTo(sub.endpoint).map((r) => [r.status, r.refusal])).toEqual([[201, undefined]]);
+    const [message] = service.received(sub.endpoint);
+    expect(JSON.parse(message!.text)).toEqual(payloadOf(row));
+    expect(message!.vapidKey).toBe(vapid.publicKey);
+    expect(message!.claims.aud).toBe(service.origin);
+    expect(message!.claims.sub).toBe(SUBJECT);
+    expect(message!.claims.exp).toBeGreaterThan(before);
+    expect(message!.claims.exp).toBeLessThanOrEqual(before + 24 * 60 * 60 + 1);
+    expect(message!.headers['content-encoding']).toBe('aes128gcm');
+    expect(message!.headers.ttl).toBe(String(24 * 60 * 60));
+    expect(message!.headers.topic).toBe(row.id.replaceAll('-', ''));
+  });
+
+  it('delivers to every subscription of the user, each encrypted for its own keys', async () => {
+    const a = service.subscribe();
+    const b = service.subscribe();
+    const row = pushRow(await userWith(a, b));
+    await pushChannel().deliver(row, new AbortController().signal);
+    for (const sub of [a, b]) {
+      const messages = service.received(sub.endpoint);
+      expect(messages).toHaveLength(1);
+      expect(JSON.parse(messages[0]!.text)).toEqual(payloadOf(row));
+    }
+  });
+
+  it('removes a subscription answered 410 and still delivers to the other one', async () => {
+    const gone = service.subscribe();
+    const live = service.subscribe();
+    service.expire(gone.endpoint, 410);
+    const userId = await userWith(gone, live);
+    const row = pushRow(userId);
+
+    await expect(pushChannel().deliver(row, new AbortController().signal)).resolves.toBeUndefined();
+
+    expect(service.requestsTo(gone.endpoint).map((r) => r.status)).toEqual([410]);
+    expect(service.received(live.endpoint)).toHaveLength(1);
+    expect(await storedEndpoints(userId)).toEqual([live.endpoint]);
+  });
+
+  it('fails for good, and removes them, when every subscription is gone (404 or 410)', async () => {
+    const a = service.subscribe();
+    const b = service.subscribe();
+    service.expire(a.endpoint, 404);
+    service.expire(b.endpoint, 410);
+    const userId = await userWith(a, b);
+
+    const err = await deliveryError(pushChannel(), pushRow(userId));
+
+    expect(err).toBeInstanceOf(PermanentDeliveryError);
+    expect(err.message).toBe(`every push subscription of user ${userId} has expired; they were removed`);
+    expect(await storedEndpoints(userId)).toEqual([]);
+  });
+
+  it('asks to retry later when the push service answers 429 with Retry-After', async () => {
+    const sub = service.subscribe();
+    service.failNext(sub.endpoint, { status: 429, retryAfter: '3' });
+    const userId = await userWith(sub);
+
+    const err = await deliveryError(pushChannel(), pushRow(userId));
+
+    expect(err).toBeInstanceOf(RetryLaterError);
+    expect((err as RetryLaterError).retryAfterMs).toBe(3000);
+    expect(err.message).toContain('429');
+    expect(service.received(sub.endpoint)).toHaveLength(0);
+    expect(await storedEndpoints(userId)).toEqual([sub.endpoint]);
+  });
+
+  it('waits for the longest Retry-After among the subscriptions', async () => {
+    const a = service.subscribe();
+    const b = service.subscribe();
+    service.failNext(a.endpoint, { status: 429, retryAfter: '3' });
+    service.failNext(b.endpoint, { status: 503, retryAfter: '7' });
+
+    const err = await deliveryError(pushChannel(), pushRow(await userWith(a, b)));
+
+    expect(err).toBeInstanceOf(RetryLaterError);
+    expect((err as RetryLaterError).retryAfterMs).toBe(7000);
+  });
+
+  it.each([
+    { status: 500 },
+    { status: 502 },
+    { status: 503 },
+    { status: 429 },
+    { status: 408 },
+    { status: 429, retryAfter: 'soon' },
+  ])('treats $status (Retry-After $retryAfter) as worth a retry with the usual backoff', async (answer) => {
+    const sub = service.subscribe();
+    service.failNext(sub.endpoint, answer);
+    const userId = await userWith(sub);
+
+    const err = await deliveryError(pushChannel(), pushRow(userId));
+
+    expect(err).not.toBeInstanceOf(PermanentDeliveryError);
+    expect(err).not.toBeInstanceOf(RetryLaterError);
+    expect(err.message).toContain(`answered ${answer.status}`);
+    expect(await storedEndpoints(userId)).toEqual([sub.endpoint]);
+  });
+
+  it('treats a push service nobody listens on as worth a retry', async () => {
+    const sub = service.subscribe();
+    const unreachable = { ...sub, endpoint: `http://127.0.0.1:${await closedPort()}/push/x` };
+
+    const err = await deliveryError(pushChannel(), pushRow(await userWith(unreachable)));
+
+    expect(err).not.toBeInstanceOf(PermanentDeliveryError);
+    expect(err.message).toMatch(/request failed: ECONNREFUSED/);
+  });
+
+  it.each([400, 403, 413])('treats %i as a permanent failure, keeping the subscription and the service\'s reason', async (status) => {
+    const sub = service.subscribe();
+    service.failNext(sub.endpoint, { status, body: 'UnauthorizedRegistration' });
+    const userId = await userWith(sub);
+
+    const err = await deliveryError(pushChannel(), pushRow(userId));
+
+    expect(err).toBeInstanceOf(PermanentDeliveryError);
+    expect(err.message).toContain(`answered ${status}: UnauthorizedRegistration`);
+    expect(await storedEndpoints(userId)).toEqual([sub.endpoint]);
+  });
+
+  it('fails for good when the subscription belongs to another VAPID key (403 from the service)', async () => {
+    const sub = service.subscribe({ applicationServerKey: vapid.publicKey });
+    const otherKeys = { ...webpush.generateVAPIDKeys(), subject: SUBJECT };
+
+    const err = await deliveryError(pushChannel({ vapid: otherKeys }), pushRow(await userWith(sub)));
+
+    expect(err).toBeInstanceOf(PermanentDeliveryError);
+    expect(err.message).toContain('answered 403');
+    expect(err.message).toContain('applicationServerKey');
+    expect(service.received(sub.endpoint)).toHaveLength(0);
+  });
+
+  it('retries when one subscription failed for now even if another expired, and removes the expired one', async () => {
+    const failing = service.subscribe();
+    const gone = service.subscribe();
+    service.failNext(failing.endpoint, { status: 500 });
+    service.expire(gone.endpoint);
+    const userId = await userWith(failing, gone);
+
+    const err = await deliveryError(pushChannel(), pushRow(userId));
+
+    expect(err).not.toBeInstanceOf(PermanentDeliveryError);
+    expect(err.message).toContain('answered 500');
+    expect(err.message).toContain('answered 410, expired and removed');
+    expect(await storedEndpoints(userId)).toEqual([failing.endpoint]);
+  });
+
+  it('fails for good with every subscription\'s outcome when one was refused and the other expired', async () => {
+    const refused = service.subscribe();
+    const gone = service.subscribe();
+    service.failNext(refused.endpoint, { status: 400 });
+    service.expire(gone.endpoint);
+    const userId = await userWith(refused, gone);
+
+    const err = await deliveryError(pushChannel(), pushRow(userId));
+
+    expect(err).toBeInstanceOf(PermanentDeliveryError);
+    expect(err.message).toMatch(new RegExp(`^push to user ${userId} failed: 127\\.0\\.0\\.1:\\d+/….{6} answered 400.*; 127\\.0\\.0\\.1:\\d+/….{6} answered 410`));
+    expect(await storedEndpoints(userId)).toEqual([refused.endpoint]);
+  });
+
+  it('counts as delivered when one subscription took it and another failed for now', async () => {
+    const failing = service.subscribe();
+    const live = service.subscribe();
+    service.failNext(failing.endpoint, { status: 500 });
+
+    await expect(pushChannel().deliver(pushRow(await userWith(failing, live)), new AbortController().signal)).resolves.toBeUndefined();
+
+    expect(service.received(live.endpoint)).toHaveLength(1);
+  });
+
+  it('fails for good when the user has no push subscriptions', async () => {
+    const userId = `user-${randomUUID()}`;
+    const err = await deliveryError(pushChannel(), pushRow(userId));
+    expect(err).toBeInstanceOf(PermanentDeliveryError);
+    expect(err.message).toBe(`user ${userId} has no push subscriptions`);
+  });
+
+  it('fails for good, without sending, on an endpoint that is not an http(s) URL or keys it cannot encrypt for', async () => {
+    const sub = service.subscribe();
+    const notHttp = { ...sub, endpoint: 'data:text/plain,ok' };
+    const badKeys = { endpoint: `${service.origin}/push/bad-keys`, keys: { p256dh: 'AAAA', auth: sub.keys.auth } };
+
+    const err = await deliveryError(pushChannel(), pushRow(await userWith(notHttp, badKeys)));
+
+    expect(err).toBeInstanceOf(PermanentDeliveryError);
+    expect(err.message).toContain('endpoint is not an http(s) URL');
+    expect(err.message).toContain('cannot encrypt for it');
+    expect(service.requestsTo(badKeys.endpoint)).toHaveLength(0);
+  });
+
+  it('sends the largest payload Web Push carries and refuses one byte more without sending', async () => {
+    const sub = service.subscribe();
+    const userId = await userWith(sub);
+    const base = Buffer.byteLength(JSON.stringify(payloadOf(pushRow(userId, { body: '' }))));
+    const largest = pushRow(userId, { body: 'x'.repeat(3993 - base) });
+
+    await pushChannel().deliver(largest, new AbortController().signal);
+    expect(JSON.parse(service.received(sub.endpoint)[0]!.text)).toEqual(payloadOf(largest));
+
+    const tooLarge = pushRow(userId, { body: 'x'.repeat(3994 - base) });
+    const err = await deliveryError(pushChannel(), tooLarge);
+    expect(err).toBeInstanceOf(PermanentDeliveryError);
+    expect(err.message).toContain('3994 bytes');
+    expect(service.requestsTo(sub.endpoint)).toHaveLength(1);
+  });
+});
+
+describe('PushChannel and private endpoints', () => {
+  it('refuses a loopback endpoint without sending when private targets are not allowed', async () => {
+    const sub = service.subscribe();
+    const userId = await userWith(sub);
+
+    const err = await deliveryError(pushChannel({ allowPrivate: false }), pushRow(userId));
+
+    expect(err).toBeInstanceOf(PermanentDeliveryError);
+    expect(err.message).toContain('resolves to non-public address 127.0.0.1');
+    expect(service.requestsTo(sub.endpoint)).toHaveLength(0);
+    expect(await storedEndpoints(userId)).toEqual([sub.endpoint]);
+  });
+
+  it('refuses a localhost name that resolves to loopback when private targets are not allowed', async () => {
+    const sub = service.subscribe();
+    const url = new URL(sub.endpoint);
+    url.hostname = 'localhost';
+
+    const err = await deliveryError(pushChannel({ allowPrivate: false }), pushRow(await userWith({ ...sub, endpoint: url.toString() })));
+
+    expect(err).toBeInstanceOf(PermanentDeliveryError);
+    expect(err.message).toContain('resolves to non-public address');
+    expect(service.requestsTo(sub.endpoint)).toHaveLength(0);
+  });
+});
+
+describe('PushChannel time limits', () => {
+  it('gives up on a silent push service after its time limit with a retryable error that names it', async () => {
+    const sub = service.subscribe();
+    service.silence(sub.endpoint);
+    const row = pushRow(await userWith(sub));
+
+    const startedAt = Date.now();
+    const err = await deliveryError(pushChannel({ timeoutMs: 300 }), row);
+    const elapsed = Date.now() - startedAt;
+
+    expect(err).not.toBeInstanceOf(PermanentDeliveryError);
+    expect(err.message).toContain('timed out after 300 ms');
+    expect(elapsed).toBeGreaterThanOrEqual(290);
+    expect(elapsed).toBeLessThan(1500);
+    await expect.poll(() => service.requestsTo(sub.endpoint)[0]?.abandonedAt, { timeout: 5000 }).toBeDefined();
+  });
+
+  it('still counts the subscription that answered when another stays silent', async () => {
+    const silent = service.subscribe();
+    const live = service.subscribe();
+    service.silence(silent.endpoint);
+
+    await expect(pushChannel({ timeoutMs: 300 }).deliver(pushRow(await userWith(silent, live)), new AbortController().signal)).resolves.toBeUndefined();
+
+    expect(service.received(live.endpoint)).toHaveLength(1);
+  });
+
+  it('gives up as soon as the caller aborts, with the caller\'s reason, long before its own limit', async () => {
+    const sub = service.subscribe();
+    service.silence(sub.endpoint);
+    const abort = new AbortController();
+    const pending = deliveryError(pushChannel({ timeoutMs: 30_000 }), pushRow(await userWith(sub)), abort.signal);
+    await expect.poll(() => service.requestsTo(sub.endpoint).length, { timeout: 5000 }).toBe(1);
+
+    const abortedAt = Date.now();
+    abort.abort(new Error('worker is stopping'));
+    const err = await pending;
+
+    expect(err).not.toBeInstanceOf(PermanentDeliveryError);
+    expect(err.message).toContain('request failed: worker is stopping');
+    expect(err.message).not.toContain('timed out');
+    expect(Date.now() - abortedAt).toBeLessThan(2000);
+  });
+});
+
+describe('PushChannel configuration and addresses', () => {
+  it('takes no "to": the user\'s subscriptions are the address', () => {
+    const channel = pushChannel();
+    expect(channel.checkAddress(undefined)).toBeNull();
+    let refused: unknown;
+    try {
+      channel.checkAddress('https://fcm.googleapis.com/fcm/send/abc');
+    } catch (err) {
+      refused = err;
+    }
+    expect(refused).toBeInstanceOf(ValidationError);
+    expect((refused as ValidationError).code).toBe('invalid_request');
+    expect((refused as ValidationError).details).toEqual([expect.objectContaining({ path: 'to' })]);
+    expect(channel.channel).toBe('PUSH');
+    expect(channel.profileAddress).toBe('push_subscriptions');
+  });
+
+  it.each([
+    { publicKey: 'not-a-key' },
+    { privateKey: 'AAAA' },
+    { subject: 'http://herald.example' },
+  ])('refuses VAPID settings that cannot sign (%o) when it is created', (bad) => {
+    expect(() => pushChannel({ vapid: { ...vapid, ...bad } })).toThrow(/^invalid VAPID configuration/);
+  });
+});
+
+describe('the test push service refuses what a real one would', () => {
+  async function post(endpoint: string, details: webpush.RequestDetails): Promise<{ status: number; text: string }> {
+    const headers = Object.fromEntries(
+      Object.entries(details.headers).filter(([n]) => n.toLowerCase() !== 'content-length').map(([n, v]) => [n, String(v)]),
+    );
+    const response = await fetch(endpoint, { method: 'POST', headers, body: details.body ? new Uint8Array(details.body) : undefined });
+    return { status: response.status, text: await response.text() };
+  }
+  const options = { vapidDetails: vapid, TTL: 60, contentEncoding: 'aes128gcm' as const };
+
+  it('a JWT not signed by the key it names', async () => {
+    const sub = service.subscribe();
+    const details = webpush.generateRequestDetails(sub, 'hello', options);
+    const other = webpush.generateVAPIDKeys();
+    details.headers.Authorization = details.headers.Authorization!.replace(/k=.*$/, `k=${other.publicKey}`);
+
+    const answer = await post(sub.endpoint, details);
+
+    expect(answer).toEqual({ status: 403, text: 'JWT signature does not verify with k' });
+    expect(service.received(sub.endpoint)).toHaveLength(0);
+  });
+
+  it('a JWT for another push service', async () => {
+    const sub = service.subscribe();
+    const details = webpush.generateRequestDetails({ ...sub, endpoint: 'https://push.example/push/x' }, 'hello', options);
+
+    const answer = await post(sub.endpoint, details);
+
+    expect(answer.status).toBe(403);
+    expect(answer.text).toContain('JWT aud https://push.example');
+  });
+
+  it('a body encrypted for another subscription', async () => {
+    const sub = service.subscribe();
+    const other = service.subscribe();
+    const details = webpush.generateRequestDetails(other, 'hello', options);
+
+    const answer = await post(sub.endpoint, details);
+
+    expect(answer.status).toBe(400);
+    expect(answer.text).toMatch(/^cannot decrypt/);
+  });
+
+  it('a message without TTL', async () => {
+    const sub = service.subscribe();
+    const details = webpush.generateRequestDetails(sub, 'hello', options);
+    delete details.headers.TTL;
+
+    expect((await post(sub.endpoint, details)).status).toBe(400);
+  });
+});
