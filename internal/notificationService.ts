@@ -42,6 +42,7 @@ export async function createNotification(
   idempotencyKey?: string,
 ): Promise<CreateOutcome> {
   const provider = providerFor(deps.channels, request.type);
+  provider.checkContent?.({ title: request.title ?? null, body: request.body, html: request.html ?? null, data: request.data ?? null });
   const idempotency = idempotencyKey === undefined ? undefined : { key: checkKey(idempotencyKey), requestHash: hashRequest(request) };
   if (request.user_ids) return createForUsers(deps, provider, request, request.user_ids, idempotency);
   if (request.topic !== undefined) return createForTopic(deps, request, request.topic, idempotency);

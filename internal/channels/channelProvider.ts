@@ -1,5 +1,8 @@
 import type { Channel, NotificationRow } from '../notification.ts';
 
+/** What a notification says, the same for every user it goes to. */
+export type NotificationContent = Pick<NotificationRow, 'title' | 'body' | 'html' | 'data'>;
+
 /**
  * Where a channel finds a user's address when a request gives no `to`: a field of the user's
  * profile (`PUT /users/:id`), or the user's push subscriptions.
@@ -21,6 +24,11 @@ export interface ChannelProvider {
    * returns the address to store; throws `ValidationError` when the channel cannot use it.
    */
   checkAddress(to: string | undefined): string | null;
+  /**
+   * Refuses at creation (`ValidationError`) content the channel could never carry (an SMS over the
+   * provider's length limit, a push payload over Web Push's size limit), rather than failing later.
+   */
+  checkContent?(content: NotificationContent): void;
   deliver(notification: NotificationRow, signal: AbortSignal): Promise<void>;
   /** Closes connections the provider keeps open between deliveries. */
   close?(): Promise<void> | void;

@@ -5,6 +5,8 @@ import { ValidationError } from '../errors.ts';
 import type { NotificationRow } from '../notification.ts';
 import type { ChannelProvider } from './channelProvider.ts';
 import { PermanentDeliveryError } from './permanentDeliveryError.ts';
+import { withTimeLimit } from './timeLimit.ts';
+import { untilAborted } from './untilAborted.ts';
 
 export interface EmailOptions {
   /** `smtp://` or `smtps://`, with the login as the URL's user and password when the server needs one. */
@@ -70,46 +72,31 @@ export class EmailChannel implements ChannelProvider {
   }
 
   async deliver(notification: NotificationRow, signal: AbortSignal): Promise<void> {
-    if (!notification.recipient) throw new PermanentDeliveryError('EMAIL notification has no recipient address');
-    // A timer of our own rather than AbortSignal.timeout(), for the reason given in webhookChannel.ts
-    // (nodejs/node#57736). nodemailer takes the signal too, and then drops the message from the
-    // pool's queue or closes the connection sending it; the race below makes sure the attempt ends
-    // on time even where it does not.
-    const timeout = new AbortController();
-    const timer = setTimeout(
-      () => timeout.abort(new DOMException(`timed out after ${this.options.timeoutMs} ms`, 'TimeoutError')),
-      this.options.timeoutMs,
-    );
-    const attempt = AbortSignal.any([signal, timeout.signal]);
-    let onAbort = () => {};
-    const aborted = new Promise<never>((_, reject) => {
-      onAbort = () => reject(attempt.reason as Error);
-      if (attempt.aborted) onAbort();
-      else attempt.addEventListener('abort', onAbort, { once: true });
-    });
-    aborted.catch(() => {});
-    try {
-      const sending = this.transport.sendMail({
-        from: this.options.from,
-        to: notification.recipient,
-        subject: notification.title ?? '',
-        text: notification.body,
-        html: notification.html ?? undefined,
-        messageId: `<${notification.id}@${this.messageIdDomain}>`,
-        headers: { 'X-Notification-Id': notification.id },
-        signal: attempt,
-      });
-      await Promise.race([sending, aborted]);
-    } catch (err) {
-      if (attempt.aborted) {
-        // The message may have reached the server before the abort; the Message-ID makes a resend recognisable.
-        throw new Error(`SMTP send gave up: ${reasonText(attempt.reason)}`, { cause: err });
+    const to = notification.recipient;
+    if (!to) throw new PermanentDeliveryError('EMAIL notification has no recipient address');
+    // nodemailer takes the signal too, and then drops the message from the pool's queue or closes
+    // the connection sending it; untilAborted makes sure the attempt ends on time even where it does not.
+    return withTimeLimit(signal, this.options.timeoutMs, async (attempt) => {
+      try {
+        const sending = this.transport.sendMail({
+          from: this.options.from,
+          to,
+          subject: notification.title ?? '',
+          text: notification.body,
+          html: notification.html ?? undefined,
+          messageId: `<${notification.id}@${this.messageIdDomain}>`,
+          headers: { 'X-Notification-Id': notification.id },
+          signal: attempt,
+        });
+        await untilAborted(sending, attempt);
+      } catch (err) {
+        if (attempt.aborted) {
+          // The message may have reached the server before the abort; the Message-ID makes a resend recognisable.
+          throw new Error(`SMTP send gave up: ${reasonText(attempt.reason)}`, { cause: err });
+        }
+        throw classify(err as NodemailerError);
       }
-      throw classify(err as NodemailerError);
-    } finally {
-      clearTimeout(timer);
-      attempt.removeEventListener('abort', onAbort);
-    }
+    });
   }
 
   /**

@@ -3,10 +3,13 @@ import type { Sql } from '../database.ts';
 import { ValidationError } from '../errors.ts';
 import type { NotificationRow } from '../notification.ts';
 import { deletePushSubscription, listPushSubscriptions, type PushSubscription } from '../repository/pushSubscriptions.ts';
-import type { ChannelProvider } from './channelProvider.ts';
+import type { ChannelProvider, NotificationContent } from './channelProvider.ts';
+import { describeNetworkError } from './networkError.ts';
 import { PermanentDeliveryError } from './permanentDeliveryError.ts';
 import { parseRetryAfter } from './retryAfter.ts';
 import { RetryLaterError } from './retryLaterError.ts';
+import { withTimeLimit } from './timeLimit.ts';
+import { untilAborted } from './untilAborted.ts';
 import { findNonPublicAddress } from './webhookTarget.ts';
 
 export interface PushOptions {
@@ -30,6 +33,7 @@ const TTL_SECONDS = 24 * 60 * 60;
  * §7.2), less the 86-byte header, the 16-byte tag and the padding delimiter (RFC 8291 §4).
  */
 const MAX_PAYLOAD_BYTES = 3993;
+const ID_PLACEHOLDER = '00000000-0000-0000-0000-000000000000';
 
 /** Subscriptions named in one error message; a user with many devices must not flood error_reason. */
 const MAX_DESCRIBED = 3;
@@ -65,7 +69,7 @@ export class PushChannel implements ChannelProvider {
     try {
       webpush.getVapidHeaders('https://push.example', subject, publicKey, privateKey, 'aes128gcm');
     } catch (err) {
-      throw new Error(`invalid VAPID configuration: ${describe(err)}`, { cause: err });
+      throw new Error(`invalid VAPID configuration: ${describeNetworkError(err)}`, { cause: err });
     }
   }
 
@@ -78,36 +82,37 @@ export class PushChannel implements ChannelProvider {
     return null;
   }
 
+  checkContent(content: NotificationContent): void {
+    // Any id has the same length, so a placeholder measures the payload every user will get.
+    const size = Buffer.byteLength(pushPayload({ id: ID_PLACEHOLDER, ...content }));
+    if (size > MAX_PAYLOAD_BYTES) {
+      throw new ValidationError(`a PUSH payload (id, title, body and data as JSON) carries at most ${MAX_PAYLOAD_BYTES} bytes; this one is ${size}`, 'invalid_request', [
+        { path: 'body', message: `too large for Web Push (${size} > ${MAX_PAYLOAD_BYTES} bytes with title and data)` },
+      ]);
+    }
+  }
+
   async deliver(notification: NotificationRow, signal: AbortSignal): Promise<void> {
     const userId = notification.user_id;
-    const { id, title, body, data } = notification;
-    const payload = JSON.stringify({ id, title, body, data });
+    const payload = pushPayload(notification);
     const size = Buffer.byteLength(payload);
     if (size > MAX_PAYLOAD_BYTES) {
       throw new PermanentDeliveryError(`PUSH payload (id, title, body and data as JSON) is ${size} bytes; Web Push carries at most ${MAX_PAYLOAD_BYTES}`);
     }
-    // One timer of our own for the whole attempt, for the reason given in WebhookChannel.deliver; it
-    // covers the database and DNS too, so an attempt never outlives PROVIDER_TIMEOUT_MS (and the lease).
-    const timeout = new AbortController();
-    const timer = setTimeout(
-      () => timeout.abort(new DOMException(`timed out after ${this.options.timeoutMs} ms`, 'TimeoutError')),
-      this.options.timeoutMs,
-    );
-    const attempt = AbortSignal.any([signal, timeout.signal]);
-    try {
+    // One limit for the whole attempt: it covers the database and DNS too, so an attempt never
+    // outlives PROVIDER_TIMEOUT_MS (and the lease).
+    return withTimeLimit(signal, this.options.timeoutMs, async (attempt) => {
       const subscriptions = await untilAborted(listPushSubscriptions(this.options.sql, userId), attempt).catch((err: unknown) => {
-        throw new Error(`push subscriptions of user ${userId} could not be read: ${this.describe(err)}`, { cause: err });
+        throw new Error(`push subscriptions of user ${userId} could not be read: ${describeNetworkError(err)}`, { cause: err });
       });
       if (subscriptions.length === 0) throw new PermanentDeliveryError(`user ${userId} has no push subscriptions`);
       // A push message's Topic replaces an undelivered one with the same Topic (RFC 8030 §5.4): a copy
       // resent by a retry does not reach an offline device twice.
-      const topic = id.replaceAll('-', '');
+      const topic = notification.id.replaceAll('-', '');
       const settled = await Promise.allSettled(subscriptions.map((s) => this.send(userId, s, payload, topic, attempt)));
-      const outcomes = settled.map((r): Outcome => (r.status === 'fulfilled' ? r.value : { kind: 'retry', detail: this.describe(r.reason) }));
+      const outcomes = settled.map((r): Outcome => (r.status === 'fulfilled' ? r.value : { kind: 'retry', detail: describeNetworkError(r.reason) }));
       conclude(userId, subscriptions, outcomes);
-    } finally {
-      clearTimeout(timer);
-    }
+    });
   }
 
   private async send(userId: string, subscription: PushSubscription, payload: string, topic: string, signal: AbortSignal): Promise<Outcome> {
@@ -118,7 +123,7 @@ export class PushChannel implements ChannelProvider {
       try {
         blocked = await untilAborted(findNonPublicAddress(url), signal);
       } catch (err) {
-        return { kind: 'retry', detail: `lookup failed: ${this.describe(err)}` };
+        return { kind: 'retry', detail: `lookup failed: ${describeNetworkError(err)}` };
       }
       if (blocked) return { kind: 'failed', detail: `resolves to non-public address ${blocked}` };
     }
@@ -131,7 +136,7 @@ export class PushChannel implements ChannelProvider {
         { vapidDetails: this.options.vapid, TTL: TTL_SECONDS, contentEncoding: 'aes128gcm', topic },
       );
     } catch (err) {
-      return { kind: 'failed', detail: `cannot encrypt for it: ${describe(err)}` };
+      return { kind: 'failed', detail: `cannot encrypt for it: ${describeNetworkError(err)}` };
     }
 
     let response: Response;
@@ -144,7 +149,7 @@ export class PushChannel implements ChannelProvider {
         signal,
       });
     } catch (err) {
-      return { kind: 'retry', detail: `request failed: ${this.describe(err)}` };
+      return { kind: 'retry', detail: `request failed: ${describeNetworkError(err)}` };
     }
 
     const status = response.status;
@@ -155,7 +160,7 @@ export class PushChannel implements ChannelProvider {
       try {
         await untilAborted(deletePushSubscription(this.options.sql, userId, subscription.endpoint), signal);
       } catch (err) {
-        return { kind: 'retry', detail: `answered ${status}, but removing the subscription failed: ${this.describe(err)}` };
+        return { kind: 'retry', detail: `answered ${status}, but removing the subscription failed: ${describeNetworkError(err)}` };
       }
       return { kind: 'expired', detail: `answered ${status}, expired and removed` };
     }
@@ -164,11 +169,6 @@ export class PushChannel implements ChannelProvider {
     if (retryAfterMs !== undefined) return { kind: 'retry', detail: `${answer} (retry after ${Math.ceil(retryAfterMs / 1000)} s)`, retryAfterMs };
     if (isRetryableStatus(status)) return { kind: 'retry', detail: answer };
     return { kind: 'failed', detail: answer };
-  }
-
-  private describe(err: unknown): string {
-    if (err instanceof Error && err.name === 'TimeoutError') return `timed out after ${this.options.timeoutMs} ms`;
-    return describe(err);
   }
 }
 
@@ -246,25 +246,7 @@ async function answerText(response: Response): Promise<string> {
   return response.statusText ? ` ${response.statusText}` : '';
 }
 
-/**
- * `work`, or the signal's reason as soon as it aborts. For work that takes no signal (a query, a
- * DNS lookup): it carries on unobserved, but the attempt does not wait for it.
- */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    if (signal.aborted) {
-      work.catch(() => {});
-      reject(signal.reason as Error);
-      return;
-    }
-    const onAbort = () => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
-}
-
-function describe(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  const cause = err.cause as { code?: string; message?: string } | undefined;
-  return cause?.code ? `${cause.code}${cause.message ? ` (${cause.message})` : ''}` : err.message;
+/** What a subscription receives (and a service worker reads): the notification as JSON. */
+function pushPayload({ id, title, body, data }: Pick<NotificationRow, 'id' | 'title' | 'body' | 'data'>): string {
+  return JSON.stringify({ id, title, body, data });
 }

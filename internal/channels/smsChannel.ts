@@ -1,9 +1,14 @@
 import { ValidationError } from '../errors.ts';
 import type { NotificationRow } from '../notification.ts';
-import type { ChannelProvider } from './channelProvider.ts';
+import type { ChannelProvider, NotificationContent } from './channelProvider.ts';
+import { describeNetworkError } from './networkError.ts';
 import { PermanentDeliveryError } from './permanentDeliveryError.ts';
 import { parseRetryAfter } from './retryAfter.ts';
 import { RetryLaterError } from './retryLaterError.ts';
+import { withTimeLimit } from './timeLimit.ts';
+
+/** Twilio refuses a longer Body (error 21617). */
+const MAX_SMS_LENGTH = 1600;
 
 export interface SmsOptions {
   /** SMS_PROVIDER_URL: the Messages API's base; a path prefix is kept, for providers that mount the API under one. */
@@ -58,15 +63,7 @@ export class SmsChannel implements ChannelProvider {
   }
 
   async deliver(notification: NotificationRow, signal: AbortSignal): Promise<void> {
-    // Our own timer, not AbortSignal.timeout(), for the reason given in webhookChannel.ts
-    // (nodejs/node#57736). Cleared only at the end, so it also bounds reading the answer's body.
-    const timeout = new AbortController();
-    const timer = setTimeout(
-      () => timeout.abort(new DOMException(`timed out after ${this.options.timeoutMs} ms`, 'TimeoutError')),
-      this.options.timeoutMs,
-    );
-    const attempt = AbortSignal.any([signal, timeout.signal]);
-    try {
+    return withTimeLimit(signal, this.options.timeoutMs, async (attempt) => {
       const response = await fetch(this.endpoint, {
         method: 'POST',
         body: this.form(notification),
@@ -80,18 +77,25 @@ export class SmsChannel implements ChannelProvider {
         redirect: 'manual',
         signal: attempt,
       }).catch((err: unknown) => {
-        throw new Error(this.redact(`SMS request failed: ${this.describe(err)}`), { cause: err });
+        throw new Error(this.redact(`SMS request failed: ${describeNetworkError(err)}`), { cause: err });
       });
       if (response.ok) {
         await response.body?.cancel().catch(() => {});
         return;
       }
       const text = await response.text().catch((err: unknown) => {
-        throw new Error(this.redact(`SMS provider answered ${response.status}, then the request failed: ${this.describe(err)}`), { cause: err });
+        throw new Error(this.redact(`SMS provider answered ${response.status}, then the request failed: ${describeNetworkError(err)}`), { cause: err });
       });
       throw this.failure(response.status, response.headers.get('retry-after'), text);
-    } finally {
-      clearTimeout(timer);
+    });
+  }
+
+  checkContent(content: NotificationContent): void {
+    const length = smsText(content).length;
+    if (length > MAX_SMS_LENGTH) {
+      throw new ValidationError(`an SMS carries at most ${MAX_SMS_LENGTH} characters; title and body make ${length}`, 'invalid_request', [
+        { path: 'body', message: `too long for SMS (${length} > ${MAX_SMS_LENGTH} with the title)` },
+      ]);
     }
   }
 
@@ -101,7 +105,7 @@ export class SmsChannel implements ChannelProvider {
     form.set('To', notification.recipient ?? '');
     if (this.options.from.startsWith('MG')) form.set('MessagingServiceSid', this.options.from);
     else form.set('From', this.options.from);
-    form.set('Body', notification.title ? `${notification.title}\n${notification.body}` : notification.body);
+    form.set('Body', smsText(notification));
     return form;
   }
 
@@ -130,13 +134,6 @@ export class SmsChannel implements ChannelProvider {
   private redact(message: string): string {
     return this.options.authToken ? message.replaceAll(this.options.authToken, '[redacted]') : message;
   }
-
-  private describe(err: unknown): string {
-    if (err instanceof Error && err.name === 'TimeoutError') return `timed out after ${this.options.timeoutMs} ms`;
-    if (!(err instanceof Error)) return String(err);
-    const cause = err.cause as { code?: string; message?: string } | undefined;
-    return cause?.code ? `${cause.code}${cause.message ? ` (${cause.message})` : ''}` : err.message;
-  }
 }
 
 /**
@@ -159,4 +156,9 @@ function providerDetail(text: string): string | undefined {
 
 function clip(text: string): string {
   return text.length > MAX_DETAIL_LENGTH ? `${text.slice(0, MAX_DETAIL_LENGTH)}...` : text;
+}
+
+/** The message text: the title on its own line above the body, when there is one. */
+function smsText({ title, body }: Pick<NotificationContent, 'title' | 'body'>): string {
+  return title ? `${title}\n${body}` : body;
 }

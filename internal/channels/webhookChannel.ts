@@ -2,7 +2,10 @@ import { Webhook } from 'standardwebhooks';
 import { ValidationError } from '../errors.ts';
 import { toNotificationJson, type NotificationRow } from '../notification.ts';
 import type { ChannelProvider } from './channelProvider.ts';
+import { describeNetworkError } from './networkError.ts';
 import { PermanentDeliveryError } from './permanentDeliveryError.ts';
+import { withTimeLimit } from './timeLimit.ts';
+import { untilAborted } from './untilAborted.ts';
 import { findNonPublicAddress, isPublicAddress, literalAddress } from './webhookTarget.ts';
 
 export interface WebhookOptions {
@@ -50,18 +53,9 @@ export class WebhookChannel implements ChannelProvider {
 
   async deliver(notification: NotificationRow, signal: AbortSignal): Promise<void> {
     const url = new URL(notification.recipient ?? '');
-    // A timer of our own rather than AbortSignal.timeout(): inside AbortSignal.any() Node can
-    // garbage-collect a timeout signal before it fires (nodejs/node#57736), and the request would
-    // then never time out. The timer's closure keeps this controller alive until it is cleared.
-    // It covers the DNS check too, so one attempt never outlives WEBHOOK_TIMEOUT_MS (and the lease).
-    const timeout = new AbortController();
-    const timer = setTimeout(
-      () => timeout.abort(new DOMException(`timed out after ${this.options.timeoutMs} ms`, 'TimeoutError')),
-      this.options.timeoutMs,
-    );
-    const attempt = AbortSignal.any([signal, timeout.signal]);
-    try {
-      if (!this.options.allowPrivate) await this.refuseNonPublicTarget(url, attempt);
+    // The limit covers the DNS check too, so one attempt never outlives WEBHOOK_TIMEOUT_MS (and the lease).
+    return withTimeLimit(signal, this.options.timeoutMs, async (attempt) => {
+      if (!this.options.allowPrivate) await refuseNonPublicTarget(url, attempt);
       const body = JSON.stringify(toNotificationJson(notification));
       const response = await fetch(url, {
         method: 'POST',
@@ -70,7 +64,7 @@ export class WebhookChannel implements ChannelProvider {
         redirect: 'manual',
         signal: attempt,
       }).catch((err: unknown) => {
-        throw new Error(`webhook request failed: ${this.describe(err)}`, { cause: err });
+        throw new Error(`webhook request failed: ${describeNetworkError(err)}`, { cause: err });
       });
       // Read and drop the answer so the connection can be reused.
       await response.body?.cancel().catch(() => {});
@@ -78,27 +72,7 @@ export class WebhookChannel implements ChannelProvider {
       const message = `webhook answered ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`;
       if (isRetryableStatus(response.status)) throw new Error(message);
       throw new PermanentDeliveryError(message);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** Refuses a host that resolves to a non-public address; DNS trouble is worth a retry. */
-  private async refuseNonPublicTarget(url: URL, signal: AbortSignal): Promise<void> {
-    const aborted = new Promise<never>((_, reject) => {
-      if (signal.aborted) reject(signal.reason as Error);
-      signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
     });
-    aborted.catch(() => {});
-    const blocked = await Promise.race([findNonPublicAddress(url), aborted]).catch((err: unknown) => {
-      throw new Error(`webhook target lookup failed: ${this.describe(err)}`, { cause: err });
-    });
-    if (blocked) throw new PermanentDeliveryError(`webhook target ${url.hostname} resolves to non-public address ${blocked}`);
-  }
-
-  private describe(err: unknown): string {
-    if (err instanceof Error && err.name === 'TimeoutError') return `timed out after ${this.options.timeoutMs} ms`;
-    return describe(err);
   }
 
   private headers(id: string, body: string): Record<string, string> {
@@ -112,6 +86,14 @@ export class WebhookChannel implements ChannelProvider {
     if (this.signer) headers['webhook-signature'] = this.signer.sign(id, now, body);
     return headers;
   }
+}
+
+/** Refuses a host that resolves to a non-public address; DNS trouble is worth a retry. */
+async function refuseNonPublicTarget(url: URL, signal: AbortSignal): Promise<void> {
+  const blocked = await untilAborted(findNonPublicAddress(url), signal).catch((err: unknown) => {
+    throw new Error(`webhook target lookup failed: ${describeNetworkError(err)}`, { cause: err });
+  });
+  if (blocked) throw new PermanentDeliveryError(`webhook target ${url.hostname} resolves to non-public address ${blocked}`);
 }
 
 /** `localhost`, `localhost.` and any `*.localhost` name loop back (RFC 6761). */
@@ -128,8 +110,3 @@ function parseUrl(text: string | undefined): URL | undefined {
   }
 }
 
-function describe(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  const cause = err.cause as { code?: string; message?: string } | undefined;
-  return cause?.code ? `${cause.code}${cause.message ? ` (${cause.message})` : ''}` : err.message;
-}
