@@ -36,5 +36,19 @@ export async function resolveAddresses(
       { user_ids: missing.slice(0, MAX_USERS_NAMED), missing: missing.length },
     );
   }
-  return new Map(userIds.map((id) => [id, field === 'push_subscriptions' ? null : provider.checkAddress(found.get(id) ?? undefined)]));
+  if (field === 'push_subscriptions') return new Map(userIds.map((id) => [id, null]));
+  return new Map(userIds.map((id) => [id, checkProfileAddress(provider, field, id, found.get(id) ?? undefined)]));
+}
+
+/** The channel's check of an address on file, its refusal naming the profile rather than "to". */
+function checkProfileAddress(provider: ChannelProvider, field: string, userId: string, address: string | undefined): string | null {
+  try {
+    return provider.checkAddress(address);
+  } catch (err) {
+    if (!(err instanceof ValidationError)) throw err;
+    throw new ValidationError(`the ${field} on file for user ${userId} cannot be used for ${provider.channel}: ${err.message}`, 'no_address', {
+      user_ids: [userId],
+      missing: 1,
+    });
+  }
 }

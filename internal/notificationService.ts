@@ -11,8 +11,14 @@ import type { CreateNotification, NotificationRow } from './notification.ts';
 import type { NotificationQueue } from './queue.ts';
 import { resolveAddresses } from './addressBook.ts';
 import type { ChannelProvider } from './channels/channelProvider.ts';
-import { insertTopicFanout, insertUserFanout, type FanoutInsertResult, type NewFanout } from './repository/fanouts.ts';
-import type { IdempotencyClaim } from './repository/idempotencyKeys.ts';
+import {
+  findFanoutResult,
+  insertTopicFanout,
+  insertUserFanout,
+  type FanoutInsertResult,
+  type NewFanout,
+} from './repository/fanouts.ts';
+import { findIdempotencyKey, type IdempotencyClaim } from './repository/idempotencyKeys.ts';
 import { findNotification, insertNotification, type InsertResult, type NewNotification } from './repository/notifications.ts';
 
 export interface NotificationServiceDeps {
@@ -41,9 +47,14 @@ export async function createNotification(
   request: CreateNotification,
   idempotencyKey?: string,
 ): Promise<CreateOutcome> {
+  const idempotency = idempotencyKey === undefined ? undefined : { key: checkKey(idempotencyKey), requestHash: hashRequest(request) };
+  if (idempotency) {
+    // A repeat is answered from what the first request stored, whatever changed since.
+    const earlier = await runWithDeadline(deps.requestTimeoutMs, () => findEarlierOutcome(deps.sql, idempotency));
+    if (earlier) return earlier;
+  }
   const provider = providerFor(deps.channels, request.type);
   provider.checkContent?.({ title: request.title ?? null, body: request.body, html: request.html ?? null, data: request.data ?? null });
-  const idempotency = idempotencyKey === undefined ? undefined : { key: checkKey(idempotencyKey), requestHash: hashRequest(request) };
   if (request.user_ids) return createForUsers(deps, provider, request, request.user_ids, idempotency);
   if (request.topic !== undefined) return createForTopic(deps, request, request.topic, idempotency);
   const userId = request.user_id!;
@@ -51,6 +62,20 @@ export async function createNotification(
   const notification = newNotification(request, userId, addresses.get(userId) ?? null);
   const result = idempotency === undefined ? await createUnkeyed(deps, notification) : await createKeyed(deps, notification, idempotency);
   return { kind: 'notification', ...result };
+}
+
+/** What the first request with this key created, or undefined for a key not seen (or not yet committed). */
+async function findEarlierOutcome(sql: Sql, idempotency: IdempotencyClaim): Promise<CreateOutcome | undefined> {
+  const earlier = await findIdempotencyKey(sql, idempotency);
+  if (earlier?.notificationId) {
+    const row = await findNotification(sql, earlier.notificationId);
+    return row && { kind: 'notification', row, created: false };
+  }
+  if (earlier?.fanoutId) {
+    const result = await findFanoutResult(sql, earlier.fanoutId);
+    return result && { kind: 'fanout', ...result };
+  }
+  return undefined;
 }
 
 function newNotification(request: CreateNotification, userId: string, recipient: string | null, fanoutId?: string): NewNotification {

@@ -17,7 +17,8 @@ export const pushSubscriptionSchema = z.object({
 
 /** `PUT /users/:id`: the whole profile; a field left out is cleared. */
 export const recipientProfileSchema = z.object({
-  email: z.email().max(320).nullish(),
+  // 254: the longest address SMTP carries (RFC 5321's path limit less its brackets).
+  email: z.email().max(254).nullish(),
   phone: z.string().regex(E164, 'must be an E.164 number such as +14155550100').nullish(),
   webhook_url: z.url({ protocol: /^https?$/ }).max(2048).nullish(),
   locale: z

@@ -20,7 +20,9 @@ export async function putRecipient(
   input: RecipientProfileInput,
 ): Promise<RecipientProfile> {
   const webhookUrl = input.webhook_url ? checkWebhookUrl(deps.channels, input.webhook_url) : null;
-  const subscriptions = input.push_subscriptions.map((s) => ({ endpoint: s.endpoint, p256dh: s.keys.p256dh, auth: s.keys.auth }));
+  // One subscription per endpoint; listed twice, the later keys win (a browser re-subscribed).
+  const byEndpoint = new Map(input.push_subscriptions.map((s) => [s.endpoint, { endpoint: s.endpoint, p256dh: s.keys.p256dh, auth: s.keys.auth }]));
+  const subscriptions = [...byEndpoint.values()];
   await runWithDeadline(deps.requestTimeoutMs, () =>
     saveRecipient(
       deps.sql,

@@ -1,4 +1,5 @@
 import type { Sql, Tx } from '../database.ts';
+import { IdempotencyConflictError } from '../errors.ts';
 import type { Channel, NotificationRow, Status } from '../notification.ts';
 import { claimIdempotencyKey, type IdempotencyClaim } from './idempotencyKeys.ts';
 import { insertRows, type NewNotification } from './notifications.ts';
@@ -92,9 +93,16 @@ async function earlierFanout(
   if (!idempotency) return undefined;
   const earlier = await claimIdempotencyKey(tx, idempotency, { fanoutId });
   if (!earlier) return undefined;
-  const [fanout] = await tx<FanoutRow[]>`select * from fanouts where id = ${earlier.fanoutId ?? null}`;
-  if (!fanout) throw new Error(`Idempotency-Key "${idempotency.key}" names no fan-out`);
-  const members = fanout.topic === null ? await fanoutMembers(tx, fanout.id) : [];
+  const found = earlier.fanoutId ? await findFanoutResult(tx, earlier.fanoutId) : undefined;
+  if (!found) throw new IdempotencyConflictError(`Idempotency-Key "${idempotency.key}" was already used with a different request`);
+  return found;
+}
+
+/** A fan-out as its creator answered it (with every notification of a user list), as a repeat gets it. */
+export async function findFanoutResult(sql: Sql | Tx, fanoutId: string): Promise<FanoutInsertResult | undefined> {
+  const [fanout] = await sql<FanoutRow[]>`select * from fanouts where id = ${fanoutId}`;
+  if (!fanout) return undefined;
+  const members = fanout.topic === null ? await fanoutMembers(sql, fanout.id) : [];
   return { fanout, members, created: false };
 }
 

@@ -1,4 +1,4 @@
-import type { Tx } from '../database.ts';
+import type { Sql, Tx } from '../database.ts';
 import { IdempotencyConflictError } from '../errors.ts';
 
 export interface IdempotencyClaim {
@@ -9,6 +9,31 @@ export interface IdempotencyClaim {
 
 /** What a key was first used to create: one notification or one fan-out. */
 export type IdempotencyTarget = { notificationId: string; fanoutId?: never } | { fanoutId: string; notificationId?: never };
+
+/**
+ * What an earlier request with this key created, if any, without claiming the key: a repeat is
+ * answered from it before anything else is checked, so what changed since (a user's address) cannot
+ * turn a repeat of a stored request into a refusal. Throws `IdempotencyConflictError` when the key
+ * was used for a different request.
+ */
+export async function findIdempotencyKey(sql: Sql, claim: IdempotencyClaim): Promise<IdempotencyTarget | undefined> {
+  const [existing] = await sql<KeyRow[]>`
+    select request_hash, notification_id, fanout_id from idempotency_keys where key = ${claim.key}`;
+  return existing ? targetOf(claim, existing) : undefined;
+}
+
+interface KeyRow {
+  request_hash: string;
+  notification_id: string | null;
+  fanout_id: string | null;
+}
+
+function targetOf(claim: IdempotencyClaim, existing: KeyRow): IdempotencyTarget {
+  if (existing.request_hash !== claim.requestHash) {
+    throw new IdempotencyConflictError(`Idempotency-Key "${claim.key}" was already used with a different request`);
+  }
+  return existing.notification_id ? { notificationId: existing.notification_id } : { fanoutId: existing.fanout_id! };
+}
 
 /**
  * Claims `claim.key` for `target` inside the caller's transaction. Returns undefined when the key
@@ -28,11 +53,8 @@ export async function claimIdempotencyKey(
     on conflict (key) do nothing
     returning key`;
   if (claimed) return undefined;
-  const [existing] = await tx<{ request_hash: string; notification_id: string | null; fanout_id: string | null }[]>`
+  const [existing] = await tx<KeyRow[]>`
     select request_hash, notification_id, fanout_id from idempotency_keys where key = ${claim.key}`;
   if (!existing) throw new Error(`idempotency key "${claim.key}" vanished while its conflict was being read`);
-  if (existing.request_hash !== claim.requestHash) {
-    throw new IdempotencyConflictError(`Idempotency-Key "${claim.key}" was already used with a different request`);
-  }
-  return existing.notification_id ? { notificationId: existing.notification_id } : { fanoutId: existing.fanout_id! };
+  return targetOf(claim, existing);
 }

@@ -117,3 +117,28 @@ export async function rowOf(sql: Sql, id: string): Promise<NotificationRow> {
 export async function attemptsOf(sql: Sql, id: string): Promise<{ attempt: number; outcome: string; worker_id: string | null; error: string | null }[]> {
   return sql`select attempt, outcome, worker_id, error from notification_attempts where notification_id = ${id} order by attempt`;
 }
+
+/** Rows in each of `tables`, so a test can show that a refused request changed nothing. */
+export async function countRows(sql: Sql, tables: string[]): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const table of tables) {
+    const [row] = await sql<{ n: number }[]>`select count(*)::int as n from ${sql(table)}`;
+    counts[table] = row!.n;
+  }
+  return counts;
+}
+
+/** Sends `body` as JSON to the app with `method`; a string body is sent as it is. */
+export async function sendJson(
+  app: Hono,
+  method: 'POST' | 'PUT' | 'DELETE',
+  path: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<Response> {
+  return app.request(path, {
+    method,
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+}

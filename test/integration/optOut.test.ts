@@ -1,0 +1,291 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createChannels, type Channels } from '../../internal/channels/channels.ts';
+import { parseConfig } from '../../internal/config.ts';
+import { connectDatabase, type Sql } from '../../internal/database.ts';
+import type { Channel } from '../../internal/notification.ts';
+import { NotificationQueue, type QueueKeys } from '../../internal/queue.ts';
+import { connectBlockingRedis, type Redis } from '../../internal/redis.ts';
+import { claimNotification, type ClaimedNotification } from '../../internal/repository/lifecycle.ts';
+import { saveOptOuts } from '../../internal/repository/recipients.ts';
+import { deliverClaimed } from '../../internal/worker/deliveryAttempt.ts';
+import type { RetryPolicy } from '../../internal/worker/retryPolicy.ts';
+import { Worker } from '../../internal/worker/worker.ts';
+import { connectTestRedis, createTestDatabase, testQueueKeys, testRedisUrl, type TestDatabase } from '../support/testEnvironment.ts';
+import { TwilioServer } from '../support/twilioServer.ts';
+import { waitFor } from '../support/waitFor.ts';
+import { WebhookReceiver } from '../support/webhookReceiver.ts';
+import { attemptsOf, connectReadyRedis, insertPending, rowOf, silentLogger } from './helpers.ts';
+
+const LEASE_MS = 10_000;
+const quickPolicy: RetryPolicy = { maxRetries: 3, baseMs: 50, maxMs: 100 };
+
+describe('opt-outs and provider-requested waits at delivery', () => {
+  let db: TestDatabase;
+  let sql: Sql;
+  let redis: Redis;
+  let receiver: WebhookReceiver;
+  let twilio: TwilioServer;
+  let channels: Channels;
+  const inspect = connectTestRedis();
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    sql = connectDatabase(db.url, { max: 10 });
+    redis = await connectReadyRedis();
+    receiver = await WebhookReceiver.start(() => 200);
+    twilio = await TwilioServer.start();
+    const config = parseConfig({
+      WEBHOOK_ALLOW_PRIVATE: 'true',
+      WEBHOOK_TIMEOUT_MS: '3000',
+      PROVIDER_TIMEOUT_MS: '3000',
+      LEASE_MS: String(LEASE_MS),
+      SMS_PROVIDER_URL: twilio.url,
+      SMS_ACCOUNT_SID: twilio.accountSid,
+      SMS_AUTH_TOKEN: twilio.authToken,
+      SMS_FROM: '+15005550006',
+      LOG_LEVEL: 'silent',
+    });
+    channels = createChannels(config, sql);
+  });
+  afterAll(async () => {
+    await twilio?.close();
+    await receiver?.close();
+    await sql?.end({ timeout: 5 });
+    redis?.disconnect();
+    inspect.disconnect();
+    await db?.drop();
+  });
+
+  function deps(keys: QueueKeys, policy: RetryPolicy = quickPolicy) {
+    return { sql, queue: new NotificationQueue(redis, keys), channels, policy, leaseMs: LEASE_MS };
+  }
+
+  async function claim(id: string, workerId = 'worker-t'): Promise<ClaimedNotification> {
+    const row = await claimNotification(sql, id, workerId, LEASE_MS);
+    expect(row).toBeDefined();
+    return row!;
+  }
+
+  /** Claims the notification and runs one delivery attempt as a worker does; answers what the claim said. */
+  async function deliverOnce(id: string, keys: QueueKeys, policy: RetryPolicy = quickPolicy): Promise<ClaimedNotification> {
+    const row = await claim(id);
+    await deliverClaimed(deps(keys, policy), row, { id, attempt: row.attempt, workerId: 'worker-t' }, new AbortController().signal, silentLogger(), Date.now());
+    return row;
+  }
+
+  /** A notification for `channel` to a new user, addressed as that channel needs; `marker` is in its body. */
+  async function pendingFor(channel: Channel, fields: { userId?: string; critical?: boolean } = {}) {
+    const userId = fields.userId ?? `user-${randomUUID()}`;
+    const marker = randomUUID();
+    const recipient = channel === 'WEBHOOK' ? receiver.url : channel === 'SMS' ? '+14155550123' : null;
+    const row = await insertPending(sql, { user_id: userId, type: channel, body: `body ${marker}`, recipient, critical: fields.critical ?? false });
+    return { id: row.id, userId, marker };
+  }
+
+  /** Requests the providers received for this notification (webhook or SMS). */
+  function sentFor(id: string, marker: string): number {
+    return receiver.forId(id).length + twilio.requests.filter((r) => (r.form.Body ?? '').includes(marker)).length;
+  }
+
+  async function inboxItems(id: string): Promise<number> {
+    const [row] = await sql<{ n: number }[]>`select count(*)::int as n from inbox_items where notification_id = ${id}`;
+    return row!.n;
+  }
+
+  /** The wait the last failed attempt scheduled: available_at minus the moment it was recorded. */
+  async function scheduledWaitMs(id: string): Promise<number> {
+    const [row] = await sql<{ ms: number }[]>`
+      select (extract(epoch from available_at - updated_at) * 1000)::float8 as ms from notifications where id = ${id}`;
+    return row!.ms;
+  }
+
+  describe('a user who opted out of the channel', () => {
+    it('gets an IN_APP notification SKIPPED with the reason and a SKIPPED attempt, and nothing in the inbox or dead letters', async () => {
+      const keys = testQueueKeys();
+      const { id, userId } = await pendingFor('IN_APP');
+      await saveOptOuts(sql, userId, ['IN_APP']);
+
+      const claimed = await deliverOnce(id, keys);
+      expect(claimed.opted_out).toBe(true);
+      const reason = `not sent: user ${userId} opted out of IN_APP`;
+      const row = await rowOf(sql, id);
+      expect(row).toMatchObject({ status: 'SKIPPED', error_reason: reason, retry_count: 0, attempt: 1, locked_by: null, lease_expires_at: null, sent_at: null });
+      expect(await attemptsOf(sql, id)).toEqual([{ attempt: 1, outcome: 'SKIPPED', worker_id: 'worker-t', error: reason }]);
+      expect(await inboxItems(id)).toBe(0);
+      expect(await inspect.llen(keys.dlq)).toBe(0);
+      // SKIPPED is final: nothing claims it again.
+      expect(await claimNotification(sql, id, 'worker-2', LEASE_MS)).toBeUndefined();
+    });
+
+    it.each<Channel>(['WEBHOOK', 'SMS'])('gets a %s SKIPPED without any request to the provider', async (channel) => {
+      const keys = testQueueKeys();
+      const { id, userId, marker } = await pendingFor(channel);
+      await saveOptOuts(sql, userId, [channel]);
+      await deliverOnce(id, keys);
+      expect(await rowOf(sql, id)).toMatchObject({ status: 'SKIPPED', error_reason: `not sent: user ${userId} opted out of ${channel}` });
+      expect(sentFor(id, marker)).toBe(0);
+    });
+
+    it('still gets notifications on the channels it did not opt out of, and other users are not affected', async () => {
+      const keys = testQueueKeys();
+      const { id: inApp, userId } = await pendingFor('IN_APP');
+      await saveOptOuts(sql, userId, ['SMS', 'EMAIL', 'WEBHOOK']);
+      const claimed = await deliverOnce(inApp, keys);
+      expect(claimed.opted_out).toBe(false);
+      expect((await rowOf(sql, inApp)).status).toBe('SENT');
+      expect(await inboxItems(inApp)).toBe(1);
+
+      const neighbour = await pendingFor('SMS');
+      await saveOptOuts(sql, `${neighbour.userId}-not-them`, ['SMS']);
+      await deliverOnce(neighbour.id, keys);
+      expect((await rowOf(sql, neighbour.id)).status).toBe('SENT');
+      expect(sentFor(neighbour.id, neighbour.marker)).toBe(1);
+    });
+
+    it.each<Channel>(['IN_APP', 'WEBHOOK', 'SMS'])('still gets a critical %s notification', async (channel) => {
+      const keys = testQueueKeys();
+      const { id, userId, marker } = await pendingFor(channel, { critical: true });
+      await saveOptOuts(sql, userId, ['IN_APP', 'WEBHOOK', 'SMS']);
+      const claimed = await deliverOnce(id, keys);
+      expect(claimed.opted_out).toBe(false);
+      expect(await rowOf(sql, id)).toMatchObject({ status: 'SENT', error_reason: null });
+      expect(await attemptsOf(sql, id)).toEqual([{ attempt: 1, outcome: 'SENT', worker_id: 'worker-t', error: null }]);
+      if (channel === 'IN_APP') expect(await inboxItems(id)).toBe(1);
+      else expect(sentFor(id, marker)).toBe(1);
+    });
+  });
+
+  describe('an opt-out is read when the notification is claimed', () => {
+    it('skips a notification created before the user opted out', async () => {
+      const keys = testQueueKeys();
+      const { id, userId, marker } = await pendingFor('WEBHOOK');
+      // The notification is stored and queued; the user opts out before a worker gets to it.
+      await saveOptOuts(sql, userId, ['WEBHOOK']);
+      await deliverOnce(id, keys);
+      expect((await rowOf(sql, id)).status).toBe('SKIPPED');
+      expect(sentFor(id, marker)).toBe(0);
+    });
+
+    it('delivers a notification created while the user was opted out once they opted back in', async () => {
+      const keys = testQueueKeys();
+      const userId = `user-${randomUUID()}`;
+      await saveOptOuts(sql, userId, ['IN_APP']);
+      const { id } = await pendingFor('IN_APP', { userId });
+      await saveOptOuts(sql, userId, []);
+      await deliverOnce(id, keys);
+      expect((await rowOf(sql, id)).status).toBe('SENT');
+    });
+
+    it('skips the retry of a notification whose user opted out after a failed attempt', async () => {
+      const keys = testQueueKeys();
+      const { id, userId, marker } = await pendingFor('SMS');
+      twilio.failNext({ status: 500 });
+      await deliverOnce(id, keys);
+      expect(await rowOf(sql, id)).toMatchObject({ status: 'PENDING', retry_count: 1 });
+
+      await saveOptOuts(sql, userId, ['SMS']);
+      await sql`update notifications set available_at = now() where id = ${id}`;
+      await deliverOnce(id, keys);
+      expect(await rowOf(sql, id)).toMatchObject({ status: 'SKIPPED', retry_count: 1, attempt: 2 });
+      expect((await attemptsOf(sql, id)).map((a) => a.outcome)).toEqual(['RETRY', 'SKIPPED']);
+      expect(sentFor(id, marker)).toBe(1);
+    });
+
+    it('records no skip for a claim another worker has taken over', async () => {
+      const keys = testQueueKeys();
+      const { id, userId } = await pendingFor('IN_APP');
+      await saveOptOuts(sql, userId, ['IN_APP']);
+      const stale = await claim(id, 'worker-old');
+      // Its lease ran out and another worker claimed the row: attempt 2 is theirs now.
+      await sql`update notifications set attempt = attempt + 1, locked_by = 'worker-new' where id = ${id}`;
+      await deliverClaimed(deps(keys), stale, { id, attempt: stale.attempt, workerId: 'worker-old' }, new AbortController().signal, silentLogger(), Date.now());
+      expect(await rowOf(sql, id)).toMatchObject({ status: 'PROCESSING', attempt: 2, locked_by: 'worker-new', error_reason: null });
+      expect(await attemptsOf(sql, id)).toEqual([]);
+    });
+  });
+
+  describe('Worker', () => {
+    let worker: Worker | undefined;
+    let blocking: Redis | undefined;
+
+    afterEach(async () => {
+      await worker?.stop(100);
+      blocking?.disconnect();
+      worker = undefined;
+      blocking = undefined;
+    });
+
+    it('skips the opted-out notifications it pops and delivers the others', async () => {
+      const keys = testQueueKeys();
+      const userId = `user-${randomUUID()}`;
+      await saveOptOuts(sql, userId, ['WEBHOOK']);
+      const skipped = await pendingFor('WEBHOOK', { userId });
+      const critical = await pendingFor('WEBHOOK', { userId, critical: true });
+      const inApp = await pendingFor('IN_APP', { userId });
+      await inspect.lpush(keys.queue, skipped.id, critical.id, inApp.id);
+
+      blocking = connectBlockingRedis(testRedisUrl(), 1);
+      worker = new Worker({ ...deps(keys), blocking, concurrency: 4, logger: silentLogger(), workerId: 'in-process' });
+      worker.start();
+      await waitFor('all three finished', async () => {
+        const statuses = await Promise.all([skipped.id, critical.id, inApp.id].map(async (id) => (await rowOf(sql, id)).status));
+        return statuses.every((s) => s === 'SENT' || s === 'SKIPPED') && statuses;
+      });
+      expect((await rowOf(sql, skipped.id)).status).toBe('SKIPPED');
+      expect((await rowOf(sql, critical.id)).status).toBe('SENT');
+      expect((await rowOf(sql, inApp.id)).status).toBe('SENT');
+      expect(await attemptsOf(sql, skipped.id)).toEqual([
+        { attempt: 1, outcome: 'SKIPPED', worker_id: 'in-process', error: `not sent: user ${userId} opted out of WEBHOOK` },
+      ]);
+      expect(sentFor(skipped.id, skipped.marker)).toBe(0);
+      expect(sentFor(critical.id, critical.marker)).toBe(1);
+    });
+  });
+
+  describe('a provider asking to retry later (Retry-After)', () => {
+    it('waits at least what the provider asked when that is longer than the backoff', async () => {
+      const keys = testQueueKeys();
+      const { id } = await pendingFor('SMS');
+      twilio.failNext({ status: 429, retryAfter: '60' });
+      await deliverOnce(id, keys, { maxRetries: 3, baseMs: 50, maxMs: 100 });
+      const row = await rowOf(sql, id);
+      expect(row).toMatchObject({ status: 'PENDING', retry_count: 1, queued_at: null });
+      expect(row.error_reason).toContain('429');
+      expect(await scheduledWaitMs(id)).toBe(60_000);
+      expect((await attemptsOf(sql, id)).map((a) => a.outcome)).toEqual(['RETRY']);
+      // Not claimable before then.
+      expect(await claimNotification(sql, id, 'worker-2', LEASE_MS)).toBeUndefined();
+    });
+
+    it('keeps the backoff when it is longer than what the provider asked', async () => {
+      const keys = testQueueKeys();
+      const { id } = await pendingFor('SMS');
+      twilio.failNext({ status: 503, retryAfter: '1' });
+      await deliverOnce(id, keys, { maxRetries: 3, baseMs: 10_000, maxMs: 10_000 });
+      const wait = await scheduledWaitMs(id);
+      expect(wait).toBeGreaterThanOrEqual(5000);
+      expect(wait).toBeLessThanOrEqual(10_000);
+    });
+
+    it('uses the backoff alone for a retryable failure without Retry-After', async () => {
+      const keys = testQueueKeys();
+      const { id } = await pendingFor('SMS');
+      twilio.failNext({ status: 500 });
+      await deliverOnce(id, keys, { maxRetries: 3, baseMs: 50, maxMs: 100 });
+      const wait = await scheduledWaitMs(id);
+      expect(wait).toBeGreaterThanOrEqual(25);
+      expect(wait).toBeLessThanOrEqual(50);
+    });
+
+    it('still fails and dead-letters the last attempt, whatever the provider asked', async () => {
+      const keys = testQueueKeys();
+      const { id } = await pendingFor('SMS');
+      await sql`update notifications set retry_count = 2 where id = ${id}`;
+      twilio.failNext({ status: 429, retryAfter: '60' });
+      await deliverOnce(id, keys, { maxRetries: 3, baseMs: 50, maxMs: 100 });
+      expect(await rowOf(sql, id)).toMatchObject({ status: 'FAILED', retry_count: 3 });
+      expect(await inspect.lrange(keys.dlq, 0, -1)).toEqual([id]);
+    });
+  });
+});
