@@ -1,7 +1,10 @@
 import type { Redis } from 'ioredis';
+import { PushService } from './pushService.ts';
 import { ServiceProcess } from './serviceProcess.ts';
+import { TestSmtpServer, type TestSmtpServerOptions } from './smtpServer.ts';
 import { TcpProxy } from './tcpProxy.ts';
 import { connectTestRedis, createTestDatabase, type TestDatabase } from './testEnvironment.ts';
+import { TwilioServer } from './twilioServer.ts';
 import { WebhookReceiver, type Responder } from './webhookReceiver.ts';
 
 /** A running `cmd/worker.ts` and the id it writes into `locked_by` and attempts' `worker_id`. */
@@ -82,6 +85,27 @@ export class TestScope {
       await p.kill();
     });
     return p;
+  }
+
+  /** A test SMTP server (`smtp.url` is an SMTP_URL), closed with the scope. */
+  async smtp(options?: TestSmtpServerOptions): Promise<TestSmtpServer> {
+    const smtp = await TestSmtpServer.start(options);
+    this.defer(() => smtp.close());
+    return smtp;
+  }
+
+  /** A Twilio-compatible Messages API (`twilio.url` is an SMS_PROVIDER_URL), closed with the scope. */
+  async twilio(account?: { accountSid?: string; authToken?: string }): Promise<TwilioServer> {
+    const twilio = await TwilioServer.start(account);
+    this.defer(() => twilio.close());
+    return twilio;
+  }
+
+  /** A Web Push service whose `subscribe()` makes subscriptions, closed with the scope. */
+  async pushService(): Promise<PushService> {
+    const push = await PushService.start();
+    this.defer(() => push.close());
+    return push;
   }
 }
 
