@@ -1,11 +1,13 @@
+import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
 import { createChannels } from '../internal/channels/channels.ts';
 import { connectDatabase } from '../internal/database.ts';
 import { createApp } from '../internal/http/app.ts';
+import { InboxHub } from '../internal/inboxHub.ts';
 import { createLogger } from '../internal/logger.ts';
 import { loadConfigOrExit, onShutdownSignal } from '../internal/processLifecycle.ts';
 import { NotificationQueue } from '../internal/queue.ts';
-import { connectRedis } from '../internal/redis.ts';
+import { connectRedis, connectSubscriberRedis } from '../internal/redis.ts';
 
 /** How long a stopping API waits for requests under way before it closes their connections. */
 const DRAIN_TIMEOUT_MS = 10_000;
@@ -18,9 +20,13 @@ const sql = connectDatabase(config.DATABASE_URL, {
 const redis = connectRedis(config.REDIS_URL);
 redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
 const queue = new NotificationQueue(redis, { queue: config.QUEUE_KEY, dlq: config.DLQ_KEY });
+// Live inbox connections share one Pub/Sub connection, opened only where end users can connect.
+const subscriber = config.INBOX_JWT_SECRET ? connectSubscriberRedis(config.REDIS_URL) : undefined;
+subscriber?.on('error', (err) => logger.warn({ err: err.message }, 'redis subscriber connection error'));
+const hub = subscriber && new InboxHub(subscriber, config.INBOX_CHANNEL, logger);
 
 let draining = false;
-const app = createApp({
+const api = createApp({
   sql,
   redis,
   queue,
@@ -28,16 +34,20 @@ const app = createApp({
   logger,
   requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
   isDraining: () => draining,
+  inbox: { jwtSecret: config.INBOX_JWT_SECRET, hub, heartbeatMs: config.INBOX_HEARTBEAT_MS, devPage: config.INBOX_DEV_PAGE },
 });
 
-const server = serve({ fetch: app.fetch, port: config.PORT }, (info) => {
+const server = serve({ fetch: api.app.fetch, port: config.PORT }, (info) => {
   logger.info({ port: info.port }, 'api listening');
 });
+api.injectWebSocket(server as Server);
 
 onShutdownSignal(async (signal) => {
   logger.info({ signal }, 'api stopping: no new connections, draining requests under way');
   draining = true;
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  // Live inbox clients reconnect elsewhere and resume from their last seq.
+  api.live.closeAll();
   if ('closeIdleConnections' in server) server.closeIdleConnections();
   const forced = setTimeout(() => {
     if ('closeAllConnections' in server) server.closeAllConnections();
@@ -46,5 +56,6 @@ onShutdownSignal(async (signal) => {
   clearTimeout(forced);
   await sql.end({ timeout: 5 });
   redis.disconnect();
+  subscriber?.disconnect();
   logger.info('api stopped');
 });

@@ -1,5 +1,6 @@
 import { closeChannels, createChannels } from '../internal/channels/channels.ts';
 import { connectDatabase } from '../internal/database.ts';
+import { InboxPublisher } from '../internal/inboxEvents.ts';
 import { createLogger } from '../internal/logger.ts';
 import { loadConfigOrExit, onShutdownSignal } from '../internal/processLifecycle.ts';
 import { NotificationQueue } from '../internal/queue.ts';
@@ -27,6 +28,7 @@ const worker = new Worker({
   queue,
   blocking,
   channels,
+  inboxPublisher: new InboxPublisher(redis, config.INBOX_CHANNEL, logger),
   policy,
   leaseMs: config.LEASE_MS,
   concurrency: config.WORKER_CONCURRENCY,

@@ -68,6 +68,14 @@ const baseSchema = z.object({
   /** PUSH: a mailto: or https: URL push services can contact about this sender. */
   VAPID_SUBJECT: z.string().regex(/^(mailto:|https:)/, 'must be a mailto: or https: URL').optional(),
   LOG_LEVEL: z.enum(logLevels).default('info'),
+  /** Prefix of the Redis Pub/Sub channels that carry new inbox items to API instances. */
+  INBOX_CHANNEL: z.string().min(1).default('notification_inbox'),
+  /** Secret (HS256) of the tokens end users present to read their inbox; unset, that API is off. */
+  INBOX_JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  /** How often live inbox connections are checked; one silent for two intervals is closed. */
+  INBOX_HEARTBEAT_MS: ms(30_000),
+  /** Serves the example inbox page and its log-in-as-anyone endpoint. Development only. */
+  INBOX_DEV_PAGE: boolean.default(false),
 });
 
 const configSchema = baseSchema
@@ -80,6 +88,10 @@ const configSchema = baseSchema
   .refine((c) => c.LEASE_MS >= longestAttemptMs(c) + LEASE_MARGIN_MS, {
     path: ['LEASE_MS'],
     message: `must exceed WEBHOOK_TIMEOUT_MS (and PROVIDER_TIMEOUT_MS while EMAIL, SMS or PUSH is configured) by at least ${LEASE_MARGIN_MS} ms`,
+  })
+  .refine((c) => !c.INBOX_DEV_PAGE || c.INBOX_JWT_SECRET !== undefined, {
+    path: ['INBOX_DEV_PAGE'],
+    message: 'needs INBOX_JWT_SECRET: the example page logs in with tokens signed by it',
   })
   // A channel is configured by all of its variables or none: half a configuration is a mistake
   // worth stopping for, not a channel that silently stays off.

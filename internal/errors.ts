@@ -19,6 +19,11 @@ export class NotFoundError extends Error {
   override name = 'NotFoundError';
 }
 
+/** The request carries no credentials, or ones that do not check out. */
+export class UnauthorizedError extends Error {
+  override name = 'UnauthorizedError';
+}
+
 /** The same Idempotency-Key was used before with a different request body. */
 export class IdempotencyConflictError extends Error {
   override name = 'IdempotencyConflictError';

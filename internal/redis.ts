@@ -39,3 +39,14 @@ export function connectBlockingRedis(url: string, popTimeoutSeconds: number): Re
 export function connectScriptRedis(url: string, commandTimeoutMs = 10_000): Redis {
   return new Redis(url, { commandTimeout: commandTimeoutMs, maxRetriesPerRequest: 3 });
 }
+
+/**
+ * A client for Pub/Sub subscriptions, which take a connection of their own. It resubscribes by
+ * itself after a reconnect; what was published meanwhile is caught up from PostgreSQL.
+ */
+export function connectSubscriberRedis(url: string): Redis {
+  return new Redis(url, {
+    maxRetriesPerRequest: null,
+    retryStrategy: (times) => Math.min(times * 200, 2000),
+  });
+}

@@ -1,11 +1,17 @@
+import type { Server } from 'node:http';
+import { createNodeWebSocket } from '@hono/node-ws';
 import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
+import type { InboxHub } from '../inboxHub.ts';
 import type { NotificationServiceDeps } from '../notificationService.ts';
 import type { Redis } from '../redis.ts';
+import { devRoutes } from './devRoutes.ts';
+import { endUserInboxRoutes } from './endUserInboxRoutes.ts';
 import { handleError } from './errorHandler.ts';
-import { healthRoutes } from './healthRoutes.ts';
 import { fanoutRoutes } from './fanoutRoutes.ts';
+import { healthRoutes } from './healthRoutes.ts';
 import { inboxRoutes } from './inboxRoutes.ts';
+import { LiveConnections } from './liveInbox.ts';
 import { notificationRoutes } from './notificationRoutes.ts';
 import { topicRoutes } from './topicRoutes.ts';
 import { userRoutes } from './userRoutes.ts';
@@ -13,11 +19,25 @@ import { userRoutes } from './userRoutes.ts';
 export interface AppDeps extends NotificationServiceDeps {
   redis: Redis;
   isDraining: () => boolean;
+  /** The end users' inbox: its token secret, live connections' hub and heartbeat, the example page. */
+  inbox?: { jwtSecret?: string; hub?: InboxHub; heartbeatMs: number; devPage: boolean };
 }
 
-/** The HTTP API. Built without a server so tests can drive it with `app.request()`. */
-export function createApp(deps: AppDeps): Hono {
+export interface HttpApi {
+  /** The routes; tests drive them with `app.request()`. */
+  app: Hono;
+  /** Lets the server hand WebSocket upgrades to the routes. */
+  injectWebSocket(server: Server): void;
+  /** The open WebSockets and event streams, which a stopping server closes. */
+  live: LiveConnections;
+}
+
+/** The HTTP API, built without a server. */
+export function createApp(deps: AppDeps): HttpApi {
   const app = new Hono();
+  const { upgradeWebSocket, injectWebSocket } = createNodeWebSocket({ app });
+  const live = new LiveConnections();
+  const inbox = deps.inbox ?? { heartbeatMs: 30_000, devPage: false };
   // While draining, each answer closes its connection, so kept-alive clients reconnect to a live
   // process instead of holding this one open until it cuts them off.
   app.use(async (c, next) => {
@@ -30,9 +50,11 @@ export function createApp(deps: AppDeps): Hono {
   app.route('/users', userRoutes(deps));
   app.route('/topics', topicRoutes(deps));
   app.route('/fanouts', fanoutRoutes(deps));
+  app.route('/inbox', endUserInboxRoutes({ ...deps, ...inbox, live, upgradeWebSocket }));
+  if (inbox.devPage && inbox.jwtSecret) app.route('/dev', devRoutes({ jwtSecret: inbox.jwtSecret }));
   app.notFound((c) => {
     throw new HTTPException(404, { message: `no route for ${c.req.method} ${c.req.path}` });
   });
   app.onError(handleError(deps.logger));
-  return app;
+  return { app, injectWebSocket: (server) => injectWebSocket(server), live };
 }

@@ -1,30 +1,96 @@
 import type { Sql } from '../database.ts';
 import type { NotificationRow } from '../notification.ts';
 
+/** One item of a user's in-app inbox. `seq` numbers a user's items in the order they arrived. */
 export interface InboxItem {
   notification_id: string;
   user_id: string;
+  seq: number;
   title: string | null;
   body: string;
   data: Record<string, unknown> | null;
   created_at: Date;
   read_at: Date | null;
+  archived_at: Date | null;
 }
 
-/** Puts an IN_APP notification in its user's inbox. Idempotent: a repeated attempt adds nothing. */
+const ITEM_COLUMNS = ['notification_id', 'user_id', 'seq', 'title', 'body', 'data', 'created_at', 'read_at', 'archived_at'];
+
+/**
+ * Puts an IN_APP notification in its user's inbox with the user's next seq (see `markSentMany`,
+ * which does the same for a batch). Idempotent: a repeated attempt adds nothing.
+ */
 export async function storeInInbox(sql: Sql, n: NotificationRow): Promise<void> {
   await sql`
-    insert into inbox_items (notification_id, user_id, title, body, data, created_at)
-    values (${n.id}, ${n.user_id}, ${n.title}, ${n.body}, ${n.data === null ? null : sql.json(n.data as never)}, ${n.created_at})
+    with counter as (
+      insert into inbox_counters as c (user_id, last_seq) values (${n.user_id}, 1)
+      on conflict (user_id) do update set last_seq = c.last_seq + 1
+      returning last_seq
+    )
+    insert into inbox_items (notification_id, user_id, title, body, data, created_at, seq)
+    select ${n.id}, ${n.user_id}, ${n.title}, ${n.body}, ${n.data === null ? null : sql.json(n.data as never)}, ${n.created_at}, last_seq
+    from counter
     on conflict (notification_id) do nothing`;
 }
 
-/** A user's inbox, newest first. */
-export async function listInbox(sql: Sql, userId: string, limit: number): Promise<InboxItem[]> {
+export interface InboxPage {
+  /** At most this many items. */
+  limit: number;
+  /** Only items older than this seq (the previous page's last). */
+  beforeSeq?: number;
+  unreadOnly?: boolean;
+}
+
+/** A user's inbox, newest first, without archived items. */
+export async function listInbox(sql: Sql, userId: string, page: InboxPage): Promise<InboxItem[]> {
   return sql<InboxItem[]>`
-    select notification_id, user_id, title, body, data, created_at, read_at
-    from inbox_items
-    where user_id = ${userId}
-    order by created_at desc, notification_id desc
+    select ${sql(ITEM_COLUMNS)} from inbox_items
+    where user_id = ${userId} and archived_at is null
+      ${page.beforeSeq === undefined ? sql`` : sql`and seq < ${page.beforeSeq}`}
+      ${page.unreadOnly ? sql`and read_at is null` : sql``}
+    order by seq desc
+    limit ${page.limit}`;
+}
+
+/** Items after `afterSeq`, oldest first: what a client that has seen `afterSeq` has missed. */
+export async function listInboxAfter(sql: Sql, userId: string, afterSeq: number, limit: number): Promise<InboxItem[]> {
+  return sql<InboxItem[]>`
+    select ${sql(ITEM_COLUMNS)} from inbox_items
+    where user_id = ${userId} and seq > ${afterSeq}
+    order by seq
     limit ${limit}`;
+}
+
+export async function countUnread(sql: Sql, userId: string): Promise<number> {
+  const [row] = await sql<{ count: number }[]>`
+    select count(*)::int as count from inbox_items
+    where user_id = ${userId} and read_at is null and archived_at is null`;
+  return row!.count;
+}
+
+/** Marks one item read; false when the user has no such item. Reading twice keeps the first time. */
+export async function markRead(sql: Sql, userId: string, notificationId: string): Promise<boolean> {
+  const rows = await sql`
+    update inbox_items set read_at = coalesce(read_at, now())
+    where user_id = ${userId} and notification_id = ${notificationId}
+    returning notification_id`;
+  return rows.length === 1;
+}
+
+/** Marks every unread item read; returns how many. */
+export async function markAllRead(sql: Sql, userId: string): Promise<number> {
+  const rows = await sql`
+    update inbox_items set read_at = now()
+    where user_id = ${userId} and read_at is null and archived_at is null
+    returning notification_id`;
+  return rows.length;
+}
+
+/** Archives one item (it leaves the list and the unread count); false when the user has no such item. */
+export async function archive(sql: Sql, userId: string, notificationId: string): Promise<boolean> {
+  const rows = await sql`
+    update inbox_items set archived_at = coalesce(archived_at, now())
+    where user_id = ${userId} and notification_id = ${notificationId}
+    returning notification_id`;
+  return rows.length === 1;
 }

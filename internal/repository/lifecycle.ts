@@ -1,5 +1,6 @@
 import type { Sql } from '../database.ts';
 import type { NotificationRow } from '../notification.ts';
+import type { InboxItem } from './inbox.ts';
 
 /** The claim a worker holds: completing needs both, so a stale worker cannot complete a newer attempt. */
 export interface Claim {
@@ -86,19 +87,24 @@ export function claimKey(claim: Pick<Claim, 'id' | 'attempt'>): string {
 
 /**
  * Marks a batch of delivered attempts SENT in one statement, each fenced by its own (id, attempt):
- * an attempt whose claim was taken over is left alone and missing from the answer (the set of
- * `claimKey`s recorded), without holding back the others. Each recorded attempt gets its
- * notification_attempts row, and those asking for it their inbox item, in the same transaction, so
- * an IN_APP notification is in the inbox exactly when it is SENT.
+ * an attempt whose claim was taken over is left alone and missing from the answer (keyed by
+ * `claimKey`), without holding back the others. Each recorded attempt gets its
+ * notification_attempts row, and those asking for it their inbox item (answered with it, to
+ * announce), in the same transaction, so an IN_APP notification is in the inbox exactly when it is
+ * SENT.
+ *
+ * Inbox items take their user's next seq numbers from inbox_counters, whose row stays locked until
+ * COMMIT: one user's items commit in seq order. Users are locked in user_id order, so two batches
+ * never wait on each other in a cycle.
  */
-export async function markSentMany(sql: Sql, completions: Completion[]): Promise<Set<string>> {
-  if (completions.length === 0) return new Set();
+export async function markSentMany(sql: Sql, completions: Completion[]): Promise<Map<string, InboxItem | undefined>> {
+  if (completions.length === 0) return new Map();
   const ids = completions.map((c) => c.claim.id);
   const attempts = completions.map((c) => c.claim.attempt);
   const workers = completions.map((c) => c.claim.workerId);
   // As 0/1: postgres.js does not send a JavaScript boolean array as bool[].
   const inbox = completions.map((c) => (c.storeInInbox ? 1 : 0));
-  const rows = await sql<{ id: string; attempt: number }[]>`
+  const rows = await sql<({ id: string; attempt: number } & Partial<InboxItem>)[]>`
     with done as (
       select * from unnest(${ids}::uuid[], ${attempts}::int[], ${workers}::text[], ${inbox}::int[])
         as d(id, attempt, worker_id, store_in_inbox)
@@ -113,14 +119,29 @@ export async function markSentMany(sql: Sql, completions: Completion[]): Promise
     ), logged as (
       insert into notification_attempts (notification_id, attempt, worker_id, started_at, outcome)
       select id, attempt, worker_id, claimed_at, 'SENT' from sent
-    ), inboxed as (
+    ), to_inbox as (
       -- An earlier attempt may have stored it already (a worker that died before recording SENT).
-      insert into inbox_items (notification_id, user_id, title, body, data, created_at)
-      select id, user_id, title, body, data, created_at from sent where store_in_inbox = 1
+      select s.*, row_number() over (partition by s.user_id order by s.created_at, s.id) as k,
+             count(*) over (partition by s.user_id) as n
+      from sent s
+      where s.store_in_inbox = 1 and not exists (select 1 from inbox_items i where i.notification_id = s.id)
+    ), counters as (
+      insert into inbox_counters as c (user_id, last_seq)
+      select user_id, max(n) from to_inbox group by user_id order by user_id
+      on conflict (user_id) do update set last_seq = c.last_seq + excluded.last_seq
+      returning user_id, last_seq
+    ), inboxed as (
+      insert into inbox_items (notification_id, user_id, title, body, data, created_at, seq)
+      select t.id, t.user_id, t.title, t.body, t.data, t.created_at, c.last_seq - t.n + t.k
+      from to_inbox t join counters c on c.user_id = t.user_id
       on conflict (notification_id) do nothing
+      returning notification_id, user_id, seq, title, body, data, created_at, read_at, archived_at
     )
-    select id, attempt from sent`;
-  return new Set(rows.map(claimKey));
+    select s.id, s.attempt, i.*
+    from sent s left join inboxed i on i.notification_id = s.id`;
+  return new Map(
+    rows.map(({ id, attempt, ...item }) => [claimKey({ id, attempt }), item.notification_id ? (item as InboxItem) : undefined]),
+  );
 }
 
 export interface Failure {

@@ -1,5 +1,6 @@
 import type { Sql } from '../database.ts';
 import { GroupCommit } from '../groupCommit.ts';
+import type { InboxItem } from '../repository/inbox.ts';
 import { claimKey, markSentMany, type Completion } from '../repository/lifecycle.ts';
 
 /** Most attempts recorded by one statement; a worker's concurrency rarely reaches it. */
@@ -14,11 +15,13 @@ const DEFAULT_MAX_BATCH = 200;
 export class CompletionBatcher {
   private readonly batches: GroupCommit<Completion, boolean>;
 
-  constructor(sql: Sql, maxBatch = DEFAULT_MAX_BATCH) {
+  /** `onInboxed` hears of the inbox items each batch committed, to announce them. */
+  constructor(sql: Sql, options: { maxBatch?: number; onInboxed?: (items: InboxItem[]) => void } = {}) {
     this.batches = new GroupCommit(async (completions) => {
       const recorded = await markSentMany(sql, completions);
+      options.onInboxed?.([...recorded.values()].filter((item) => item !== undefined));
       return completions.map((c) => ({ ok: true, value: recorded.has(claimKey(c.claim)) }));
-    }, maxBatch);
+    }, options.maxBatch ?? DEFAULT_MAX_BATCH);
   }
 
   /** Resolves true when the attempt was recorded SENT, false when its claim had been taken over. */

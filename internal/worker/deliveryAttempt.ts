@@ -4,6 +4,7 @@ import { PermanentDeliveryError } from '../channels/permanentDeliveryError.ts';
 import { RetryLaterError } from '../channels/retryLaterError.ts';
 import type { Sql } from '../database.ts';
 import { sendToDeadLetters } from '../deadLetters.ts';
+import type { InboxPublisher } from '../inboxEvents.ts';
 import type { Logger } from '../logger.ts';
 import type { NotificationRow } from '../notification.ts';
 import type { NotificationQueue } from '../queue.ts';
@@ -27,6 +28,8 @@ export interface AttemptDeps {
   leaseMs: number;
   /** Records SENT outcomes in shared batches; without it each attempt records its own. */
   completions?: Pick<CompletionBatcher, 'complete'>;
+  /** Announces new inbox items to live clients; the batches announce theirs themselves. */
+  inboxPublisher?: Pick<InboxPublisher, 'announce'>;
 }
 
 /** How long to keep retrying the final UPDATE of an attempt while PostgreSQL does not answer. */
@@ -81,7 +84,10 @@ async function recordSkipped(deps: AttemptDeps, claim: Claim, reason: string, lo
 
 async function recordSent(deps: AttemptDeps, completion: Completion): Promise<boolean> {
   if (deps.completions) return deps.completions.complete(completion);
-  return (await markSentMany(deps.sql, [completion])).has(claimKey(completion.claim));
+  const recorded = await markSentMany(deps.sql, [completion]);
+  const item = recorded.get(claimKey(completion.claim));
+  if (item) deps.inboxPublisher?.announce([item]);
+  return recorded.has(claimKey(completion.claim));
 }
 
 async function recordFailedAttempt(

@@ -50,7 +50,7 @@ export class Worker {
 
   constructor(private readonly deps: WorkerDeps) {
     this.id = deps.workerId ?? newWorkerId();
-    this.completions = new CompletionBatcher(deps.sql);
+    this.completions = new CompletionBatcher(deps.sql, { onInboxed: (items) => deps.inboxPublisher?.announce(items) });
     this.stopRequested = new Promise<void>((resolve) => {
       this.requestStop = resolve;
     });

@@ -60,7 +60,7 @@ export async function buildApi(
   const sql = options.sql ?? connectDatabase(config.DATABASE_URL, { connectTimeoutSeconds: 2 });
   const redis = options.redis ?? (await connectReadyRedis(config.REDIS_URL));
   const queue = new NotificationQueue(redis, keys);
-  const app = createApp({
+  const { app } = createApp({
     sql,
     redis,
     queue,

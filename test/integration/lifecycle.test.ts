@@ -134,7 +134,9 @@ describe('notification lifecycle in PostgreSQL', () => {
         { claim: liveClaims[1]!, storeInInbox: false },
       ]);
 
-      expect(recorded).toEqual(new Set(liveClaims.map(claimKey)));
+      expect(new Set(recorded.keys())).toEqual(new Set(liveClaims.map(claimKey)));
+      expect(recorded.get(claimKey(liveClaims[0]!))).toMatchObject({ notification_id: liveClaims[0]!.id, seq: 1 });
+      expect(recorded.get(claimKey(liveClaims[1]!))).toBeUndefined();
       for (const c of liveClaims) {
         expect((await rowOf(db.sql, c.id)).status).toBe('SENT');
         expect(await attemptsOf(db.sql, c.id)).toEqual([{ attempt: 1, outcome: 'SENT', worker_id: 'worker-a', error: null }]);
@@ -145,7 +147,7 @@ describe('notification lifecycle in PostgreSQL', () => {
       expect(await rowOf(db.sql, staleId)).toEqual(before);
       expect((await attemptsOf(db.sql, staleId)).map((a) => a.outcome)).toEqual(['LEASE_EXPIRED']);
 
-      expect(await markSentMany(db.sql, [{ claim: newer, storeInInbox: false }])).toEqual(new Set([claimKey(newer)]));
+      expect(new Set((await markSentMany(db.sql, [{ claim: newer, storeInInbox: false }])).keys())).toEqual(new Set([claimKey(newer)]));
     });
 
     it('through the batcher, tells each concurrent caller whether its own claim still held, in one write', async () => {
