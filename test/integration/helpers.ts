@@ -68,6 +68,8 @@ export async function buildApi(
     logger: createLogger(config, 'api'),
     requestTimeoutMs: options.requestTimeoutMs ?? config.REQUEST_TIMEOUT_MS,
     isDraining: options.isDraining ?? (() => false),
+    // No Pub/Sub hub in process: the live routes answer 503 here; end-to-end tests cover them.
+    inbox: { jwtSecret: config.INBOX_JWT_SECRET, heartbeatMs: config.INBOX_HEARTBEAT_MS, devPage: config.INBOX_DEV_PAGE },
   });
   return {
     app,
