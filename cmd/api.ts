@@ -1,5 +1,6 @@
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
+import { ApiKeyVerifier } from '../internal/apiKeys.ts';
 import { createChannels } from '../internal/channels/channels.ts';
 import { connectDatabase } from '../internal/database.ts';
 import { createApp } from '../internal/http/app.ts';
@@ -25,6 +26,8 @@ const subscriber = config.INBOX_JWT_SECRET ? connectSubscriberRedis(config.REDIS
 subscriber?.on('error', (err) => logger.warn({ err: err.message }, 'redis subscriber connection error'));
 const hub = subscriber && new InboxHub(subscriber, config.INBOX_CHANNEL, logger);
 
+if (config.AUTH_DISABLED) logger.warn('AUTH_DISABLED: the API takes requests without an API key; never expose it like this');
+
 let draining = false;
 const api = createApp({
   sql,
@@ -34,6 +37,7 @@ const api = createApp({
   logger,
   requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
   isDraining: () => draining,
+  auth: config.AUTH_DISABLED ? 'disabled' : new ApiKeyVerifier(sql),
   inbox: { jwtSecret: config.INBOX_JWT_SECRET, hub, heartbeatMs: config.INBOX_HEARTBEAT_MS, devPage: config.INBOX_DEV_PAGE },
 });
 

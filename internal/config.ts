@@ -68,6 +68,8 @@ const baseSchema = z.object({
   /** PUSH: a mailto: or https: URL push services can contact about this sender. */
   VAPID_SUBJECT: z.string().regex(/^(mailto:|https:)/, 'must be a mailto: or https: URL').optional(),
   LOG_LEVEL: z.enum(logLevels).default('info'),
+  /** Lets every request in without an API key. For development only; never where others can reach. */
+  AUTH_DISABLED: boolean.default(false),
   /** Prefix of the Redis Pub/Sub channels that carry new inbox items to API instances. */
   INBOX_CHANNEL: z.string().min(1).default('notification_inbox'),
   /** Secret (HS256) of the tokens end users present to read their inbox; unset, that API is off. */

@@ -24,6 +24,11 @@ export class UnauthorizedError extends Error {
   override name = 'UnauthorizedError';
 }
 
+/** The credentials are good but do not allow this. */
+export class ForbiddenError extends Error {
+  override name = 'ForbiddenError';
+}
+
 /** The same Idempotency-Key was used before with a different request body. */
 export class IdempotencyConflictError extends Error {
   override name = 'IdempotencyConflictError';

@@ -8,6 +8,19 @@ export function createLogger(config: Pick<Config, 'LOG_LEVEL'>, process: string)
   return pino({
     level: config.LOG_LEVEL,
     base: { process },
-    redact: { paths: ['*.password', '*.secret', 'headers.authorization'], censor: '[redacted]' },
+    // Secrets never reach the logs, wherever an object carrying one is logged.
+    redact: {
+      paths: [
+        '*.password',
+        '*.secret',
+        '*.token',
+        '*.key',
+        '*.authorization',
+        'headers.authorization',
+        '*.headers.authorization',
+        '*.access_token',
+      ],
+      censor: '[redacted]',
+    },
   });
 }

@@ -28,6 +28,8 @@ export function heraldEnv(ctx: BenchContext, extra: Record<string, string> = {})
     LOG_LEVEL: ctx.options.logLevel,
     // Only shortens the benchmark's own stops between phases.
     SHUTDOWN_GRACE_MS: '2000',
+    // The naive baseline checks no API key either; a checked key costs a SHA-256 and a cache hit.
+    AUTH_DISABLED: 'true',
     ...extra,
   };
 }

@@ -5,6 +5,8 @@ import { HTTPException } from 'hono/http-exception';
 import type { InboxHub } from '../inboxHub.ts';
 import type { NotificationServiceDeps } from '../notificationService.ts';
 import type { Redis } from '../redis.ts';
+import type { ApiKeyVerifier } from '../apiKeys.ts';
+import { requireApiKey } from './apiKeyAuth.ts';
 import { devRoutes } from './devRoutes.ts';
 import { endUserInboxRoutes } from './endUserInboxRoutes.ts';
 import { handleError } from './errorHandler.ts';
@@ -19,6 +21,8 @@ import { userRoutes } from './userRoutes.ts';
 export interface AppDeps extends NotificationServiceDeps {
   redis: Redis;
   isDraining: () => boolean;
+  /** Checks producers' API keys; 'disabled' lets every request in (AUTH_DISABLED, development only). */
+  auth: ApiKeyVerifier | 'disabled';
   /** The end users' inbox: its token secret, live connections' hub and heartbeat, the example page. */
   inbox?: { jwtSecret?: string; hub?: InboxHub; heartbeatMs: number; devPage: boolean };
 }
@@ -45,6 +49,12 @@ export function createApp(deps: AppDeps): HttpApi {
     if (deps.isDraining()) c.header('Connection', 'close');
   });
   app.route('/', healthRoutes(deps));
+  // Producers' routes take an API key; the end users' inbox takes their own token instead.
+  const apiKey = requireApiKey(deps.auth === 'disabled' ? undefined : deps.auth, deps.requestTimeoutMs);
+  for (const path of ['/notifications', '/users', '/topics', '/fanouts']) {
+    app.use(path, apiKey);
+    app.use(`${path}/*`, apiKey);
+  }
   app.route('/notifications', notificationRoutes(deps));
   app.route('/users', inboxRoutes(deps));
   app.route('/users', userRoutes(deps));

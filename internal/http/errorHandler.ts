@@ -1,7 +1,7 @@
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { IdempotencyConflictError, NotFoundError, UnauthorizedError, UnavailableError, ValidationError } from '../errors.ts';
+import { ForbiddenError, IdempotencyConflictError, NotFoundError, UnauthorizedError, UnavailableError, ValidationError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 
 export interface ErrorBody {
@@ -29,6 +29,7 @@ function describe(err: Error): [ContentfulStatusCode, ErrorBody] {
   if (err instanceof ValidationError) return [400, errorBody(err.code, err.message, err.details)];
   if (err instanceof NotFoundError) return [404, errorBody('not_found', err.message)];
   if (err instanceof UnauthorizedError) return [401, errorBody('unauthorized', err.message)];
+  if (err instanceof ForbiddenError) return [403, errorBody('forbidden', err.message)];
   if (err instanceof IdempotencyConflictError) return [422, errorBody('idempotency_key_reused', err.message)];
   if (err instanceof UnavailableError) {
     return [503, errorBody('unavailable', `${err.dependency} is unavailable; nothing was stored, retry later`)];

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import net from 'node:net';
 import type { Hono } from 'hono';
+import { ApiKeyVerifier } from '../../internal/apiKeys.ts';
 import { createChannels } from '../../internal/channels/channels.ts';
 import { parseConfig } from '../../internal/config.ts';
 import { connectDatabase, type Sql } from '../../internal/database.ts';
@@ -55,6 +56,8 @@ export async function buildApi(
     QUEUE_KEY: keys.queue,
     DLQ_KEY: keys.dlq,
     LOG_LEVEL: 'silent',
+    // API keys have tests of their own; elsewhere requests go in without one.
+    AUTH_DISABLED: 'true',
     ...options.env,
   });
   const sql = options.sql ?? connectDatabase(config.DATABASE_URL, { connectTimeoutSeconds: 2 });
@@ -68,6 +71,7 @@ export async function buildApi(
     logger: createLogger(config, 'api'),
     requestTimeoutMs: options.requestTimeoutMs ?? config.REQUEST_TIMEOUT_MS,
     isDraining: options.isDraining ?? (() => false),
+    auth: config.AUTH_DISABLED ? 'disabled' : new ApiKeyVerifier(sql),
     // No Pub/Sub hub in process: the live routes answer 503 here; end-to-end tests cover them.
     inbox: { jwtSecret: config.INBOX_JWT_SECRET, heartbeatMs: config.INBOX_HEARTBEAT_MS, devPage: config.INBOX_DEV_PAGE },
   });

@@ -108,6 +108,8 @@ export function serviceEnv(db: Pick<TestDatabase, 'url'>, keys: QueueKeys, overr
     SWEEP_INTERVAL_MS: '100',
     SHUTDOWN_GRACE_MS: '2000',
     REQUEST_TIMEOUT_MS: '2000',
+    // API keys have tests of their own; elsewhere requests go in without one.
+    AUTH_DISABLED: 'true',
     ...overrides,
   };
 }

@@ -1,0 +1,28 @@
+import type { MiddlewareHandler } from 'hono';
+import type { ApiKeyVerifier } from '../apiKeys.ts';
+import { runWithDeadline } from '../deadline.ts';
+import type { Scope } from '../repository/apiKeys.ts';
+
+/** What a producer route needs: reading for GET and HEAD, sending for anything that changes state. */
+export function scopeForMethod(method: string): Scope {
+  return method === 'GET' || method === 'HEAD' ? 'read' : 'send';
+}
+
+/**
+ * Producers' routes take an API key (`Authorization: Bearer <key>`) carrying the route's scope:
+ * 401 without a live key, 403 without the scope. Without a verifier (AUTH_DISABLED) every request
+ * passes.
+ */
+export function requireApiKey(
+  verifier: ApiKeyVerifier | undefined,
+  requestTimeoutMs: number,
+  scopeFor: (method: string) => Scope = scopeForMethod,
+): MiddlewareHandler {
+  return async (c, next) => {
+    if (verifier) {
+      const key = c.req.header('authorization')?.match(/^Bearer\s+(\S+)$/i)?.[1];
+      await runWithDeadline(requestTimeoutMs, () => verifier.authorize(key, scopeFor(c.req.method)));
+    }
+    await next();
+  };
+}

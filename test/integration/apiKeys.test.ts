@@ -1,0 +1,129 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApiKey } from '../../internal/apiKeys.ts';
+import { revokeApiKey } from '../../internal/repository/apiKeys.ts';
+import { issueToken } from '../../internal/endUserToken.ts';
+import { createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
+import { buildApi, countNotifications, type TestApi } from './helpers.ts';
+
+const SECRET = 'an-inbox-secret-of-at-least-32-characters';
+const notification = { user_id: 'u-auth', type: 'IN_APP', body: 'hello' };
+
+describe('API keys on producer routes', () => {
+  let db: TestDatabase;
+  let api: TestApi;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    api = await buildApi(db, { env: { AUTH_DISABLED: 'false', INBOX_JWT_SECRET: SECRET } });
+  });
+  afterAll(async () => {
+    await api?.close();
+    await db?.drop();
+  });
+
+  const post = (key?: string, body: unknown = notification) =>
+    api.app.request('/notifications', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
+      body: JSON.stringify(body),
+    });
+  const get = (path: string, key?: string) => api.app.request(path, { headers: key ? { authorization: `Bearer ${key}` } : {} });
+
+  it('refuses a request without a key with 401, a Bearer challenge and how to get one, storing nothing', async () => {
+    const before = await countNotifications(db.sql);
+    const res = await post();
+    expect(res.status).toBe(401);
+    expect(res.headers.get('www-authenticate')).toBe('Bearer');
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe('unauthorized');
+    expect(body.error.message).toContain('npm run apikey');
+    expect(await countNotifications(db.sql)).toBe(before);
+  });
+
+  it.each([
+    ['an unknown key', 'hk_not-a-key-anyone-was-given'],
+    ['a key in the wrong scheme', undefined],
+  ])('refuses %s with 401', async (_, key) => {
+    const res = key ? await post(key) : await api.app.request('/notifications', { method: 'POST', headers: { authorization: 'Basic dTpw', 'content-type': 'application/json' }, body: JSON.stringify(notification) });
+    expect(res.status).toBe(401);
+  });
+
+  it('lets a send key create and a read key read, and answers 403 naming the missing scope otherwise', async () => {
+    const sender = await createApiKey(db.sql, 'sender', ['send']);
+    const reader = await createApiKey(db.sql, 'reader', ['read']);
+
+    const created = await post(sender.key);
+    expect(created.status).toBe(201);
+    const { id } = (await created.json()) as { id: string };
+
+    expect((await get(`/notifications/${id}`, reader.key)).status).toBe(200);
+    const readBySender = await get(`/notifications/${id}`, sender.key);
+    expect(readBySender.status).toBe(403);
+    expect(((await readBySender.json()) as { error: { message: string } }).error.message).toContain('"read" scope');
+
+    const before = await countNotifications(db.sql);
+    const postedByReader = await post(reader.key);
+    expect(postedByReader.status).toBe(403);
+    expect(await countNotifications(db.sql)).toBe(before);
+  });
+
+  it('guards every producer route: profiles, topics, fan-outs, the producer inbox view', async () => {
+    const reader = await createApiKey(db.sql, 'reader-2', ['read']);
+    for (const path of ['/users/u-auth', '/users/u-auth/inbox', '/users/u-auth/preferences', '/topics/t1', '/fanouts/6f9619ff-8b86-d011-b42d-00c04fc964ff']) {
+      expect((await get(path)).status, path).toBe(401);
+      expect((await get(path, reader.key)).status, path).not.toBe(401);
+    }
+    const put = await api.app.request('/topics/t1/subscribers', {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${reader.key}` },
+      body: JSON.stringify({ user_ids: ['a'] }),
+    });
+    expect(put.status).toBe(403);
+  });
+
+  it('lets an admin key do everything', async () => {
+    const admin = await createApiKey(db.sql, 'ops', ['admin']);
+    const created = await post(admin.key);
+    expect(created.status).toBe(201);
+    const { id } = (await created.json()) as { id: string };
+    expect((await get(`/notifications/${id}`, admin.key)).status).toBe(200);
+  });
+
+  it('keeps health checks and the end users\' token-guarded inbox free of API keys', async () => {
+    expect((await get('/healthz')).status).toBe(200);
+    const token = await issueToken('u-auth', SECRET, 60);
+    expect((await get('/inbox', token)).status).toBe(200);
+  });
+
+  it('stores only a hash of each key, and stops taking a revoked one', async () => {
+    const { key, row } = await createApiKey(db.sql, 'to-revoke', ['send', 'read']);
+    const stored = await db.sql`select * from api_keys where id = ${row.id}`;
+    expect(JSON.stringify(stored)).not.toContain(key);
+    expect(row.prefix).toBe(key.slice(0, row.prefix.length));
+
+    expect((await post(key)).status).toBe(201);
+    expect(await revokeApiKey(db.sql, row.prefix)).toHaveLength(1);
+    // A fresh process has nothing remembered; the running one forgets within seconds.
+    const fresh = await buildApi(db, { env: { AUTH_DISABLED: 'false' } });
+    try {
+      const res = await fresh.app.request('/notifications', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+        body: JSON.stringify(notification),
+      });
+      expect(res.status).toBe(401);
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  it('answers 503, not 401, when PostgreSQL cannot check the key', async () => {
+    const { key } = await createApiKey(db.sql, 'pg-down', ['send']);
+    const broken = await buildApi(db, { env: { AUTH_DISABLED: 'false', DATABASE_URL: 'postgres://postgres@127.0.0.1:1/nowhere' }, requestTimeoutMs: 500 });
+    try {
+      expect((await broken.app.request('/notifications', { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` }, body: JSON.stringify(notification) })).status).toBe(503);
+    } finally {
+      await broken.close();
+    }
+  });
+});
