@@ -68,6 +68,9 @@ const baseSchema = z.object({
   /** PUSH: a mailto: or https: URL push services can contact about this sender. */
   VAPID_SUBJECT: z.string().regex(/^(mailto:|https:)/, 'must be a mailto: or https: URL').optional(),
   LOG_LEVEL: z.enum(logLevels).default('info'),
+  // [config: metrics]
+  // [config: rate limit]
+  // [config: admin]
   /** Lets every request in without an API key. For development only; never where others can reach. */
   AUTH_DISABLED: boolean.default(false),
   /** Prefix of the Redis Pub/Sub channels that carry new inbox items to API instances. */

@@ -1,3 +1,4 @@
+import type { Response } from 'undici';
 import webpush from 'web-push';
 import type { Sql } from '../database.ts';
 import { ValidationError } from '../errors.ts';
@@ -5,20 +6,22 @@ import type { NotificationRow } from '../notification.ts';
 import { deletePushSubscription, listPushSubscriptions, type PushSubscription } from '../repository/pushSubscriptions.ts';
 import type { ChannelProvider, NotificationContent } from './channelProvider.ts';
 import { describeNetworkError } from './networkError.ts';
+import { NonPublicAddressError } from './nonPublicAddressError.ts';
 import { PermanentDeliveryError } from './permanentDeliveryError.ts';
 import { parseRetryAfter } from './retryAfter.ts';
 import { RetryLaterError } from './retryLaterError.ts';
+import { TargetClient } from './targetClient.ts';
 import { withTimeLimit } from './timeLimit.ts';
 import { untilAborted } from './untilAborted.ts';
-import { findNonPublicAddress } from './webhookTarget.ts';
+import type { AddressPolicy } from './webhookTarget.ts';
 
-export interface PushOptions {
+export interface PushOptions extends AddressPolicy {
   sql: Sql;
   /** The VAPID key pair (URL-safe base64) and the contact push services are given (RFC 8292). */
   vapid: { publicKey: string; privateKey: string; subject: string };
   /** One attempt's limit, for all of the user's subscriptions together. */
   timeoutMs: number;
-  /** Lets endpoints resolve to private or loopback addresses (tests, a push service of one's own). */
+  /** Lets endpoints resolve to private or loopback addresses (tests, a push service of one's own), checking none. */
   allowPrivate: boolean;
 }
 
@@ -61,6 +64,7 @@ function isRetryableStatus(status: number): boolean {
 export class PushChannel implements ChannelProvider {
   readonly channel = 'PUSH' as const;
   readonly profileAddress = 'push_subscriptions' as const;
+  private readonly client: TargetClient;
 
   constructor(private readonly options: PushOptions) {
     // Keys that cannot sign would fail every delivery one by one; refusing them here stops the process
@@ -71,6 +75,7 @@ export class PushChannel implements ChannelProvider {
     } catch (err) {
       throw new Error(`invalid VAPID configuration: ${describeNetworkError(err)}`, { cause: err });
     }
+    this.client = new TargetClient(options);
   }
 
   checkAddress(to: string | undefined): null {
@@ -115,18 +120,13 @@ export class PushChannel implements ChannelProvider {
     });
   }
 
+  close(): Promise<void> {
+    return this.client.close();
+  }
+
   private async send(userId: string, subscription: PushSubscription, payload: string, topic: string, signal: AbortSignal): Promise<Outcome> {
     const url = parseEndpoint(subscription.endpoint);
     if (!url) return { kind: 'failed', detail: 'endpoint is not an http(s) URL' };
-    if (!this.options.allowPrivate) {
-      let blocked: string | undefined;
-      try {
-        blocked = await untilAborted(findNonPublicAddress(url), signal);
-      } catch (err) {
-        return { kind: 'retry', detail: `lookup failed: ${describeNetworkError(err)}` };
-      }
-      if (blocked) return { kind: 'failed', detail: `resolves to non-public address ${blocked}` };
-    }
 
     let request: webpush.RequestDetails;
     try {
@@ -141,7 +141,8 @@ export class PushChannel implements ChannelProvider {
 
     let response: Response;
     try {
-      response = await fetch(url, {
+      // Endpoints are checked as webhook targets are, when connecting (see TargetClient).
+      response = await this.client.fetch(url, {
         method: 'POST',
         headers: requestHeaders(request.headers),
         body: request.body ? new Uint8Array(request.body) : undefined,
@@ -149,6 +150,7 @@ export class PushChannel implements ChannelProvider {
         signal,
       });
     } catch (err) {
+      if (err instanceof NonPublicAddressError) return { kind: 'failed', detail: `resolves to non-public address ${err.address}` };
       return { kind: 'retry', detail: `request failed: ${describeNetworkError(err)}` };
     }
 

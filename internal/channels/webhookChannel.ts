@@ -3,15 +3,17 @@ import { ValidationError } from '../errors.ts';
 import { toNotificationJson, type NotificationRow } from '../notification.ts';
 import type { ChannelProvider } from './channelProvider.ts';
 import { describeNetworkError } from './networkError.ts';
+import { NonPublicAddressError } from './nonPublicAddressError.ts';
 import { PermanentDeliveryError } from './permanentDeliveryError.ts';
+import { TargetClient } from './targetClient.ts';
 import { withTimeLimit } from './timeLimit.ts';
-import { untilAborted } from './untilAborted.ts';
-import { findNonPublicAddress, isPublicAddress, literalAddress } from './webhookTarget.ts';
+import { isPublicAddress, literalAddress, type AddressPolicy } from './webhookTarget.ts';
 
-export interface WebhookOptions {
+export interface WebhookOptions extends AddressPolicy {
   timeoutMs: number;
   /** `whsec_...`; when set, every request carries a Standard Webhooks `webhook-signature`. */
   secret?: string;
+  /** Lets targets be on loopback or private networks, checking no address at all. */
   allowPrivate: boolean;
 }
 
@@ -28,9 +30,11 @@ export class WebhookChannel implements ChannelProvider {
   readonly channel = 'WEBHOOK' as const;
   readonly profileAddress = 'webhook_url' as const;
   private readonly signer: Webhook | undefined;
+  private readonly client: TargetClient;
 
   constructor(private readonly options: WebhookOptions) {
     this.signer = options.secret ? new Webhook(options.secret) : undefined;
+    this.client = new TargetClient(options);
   }
 
   checkAddress(to: string | undefined): string {
@@ -53,19 +57,24 @@ export class WebhookChannel implements ChannelProvider {
 
   async deliver(notification: NotificationRow, signal: AbortSignal): Promise<void> {
     const url = new URL(notification.recipient ?? '');
-    // The limit covers the DNS check too, so one attempt never outlives WEBHOOK_TIMEOUT_MS (and the lease).
+    // The limit covers the DNS lookup (made while connecting) too, so one attempt never outlives
+    // WEBHOOK_TIMEOUT_MS (and the lease).
     return withTimeLimit(signal, this.options.timeoutMs, async (attempt) => {
-      if (!this.options.allowPrivate) await refuseNonPublicTarget(url, attempt);
       const body = JSON.stringify(toNotificationJson(notification));
-      const response = await fetch(url, {
-        method: 'POST',
-        body,
-        headers: this.headers(notification.id, body),
-        redirect: 'manual',
-        signal: attempt,
-      }).catch((err: unknown) => {
-        throw new Error(`webhook request failed: ${describeNetworkError(err)}`, { cause: err });
-      });
+      const response = await this.client
+        .fetch(url, {
+          method: 'POST',
+          body,
+          headers: this.headers(notification.id, body),
+          redirect: 'manual',
+          signal: attempt,
+        })
+        .catch((err: unknown) => {
+          if (err instanceof NonPublicAddressError) {
+            throw new PermanentDeliveryError(`webhook target ${err.host} resolves to non-public address ${err.address}`, { cause: err });
+          }
+          throw new Error(`webhook request failed: ${describeNetworkError(err)}`, { cause: err });
+        });
       // Read and drop the answer so the connection can be reused.
       await response.body?.cancel().catch(() => {});
       if (response.ok) return;
@@ -73,6 +82,10 @@ export class WebhookChannel implements ChannelProvider {
       if (isRetryableStatus(response.status)) throw new Error(message);
       throw new PermanentDeliveryError(message);
     });
+  }
+
+  close(): Promise<void> {
+    return this.client.close();
   }
 
   private headers(id: string, body: string): Record<string, string> {
@@ -86,14 +99,6 @@ export class WebhookChannel implements ChannelProvider {
     if (this.signer) headers['webhook-signature'] = this.signer.sign(id, now, body);
     return headers;
   }
-}
-
-/** Refuses a host that resolves to a non-public address; DNS trouble is worth a retry. */
-async function refuseNonPublicTarget(url: URL, signal: AbortSignal): Promise<void> {
-  const blocked = await untilAborted(findNonPublicAddress(url), signal).catch((err: unknown) => {
-    throw new Error(`webhook target lookup failed: ${describeNetworkError(err)}`, { cause: err });
-  });
-  if (blocked) throw new PermanentDeliveryError(`webhook target ${url.hostname} resolves to non-public address ${blocked}`);
 }
 
 /** `localhost`, `localhost.` and any `*.localhost` name loop back (RFC 6761). */

@@ -1,5 +1,7 @@
-import { lookup } from 'node:dns/promises';
+import dns, { type LookupAddress, type LookupAllOptions } from 'node:dns';
+import type { LookupFunction } from 'node:net';
 import ipaddr from 'ipaddr.js';
+import { NonPublicAddressError } from './nonPublicAddressError.ts';
 
 /**
  * Whether an address is one a webhook may reach without `WEBHOOK_ALLOW_PRIVATE`: only public
@@ -21,9 +23,37 @@ export function literalAddress(url: URL): string | undefined {
   return ipaddr.isValid(host) ? host : undefined;
 }
 
-/** Resolves a webhook URL's host; returns the first address that is not public, if any. */
-export async function findNonPublicAddress(url: URL): Promise<string | undefined> {
-  const literal = literalAddress(url);
-  const addresses = literal ? [literal] : (await lookup(url.hostname, { all: true })).map((a) => a.address);
-  return addresses.find((a) => !isPublicAddress(a));
+/** The part of `dns.lookup` the guard needs: every address of a name. `dns.lookup` itself fits. */
+export type LookupAll = (
+  hostname: string,
+  options: LookupAllOptions,
+  callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void,
+) => void;
+
+export interface AddressPolicy {
+  /** Resolves names; `dns.lookup` unless a test answers for it. */
+  lookup?: LookupAll;
+  /** Which resolved addresses may be connected to; `isPublicAddress` unless a test says otherwise. */
+  isAllowed?: (address: string) => boolean;
+}
+
+/**
+ * A `lookup` for `net.connect` that resolves the name once, checks every address it got and hands
+ * the connection only those, all of them checked: the address checked is the address connected to,
+ * so a name that answers a public address to a check and 127.0.0.1 to the connection (DNS
+ * rebinding) gets nowhere. One non-public address refuses the whole name, with a
+ * `NonPublicAddressError` naming it. IP literals never reach a lookup; callers check those themselves.
+ */
+export function guardedLookup({ lookup = dns.lookup, isAllowed = isPublicAddress }: AddressPolicy = {}): LookupFunction {
+  return (hostname, options, callback) => {
+    lookup(hostname, { ...options, all: true }, (err, addresses) => {
+      if (err) return callback(err, []);
+      const refused = addresses.find((a) => !isAllowed(a.address));
+      if (refused) return callback(new NonPublicAddressError(hostname, refused.address), []);
+      const [first] = addresses;
+      if (!first) return callback(Object.assign(new Error(`no address for ${hostname}`), { code: 'ENOTFOUND', hostname }), []);
+      if (options.all) return callback(null, addresses);
+      callback(null, first.address, first.family);
+    });
+  };
 }

@@ -49,6 +49,9 @@ export function createApp(deps: AppDeps): HttpApi {
     if (deps.isDraining()) c.header('Connection', 'close');
   });
   app.route('/', healthRoutes(deps));
+  // [wiring: metrics]
+  // [wiring: openapi]
+  // [wiring: rate limit]
   // Producers' routes take an API key; the end users' inbox takes their own token instead.
   const apiKey = requireApiKey(deps.auth === 'disabled' ? undefined : deps.auth, deps.requestTimeoutMs);
   for (const path of ['/notifications', '/users', '/topics', '/fanouts']) {
@@ -60,6 +63,7 @@ export function createApp(deps: AppDeps): HttpApi {
   app.route('/users', userRoutes(deps));
   app.route('/topics', topicRoutes(deps));
   app.route('/fanouts', fanoutRoutes(deps));
+  // [wiring: admin]
   app.route('/inbox', endUserInboxRoutes({ ...deps, ...inbox, live, upgradeWebSocket }));
   if (inbox.devPage && inbox.jwtSecret) app.route('/dev', devRoutes({ jwtSecret: inbox.jwtSecret }));
   app.notFound((c) => {
