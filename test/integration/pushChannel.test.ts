@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LookupAddress } from 'node:dns';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import webpush from 'web-push';
 import { PermanentDeliveryError } from '../../internal/channels/permanentDeliveryError.ts';
 import { PushChannel, type PushOptions } from '../../internal/channels/pushChannel.ts';
 import { RetryLaterError } from '../../internal/channels/retryLaterError.ts';
+import type { LookupAll } from '../../internal/channels/webhookTarget.ts';
 import { ValidationError } from '../../internal/errors.ts';
 import type { NotificationRow } from '../../internal/notification.ts';
 import { claimedRow } from '../support/notificationRow.ts';
@@ -26,8 +28,34 @@ afterAll(async () => {
   await db?.drop();
 });
 
+const opened: PushChannel[] = [];
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((c) => c.close()));
+});
+
 function pushChannel(overrides: Partial<PushOptions> = {}): PushChannel {
-  return new PushChannel({ sql: db.sql, vapid, timeoutMs: 2000, allowPrivate: true, ...overrides });
+  const channel = new PushChannel({ sql: db.sql, vapid, timeoutMs: 2000, allowPrivate: true, ...overrides });
+  opened.push(channel);
+  return channel;
+}
+
+/** A resolver answering the n-th lookup with `answers[n]` (the last answer repeats), recording the names asked. */
+function fakeResolver(...answers: string[][]): { lookup: LookupAll; asked: string[] } {
+  const asked: string[] = [];
+  const lookup: LookupAll = (hostname, _options, callback) => {
+    const answer = answers[Math.min(asked.length, answers.length - 1)]!;
+    asked.push(hostname);
+    const addresses: LookupAddress[] = answer.map((address) => ({ address, family: 4 }));
+    setImmediate(() => callback(null, addresses));
+  };
+  return { lookup, asked };
+}
+
+/** The subscription's endpoint with its host replaced by a name only the test's resolver knows. */
+function named(sub: SubscriptionJson, hostname: string): SubscriptionJson {
+  const url = new URL(sub.endpoint);
+  url.hostname = hostname;
+  return { ...sub, endpoint: url.toString() };
 }
 
 function pushRow(userId: string, fields: Partial<NotificationRow> = {}): NotificationRow {
@@ -308,6 +336,39 @@ describe('PushChannel and private endpoints', () => {
 
     expect(err).toBeInstanceOf(PermanentDeliveryError);
     expect(err.message).toContain('resolves to non-public address');
+    expect(service.requestsTo(sub.endpoint)).toHaveLength(0);
+  });
+
+  it('refuses an endpoint whose name resolves to a private address, checking the one lookup it connects with', async () => {
+    const sub = service.subscribe();
+    const dns = fakeResolver(['127.0.0.1']);
+
+    const err = await deliveryError(pushChannel({ allowPrivate: false, lookup: dns.lookup }), pushRow(await userWith(named(sub, 'push.test'))));
+
+    expect(err).toBeInstanceOf(PermanentDeliveryError);
+    expect(err.message).toMatch(/push\.test:\d+\/….{6} resolves to non-public address 127\.0\.0\.1$/);
+    expect(dns.asked).toEqual(['push.test']);
+    expect(service.requestsTo(sub.endpoint)).toHaveLength(0);
+  });
+
+  it('never reaches a local push service when the name answers a public address first and 127.0.0.1 after (DNS rebinding)', async () => {
+    const sub = service.subscribe();
+    // 127.0.0.2 plays the public address: allowed, and nothing listens there on this port.
+    const dns = fakeResolver(['127.0.0.2'], ['127.0.0.1']);
+    const channel = pushChannel({ allowPrivate: false, lookup: dns.lookup, isAllowed: (address) => address === '127.0.0.2' });
+    const row = pushRow(await userWith(named(sub, 'rebind.test')));
+
+    const first = await deliveryError(channel, row);
+    expect(service.requestsTo(sub.endpoint)).toHaveLength(0);
+    expect(first).not.toBeInstanceOf(PermanentDeliveryError);
+    expect(first.message).toContain('request failed: ECONNREFUSED (connect ECONNREFUSED 127.0.0.2:');
+    expect(dns.asked).toEqual(['rebind.test']);
+
+    const second = await deliveryError(channel, row);
+    expect(second).toBeInstanceOf(PermanentDeliveryError);
+    expect(second.message).toContain('resolves to non-public address 127.0.0.1');
+    expect(dns.asked).toEqual(['rebind.test', 'rebind.test']);
+
     expect(service.requestsTo(sub.endpoint)).toHaveLength(0);
   });
 });

@@ -39,6 +39,7 @@ describe('WebhookChannel.deliver against a real HTTP receiver', () => {
     receiver = await WebhookReceiver.start(() => status);
   });
   afterAll(async () => {
+    await channel.close();
     await receiver?.close();
   });
   beforeEach(() => {

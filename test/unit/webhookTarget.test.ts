@@ -1,5 +1,8 @@
+import type { LookupAddress, LookupAllOptions, LookupOptions } from 'node:dns';
+import type { LookupFunction } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { isPublicAddress, literalAddress } from '../../internal/channels/webhookTarget.ts';
+import { NonPublicAddressError, nonPublicAddressIn } from '../../internal/channels/nonPublicAddressError.ts';
+import { guardedLookup, isPublicAddress, literalAddress, type LookupAll } from '../../internal/channels/webhookTarget.ts';
 
 describe('isPublicAddress', () => {
   it.each([
@@ -64,5 +67,88 @@ describe('literalAddress', () => {
     const literal = literalAddress(new URL('http://2130706433/'));
     expect(literal).toBe('127.0.0.1');
     expect(isPublicAddress(literal!)).toBe(false);
+  });
+});
+
+describe('guardedLookup', () => {
+  type Answer = { err: NodeJS.ErrnoException | null; address: string | LookupAddress[]; family?: number };
+
+  /** A resolver that always answers `addresses` (or `err`), recording the options it was given. */
+  function resolver(addresses: string[], err: NodeJS.ErrnoException | null = null) {
+    const asked: { hostname: string; options: LookupAllOptions }[] = [];
+    const lookup: LookupAll = (hostname, options, callback) => {
+      asked.push({ hostname, options });
+      callback(err, err ? [] : addresses.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })));
+    };
+    return { lookup, asked };
+  }
+
+  function run(lookup: LookupFunction, hostname: string, options: LookupOptions): Promise<Answer> {
+    return new Promise((resolve) => lookup(hostname, options, (err, address, family) => resolve({ err, address, family })));
+  }
+
+  it('asks for every address and hands all of them on when the connection asks for all', async () => {
+    const dns = resolver(['93.184.215.14', '2606:2800:21f:cb07:6820:80da:af6b:8b2c']);
+    const answer = await run(guardedLookup({ lookup: dns.lookup }), 'example.com', { all: true });
+    expect(answer).toEqual({
+      err: null,
+      address: [
+        { address: '93.184.215.14', family: 4 },
+        { address: '2606:2800:21f:cb07:6820:80da:af6b:8b2c', family: 6 },
+      ],
+      family: undefined,
+    });
+    expect(dns.asked).toEqual([{ hostname: 'example.com', options: { all: true } }]);
+  });
+
+  it('hands on the first checked address when the connection asks for one, still checking them all', async () => {
+    const dns = resolver(['93.184.215.14', '8.8.8.8']);
+    const answer = await run(guardedLookup({ lookup: dns.lookup }), 'example.com', { family: 4 });
+    expect(answer).toEqual({ err: null, address: '93.184.215.14', family: 4 });
+    expect(dns.asked).toEqual([{ hostname: 'example.com', options: { family: 4, all: true } }]);
+
+    const mixed = await run(guardedLookup({ lookup: resolver(['93.184.215.14', '10.0.0.7']).lookup }), 'example.com', {});
+    expect(mixed.err).toBeInstanceOf(NonPublicAddressError);
+  });
+
+  it.each([['127.0.0.1'], ['169.254.169.254'], ['::ffff:10.0.0.1'], ['fd00::1']])(
+    'refuses a name with %s among its addresses, naming the name and the address',
+    async (address) => {
+      const answer = await run(guardedLookup({ lookup: resolver(['8.8.8.8', address]).lookup }), 'attacker.example', { all: true });
+      expect(answer.err).toBeInstanceOf(NonPublicAddressError);
+      expect(answer.err).toMatchObject({ host: 'attacker.example', address, message: `attacker.example resolves to non-public address ${address}` });
+    },
+  );
+
+  it('lets the policy decide which addresses pass', async () => {
+    const allowLoopback = guardedLookup({ lookup: resolver(['127.0.0.1']).lookup, isAllowed: (a) => a === '127.0.0.1' });
+    expect(await run(allowLoopback, 'local.test', { all: true })).toMatchObject({ err: null, address: [{ address: '127.0.0.1', family: 4 }] });
+  });
+
+  it('passes a failed lookup on as it is', async () => {
+    const notFound = Object.assign(new Error('getaddrinfo ENOTFOUND nowhere.test'), { code: 'ENOTFOUND' });
+    const answer = await run(guardedLookup({ lookup: resolver([], notFound).lookup }), 'nowhere.test', { all: true });
+    expect(answer.err).toBe(notFound);
+  });
+
+  it('treats an empty answer as a name not found', async () => {
+    const answer = await run(guardedLookup({ lookup: resolver([]).lookup }), 'empty.test', { all: true });
+    expect(answer.err).toMatchObject({ code: 'ENOTFOUND' });
+  });
+
+  it('refuses localhost through the system resolver by default', async () => {
+    const answer = await run(guardedLookup(), 'localhost', { all: true });
+    expect(answer.err).toBeInstanceOf(NonPublicAddressError);
+    expect((answer.err as NonPublicAddressError).host).toBe('localhost');
+  });
+});
+
+describe('nonPublicAddressIn', () => {
+  it('finds the refusal in a fetch error\'s cause, and nothing in other errors', () => {
+    const refusal = new NonPublicAddressError('rebind.test', '127.0.0.1');
+    expect(nonPublicAddressIn(new TypeError('fetch failed', { cause: refusal }))).toBe(refusal);
+    expect(nonPublicAddressIn(refusal)).toBe(refusal);
+    expect(nonPublicAddressIn(new TypeError('fetch failed', { cause: new Error('ECONNREFUSED') }))).toBeUndefined();
+    expect(nonPublicAddressIn('not an error')).toBeUndefined();
   });
 });
