@@ -52,11 +52,14 @@ export async function listInbox(sql: Sql, userId: string, page: InboxPage): Prom
     limit ${page.limit}`;
 }
 
-/** Items after `afterSeq`, oldest first: what a client that has seen `afterSeq` has missed. */
+/**
+ * Items after `afterSeq`, oldest first: what a client that has seen `afterSeq` has missed. Archived
+ * items are left out, as from the list: the user put them away.
+ */
 export async function listInboxAfter(sql: Sql, userId: string, afterSeq: number, limit: number): Promise<InboxItem[]> {
   return sql<InboxItem[]>`
     select ${sql(ITEM_COLUMNS)} from inbox_items
-    where user_id = ${userId} and seq > ${afterSeq}
+    where user_id = ${userId} and seq > ${afterSeq} and archived_at is null
     order by seq
     limit ${limit}`;
 }
