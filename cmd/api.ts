@@ -4,8 +4,10 @@ import { ApiKeyVerifier } from '../internal/apiKeys.ts';
 import { createChannels } from '../internal/channels/channels.ts';
 import { connectDatabase } from '../internal/database.ts';
 import { createApp } from '../internal/http/app.ts';
+import { createRateLimits } from '../internal/http/rateLimit.ts';
 import { InboxHub } from '../internal/inboxHub.ts';
 import { createLogger } from '../internal/logger.ts';
+import { ApiMetrics } from '../internal/metrics/apiMetrics.ts';
 import { loadConfigOrExit, onShutdownSignal } from '../internal/processLifecycle.ts';
 import { NotificationQueue } from '../internal/queue.ts';
 import { connectRedis, connectSubscriberRedis } from '../internal/redis.ts';
@@ -38,6 +40,15 @@ const api = createApp({
   requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
   isDraining: () => draining,
   auth: config.AUTH_DISABLED ? 'disabled' : new ApiKeyVerifier(sql),
+  metrics: new ApiMetrics(queue),
+  protection: {
+    rateLimits: createRateLimits(redis, {
+      perKeyPerSecond: config.RATE_LIMIT_PER_SECOND,
+      perAddressPerSecond: config.RATE_LIMIT_IP_PER_SECOND,
+      keyPrefix: `${config.QUEUE_KEY}:rate`,
+    }),
+    maxQueueDepth: config.MAX_QUEUE_DEPTH,
+  },
   inbox: { jwtSecret: config.INBOX_JWT_SECRET, hub, heartbeatMs: config.INBOX_HEARTBEAT_MS, devPage: config.INBOX_DEV_PAGE },
 });
 
@@ -52,12 +63,19 @@ onShutdownSignal(async (signal) => {
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   // Live inbox clients reconnect elsewhere and resume from their last seq.
   api.live.closeAll();
-  if ('closeIdleConnections' in server) server.closeIdleConnections();
+  // Connections go idle as their last answers finish (the streams just closed among them); a kept
+  // alive idle one would hold the server until its keep-alive timeout, so close them as they come.
+  const closeIdle = () => {
+    if ('closeIdleConnections' in server) server.closeIdleConnections();
+  };
+  closeIdle();
+  const idleSweep = setInterval(closeIdle, 100);
   const forced = setTimeout(() => {
     if ('closeAllConnections' in server) server.closeAllConnections();
   }, DRAIN_TIMEOUT_MS);
   await closed;
   clearTimeout(forced);
+  clearInterval(idleSweep);
   await sql.end({ timeout: 5 });
   redis.disconnect();
   subscriber?.disconnect();

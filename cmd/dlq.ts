@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { connectDatabase } from '../internal/database.ts';
+import { recordReplay, REPLAY_BATCH_SIZE } from '../internal/deadLetterReplays.ts';
 import { listDeadLetters, purgeDeadLetters, replayDeadLetters } from '../internal/deadLetters.ts';
 import { loadConfigOrExit } from '../internal/processLifecycle.ts';
 import { NotificationQueue } from '../internal/queue.ts';
@@ -13,8 +14,8 @@ const USAGE = `usage: npm run dlq -- <command> [--dry-run]
   --dry-run            say what would be done, change nothing`;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** Ids replayed per round trip, so a large list neither holds long locks nor builds huge commands. */
-const REPLAY_BATCH = 500;
+/** Who replays from this script are recorded as in dead_letter_replays (the API records the key's name). */
+const REQUESTED_BY = 'script';
 
 function fail(message: string): never {
   console.error(`${message}\n\n${USAGE}`);
@@ -60,13 +61,22 @@ try {
       if (bad.length) fail(`not a notification id: ${bad.join(', ')}`);
       const targets = values.all ? (await listDeadLetters(sql, queue)).map((l) => l.id) : ids;
       let replayed = 0;
-      for (let i = 0; i < targets.length; i += REPLAY_BATCH) {
-        const result = await replayDeadLetters(sql, queue, targets.slice(i, i + REPLAY_BATCH), dryRun);
-        for (const id of result.replayed) console.log(`${prefix}replayed ${id}`);
-        for (const id of result.skipped) console.log(`${prefix}skipped ${id}: not FAILED`);
-        replayed += result.replayed.length;
-        if (targets.length > REPLAY_BATCH) console.log(`${prefix}${Math.min(i + REPLAY_BATCH, targets.length)}/${targets.length} processed`);
+      const record = () =>
+        recordReplay(sql, values.all ? { all: true, list: config.DLQ_KEY } : { ids }, { requestedBy: REQUESTED_BY, dryRun, count: replayed });
+      try {
+        for (let i = 0; i < targets.length; i += REPLAY_BATCH_SIZE) {
+          const result = await replayDeadLetters(sql, queue, targets.slice(i, i + REPLAY_BATCH_SIZE), dryRun);
+          for (const id of result.replayed) console.log(`${prefix}replayed ${id}`);
+          for (const id of result.skipped) console.log(`${prefix}skipped ${id}: not FAILED`);
+          replayed += result.replayed.length;
+          if (targets.length > REPLAY_BATCH_SIZE) console.log(`${prefix}${Math.min(i + REPLAY_BATCH_SIZE, targets.length)}/${targets.length} processed`);
+        }
+      } catch (err) {
+        // The batches before the failing one did go back: recorded before the error is reported.
+        await record().catch(() => {});
+        throw err;
       }
+      await record();
       console.log(`${prefix}${replayed} of ${targets.length} replayed`);
       break;
     }

@@ -2,13 +2,15 @@ import { closeChannels, createChannels } from '../internal/channels/channels.ts'
 import { connectDatabase } from '../internal/database.ts';
 import { InboxPublisher } from '../internal/inboxEvents.ts';
 import { createLogger } from '../internal/logger.ts';
+import { serveMetrics } from '../internal/metrics/metricsServer.ts';
+import { WorkerMetrics } from '../internal/metrics/workerMetrics.ts';
 import { loadConfigOrExit, onShutdownSignal } from '../internal/processLifecycle.ts';
 import { NotificationQueue } from '../internal/queue.ts';
 import { connectBlockingRedis, connectRedis } from '../internal/redis.ts';
 import { retryPolicyFrom } from '../internal/worker/retryPolicy.ts';
 import { FanoutRunner } from '../internal/worker/fanoutRunner.ts';
 import { Sweeper } from '../internal/worker/sweeper.ts';
-import { POP_TIMEOUT_SECONDS, Worker } from '../internal/worker/worker.ts';
+import { newWorkerId, POP_TIMEOUT_SECONDS, Worker } from '../internal/worker/worker.ts';
 
 const config = loadConfigOrExit();
 const logger = createLogger(config, 'worker');
@@ -23,7 +25,11 @@ const queue = new NotificationQueue(redis, { queue: config.QUEUE_KEY, dlq: confi
 const policy = retryPolicyFrom(config);
 
 const channels = createChannels(config, sql);
+const workerId = newWorkerId();
+const metrics = new WorkerMetrics(queue, workerId);
 const worker = new Worker({
+  workerId,
+  metrics,
   sql,
   queue,
   blocking,
@@ -40,6 +46,7 @@ const sweeper = new Sweeper({
   policy,
   leaseMs: config.LEASE_MS,
   intervalMs: config.SWEEP_INTERVAL_MS,
+  retentionDays: config.RETENTION_DAYS,
   logger: logger.child({ workerId: worker.id, role: 'sweeper' }),
 });
 
@@ -52,6 +59,7 @@ const fanouts = new FanoutRunner({
   logger: logger.child({ workerId: worker.id, role: 'fanout' }),
 });
 
+const metricsServer = serveMetrics(metrics.registry, config.METRICS_PORT, logger);
 worker.start();
 sweeper.start();
 fanouts.start();
@@ -62,6 +70,7 @@ onShutdownSignal(async (signal) => {
   // Both at once: the worker stops taking work now, while the sweeper finishes its pass.
   const [, , { released }] = await Promise.all([sweeper.stop(), fanouts.stop(), worker.stop(config.SHUTDOWN_GRACE_MS)]);
   await closeChannels(channels);
+  await metricsServer.close();
   await sql.end({ timeout: 5 });
   redis.disconnect();
   blocking.disconnect();

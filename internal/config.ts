@@ -68,9 +68,19 @@ const baseSchema = z.object({
   /** PUSH: a mailto: or https: URL push services can contact about this sender. */
   VAPID_SUBJECT: z.string().regex(/^(mailto:|https:)/, 'must be a mailto: or https: URL').optional(),
   LOG_LEVEL: z.enum(logLevels).default('info'),
-  // [config: metrics]
-  // [config: rate limit]
-  // [config: admin]
+  /** A worker's port for Prometheus' GET /metrics (0: any free port, logged). The API serves /metrics on PORT. */
+  METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
+  /** Requests per second one API key may make (counted in Redis across API instances); 0 = no limit. */
+  RATE_LIMIT_PER_SECOND: z.coerce.number().int().min(0).default(1000),
+  /** Requests per second one client address may make on routes without an API key (/inbox, /dev); 0 = no limit. */
+  RATE_LIMIT_IP_PER_SECOND: z.coerce.number().int().min(0).default(50),
+  /** Queue depth above which new notifications are refused with 503 and Retry-After; 0 = no bound. */
+  MAX_QUEUE_DEPTH: z.coerce.number().int().min(0).default(1_000_000),
+  /**
+   * Days a finished notification (SENT, FAILED, SKIPPED) is kept, counted from when it finished;
+   * workers' sweepers then delete it with its attempts. 0 keeps every notification for ever.
+   */
+  RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),
   /** Lets every request in without an API key. For development only; never where others can reach. */
   AUTH_DISABLED: boolean.default(false),
   /** Prefix of the Redis Pub/Sub channels that carry new inbox items to API instances. */

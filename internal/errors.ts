@@ -29,6 +29,28 @@ export class ForbiddenError extends Error {
   override name = 'ForbiddenError';
 }
 
+/** The caller sent more than its share; it may try again after `retryAfterMs`. */
+export class TooManyRequestsError extends Error {
+  override name = 'TooManyRequestsError';
+  constructor(
+    message: string,
+    readonly retryAfterMs: number,
+  ) {
+    super(message);
+  }
+}
+
+/** The service has more work waiting than it takes on; nothing was stored, retry after `retryAfterMs`. */
+export class OverloadedError extends Error {
+  override name = 'OverloadedError';
+  constructor(
+    message: string,
+    readonly retryAfterMs: number,
+  ) {
+    super(message);
+  }
+}
+
 /** The same Idempotency-Key was used before with a different request body. */
 export class IdempotencyConflictError extends Error {
   override name = 'IdempotencyConflictError';

@@ -1,18 +1,23 @@
+import { z } from 'zod';
 import type { Logger } from './logger.ts';
 import type { Redis } from './redis.ts';
 import type { InboxItem } from './repository/inbox.ts';
 
 /** An inbox item as clients receive it (in a list, a stream event, a Pub/Sub message). */
-export interface InboxItemJson {
-  notification_id: string;
-  seq: number;
-  title: string | null;
-  body: string;
-  data: Record<string, unknown> | null;
-  created_at: string;
-  read_at: string | null;
-  archived_at: string | null;
-}
+export const inboxItemJsonSchema = z
+  .object({
+    notification_id: z.guid(),
+    seq: z.int().min(1).meta({ description: "the item's position in its user's inbox: 1, 2, 3... in the order stored" }),
+    title: z.string().nullable(),
+    body: z.string(),
+    data: z.record(z.string(), z.unknown()).nullable(),
+    created_at: z.iso.datetime(),
+    read_at: z.iso.datetime().nullable(),
+    archived_at: z.iso.datetime().nullable(),
+  })
+  .meta({ id: 'InboxItem' });
+
+export type InboxItemJson = z.infer<typeof inboxItemJsonSchema>;
 
 export function toInboxItemJson(item: InboxItem): InboxItemJson {
   return {

@@ -1,17 +1,22 @@
+import { z } from 'zod';
 import type { Sql } from './database.ts';
 import { runWithDeadline } from './deadline.ts';
 import { NotFoundError } from './errors.ts';
-import { toInboxItemJson, type InboxItemJson } from './inboxEvents.ts';
+import { inboxItemJsonSchema, toInboxItemJson } from './inboxEvents.ts';
 import { archive, countUnread, listInbox, markAllRead, markRead, type InboxPage } from './repository/inbox.ts';
 
 type Deps = { sql: Sql; requestTimeoutMs: number };
 
-export interface InboxListing {
-  items: InboxItemJson[];
-  /** Pass as `cursor` for the next (older) page; null on the last page. */
-  next_cursor: string | null;
-  unread: number;
-}
+/** A page of an inbox as `GET /inbox` and `GET /users/:id/inbox` answer it. */
+export const inboxListingSchema = z
+  .object({
+    items: z.array(inboxItemJsonSchema),
+    next_cursor: z.string().nullable().meta({ description: 'pass as `cursor` for the next (older) page; null on the last page' }),
+    unread: z.int().min(0),
+  })
+  .meta({ id: 'InboxPage' });
+
+export type InboxListing = z.infer<typeof inboxListingSchema>;
 
 /** A page of a user's inbox, newest first, with the unread count. */
 export async function readInbox(deps: Deps, userId: string, page: InboxPage): Promise<InboxListing> {

@@ -77,15 +77,18 @@ export const createNotificationSchema = z
     title: z.string().max(1000).refine(isStorableText, UNSTORABLE_MESSAGE).optional(),
     body: z.string().min(1).max(100_000).refine(isStorableText, UNSTORABLE_MESSAGE),
     html: z.string().min(1).max(500_000).refine(isStorableText, UNSTORABLE_MESSAGE).optional(),
-    to: storableText(2048).optional(),
+    to: storableText(2048)
+      .optional()
+      .meta({ description: "with `user_id` only: an email address, an E.164 number or an http(s) URL; without it the user's profile address is used" }),
     data: z
       .record(z.string(), z.unknown())
       .superRefine((data, ctx) => {
         const problem = dataProblem(data);
         if (problem) ctx.addIssue({ code: 'custom', message: problem });
       })
-      .optional(),
-    critical: z.boolean().optional(),
+      .optional()
+      .meta({ description: `any JSON object, nested at most ${MAX_DATA_DEPTH} levels` }),
+    critical: z.boolean().optional().meta({ description: 'delivered even on a channel the user opted out of' }),
   })
   .superRefine((request, ctx) => {
     const targets = [request.user_id, request.user_ids, request.topic].filter((t) => t !== undefined);
@@ -102,28 +105,40 @@ export const createNotificationSchema = z
     if (request.html !== undefined && request.type !== 'EMAIL') {
       ctx.addIssue({ code: 'custom', path: ['html'], message: 'only EMAIL has an HTML part' });
     }
+  })
+  .meta({
+    id: 'CreateNotification',
+    description: 'Exactly one of `user_id`, `user_ids` or `topic`; `to` only with `user_id`; `html` only with EMAIL. Text may not contain NUL. Unknown fields are dropped.',
   });
 
 export type CreateNotification = z.infer<typeof createNotificationSchema>;
 
-/** The notification as the API and webhooks show it (the contract's JSON shape). */
-export interface NotificationJson {
-  id: string;
-  user_id: string;
-  type: Channel;
-  title: string | null;
-  body: string;
-  to: string | null;
-  html: string | null;
-  data: Record<string, unknown> | null;
-  critical: boolean;
-  fanout_id: string | null;
-  status: Status;
-  retry_count: number;
-  error_reason: string | null;
-  created_at: string;
-  updated_at: string;
-}
+/**
+ * The notification as the API and webhooks show it (the contract's JSON shape). The OpenAPI
+ * document is generated from this schema, and `NotificationJson` is inferred from it, so the
+ * documented shape and the built one cannot drift apart.
+ */
+export const notificationJsonSchema = z
+  .object({
+    id: z.guid(),
+    user_id: z.string(),
+    type: z.enum(CHANNELS),
+    title: z.string().nullable(),
+    body: z.string(),
+    to: z.string().nullable().meta({ description: 'the address delivered to: the request\'s `to`, else the profile\'s at creation' }),
+    html: z.string().nullable(),
+    data: z.record(z.string(), z.unknown()).nullable(),
+    critical: z.boolean(),
+    fanout_id: z.guid().nullable(),
+    status: z.enum(STATUSES),
+    retry_count: z.int().min(0),
+    error_reason: z.string().nullable(),
+    created_at: z.iso.datetime(),
+    updated_at: z.iso.datetime(),
+  })
+  .meta({ id: 'Notification' });
+
+export type NotificationJson = z.infer<typeof notificationJsonSchema>;
 
 export function toNotificationJson(row: NotificationRow): NotificationJson {
   return {

@@ -7,6 +7,7 @@ import { batcherFor } from './createBatcher.ts';
 import { runWithDeadline } from './deadline.ts';
 import { NotFoundError, ValidationError } from './errors.ts';
 import type { Logger } from './logger.ts';
+import type { ApiMetrics } from './metrics/apiMetrics.ts';
 import type { CreateNotification, NotificationRow } from './notification.ts';
 import type { NotificationQueue } from './queue.ts';
 import { resolveAddresses } from './addressBook.ts';
@@ -28,9 +29,12 @@ export interface NotificationServiceDeps {
   logger: Logger;
   /** How long a request waits for PostgreSQL before it is refused with 503. */
   requestTimeoutMs: number;
+  /** Counts the notifications created; absent, nothing is counted. */
+  metrics?: Pick<ApiMetrics, 'notificationsCreated'>;
 }
 
-const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
+/** The longest Idempotency-Key header a create accepts. */
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
 
 /** What a create produced: one notification, or a fan-out (a list of users, or a topic's subscribers). */
 export type CreateOutcome =
@@ -61,6 +65,7 @@ export async function createNotification(
   const addresses = await resolveAddresses(deps, provider, [userId], request.to);
   const notification = newNotification(request, userId, addresses.get(userId) ?? null);
   const result = idempotency === undefined ? await createUnkeyed(deps, notification) : await createKeyed(deps, notification, idempotency);
+  if (result.created) deps.metrics?.notificationsCreated(request.type, 1);
   return { kind: 'notification', ...result };
 }
 
@@ -124,7 +129,10 @@ async function createForUsers(
   const result = await runWithDeadline(deps.requestTimeoutMs, (beforeCommit) =>
     insertUserFanout(deps.sql, fanout, notifications, idempotency, beforeCommit),
   );
-  if (result.created) await pushBestEffort(deps, result.members.map((m) => m.id));
+  if (result.created) {
+    await pushBestEffort(deps, result.members.map((m) => m.id));
+    deps.metrics?.notificationsCreated(request.type, result.members.length);
+  }
   return { kind: 'fanout', ...result };
 }
 

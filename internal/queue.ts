@@ -53,6 +53,11 @@ export class NotificationQueue {
     return this.redis.llen(this.keys.queue);
   }
 
+  /** Ids on the dead-letter list, however long it is (one LLEN, unlike reading it). */
+  async deadLetterDepth(): Promise<number> {
+    return this.redis.llen(this.keys.dlq);
+  }
+
   async deadLetter(ids: string[]): Promise<void> {
     if (ids.length > 0) await this.redis.lpush(this.keys.dlq, ...ids);
   }

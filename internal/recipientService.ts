@@ -3,7 +3,7 @@ import type { Sql } from './database.ts';
 import { runWithDeadline } from './deadline.ts';
 import { NotFoundError, ValidationError } from './errors.ts';
 import type { Channel } from './notification.ts';
-import type { RecipientProfile, RecipientProfileInput } from './recipient.ts';
+import type { PreferencesJson, RecipientProfile, RecipientProfileInput } from './recipient.ts';
 import { listPushSubscriptions } from './repository/pushSubscriptions.ts';
 import { findOptOuts, findRecipient, saveOptOuts, saveRecipient } from './repository/recipients.ts';
 
@@ -74,7 +74,7 @@ export async function putPreferences(
   deps: Pick<RecipientServiceDeps, 'sql' | 'requestTimeoutMs'>,
   userId: string,
   optedOut: Channel[],
-): Promise<{ user_id: string; opted_out: Channel[] }> {
+): Promise<PreferencesJson> {
   return runWithDeadline(deps.requestTimeoutMs, async () => {
     await saveOptOuts(deps.sql, userId, [...new Set(optedOut)]);
     return { user_id: userId, opted_out: await findOptOuts(deps.sql, userId) };
@@ -84,6 +84,6 @@ export async function putPreferences(
 export async function getPreferences(
   deps: Pick<RecipientServiceDeps, 'sql' | 'requestTimeoutMs'>,
   userId: string,
-): Promise<{ user_id: string; opted_out: Channel[] }> {
+): Promise<PreferencesJson> {
   return { user_id: userId, opted_out: await runWithDeadline(deps.requestTimeoutMs, () => findOptOuts(deps.sql, userId)) };
 }

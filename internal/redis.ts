@@ -46,6 +46,10 @@ export function connectScriptRedis(url: string, commandTimeoutMs = 10_000): Redi
  */
 export function connectSubscriberRedis(url: string): Redis {
   return new Redis(url, {
+    // The ready check is an INFO, which a connection already in subscriber mode refuses: a
+    // SUBSCRIBE sent in the first moments of a connection would make ioredis drop the connection,
+    // and the subscription with it.
+    enableReadyCheck: false,
     maxRetriesPerRequest: null,
     retryStrategy: (times) => Math.min(times * 200, 2000),
   });

@@ -1,13 +1,19 @@
+import { z } from 'zod';
 import type { Sql } from './database.ts';
 import { runWithDeadline } from './deadline.ts';
 import { addTopicSubscribers, countTopicSubscribers, removeTopicSubscribers } from './repository/topics.ts';
 
 type Deps = { sql: Sql; requestTimeoutMs: number };
 
-export interface TopicSummary {
-  topic: string;
-  subscribers: number;
-}
+/** A topic as `GET /topics/:key` answers it. */
+export const topicSummarySchema = z.object({ topic: z.string(), subscribers: z.int().min(0) }).meta({ id: 'Topic' });
+export type TopicSummary = z.infer<typeof topicSummarySchema>;
+
+/** A change of subscribers: the topic as it is now, and how many users were added or removed. */
+export const topicChangeSchema = topicSummarySchema
+  .extend({ changed: z.int().min(0).meta({ description: 'users added (PUT) or removed (DELETE) by this request' }) })
+  .meta({ id: 'TopicChange' });
+export type TopicChange = z.infer<typeof topicChangeSchema>;
 
 /** Adds or removes a topic's subscribers; answers how many changed and how many there are now. */
 export async function changeTopicSubscribers(
@@ -15,7 +21,7 @@ export async function changeTopicSubscribers(
   topic: string,
   userIds: string[],
   change: 'add' | 'remove',
-): Promise<TopicSummary & { changed: number }> {
+): Promise<TopicChange> {
   return runWithDeadline(deps.requestTimeoutMs, async () => {
     const unique = [...new Set(userIds)];
     const changed =

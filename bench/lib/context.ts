@@ -30,6 +30,8 @@ export function heraldEnv(ctx: BenchContext, extra: Record<string, string> = {})
     SHUTDOWN_GRACE_MS: '2000',
     // The naive baseline checks no API key either; a checked key costs a SHA-256 and a cache hit.
     AUTH_DISABLED: 'true',
+    RATE_LIMIT_IP_PER_SECOND: '0',
+    METRICS_PORT: '0',
     ...extra,
   };
 }

@@ -1,7 +1,14 @@
 import type { MiddlewareHandler } from 'hono';
 import type { ApiKeyVerifier } from '../apiKeys.ts';
 import { runWithDeadline } from '../deadline.ts';
-import type { Scope } from '../repository/apiKeys.ts';
+import type { ApiKeyRow, Scope } from '../repository/apiKeys.ts';
+
+declare module 'hono' {
+  interface ContextVariableMap {
+    /** The producer's API key, once `requireApiKey` has checked it. */
+    apiKey: ApiKeyRow;
+  }
+}
 
 /** What a producer route needs: reading for GET and HEAD, sending for anything that changes state. */
 export function scopeForMethod(method: string): Scope {
@@ -21,7 +28,8 @@ export function requireApiKey(
   return async (c, next) => {
     if (verifier) {
       const key = c.req.header('authorization')?.match(/^Bearer\s+(\S+)$/i)?.[1];
-      await runWithDeadline(requestTimeoutMs, () => verifier.authorize(key, scopeFor(c.req.method)));
+      // Kept for what follows: the rate limit counts per key, records name who acted.
+      c.set('apiKey', await runWithDeadline(requestTimeoutMs, () => verifier.authorize(key, scopeFor(c.req.method))));
     }
     await next();
   };

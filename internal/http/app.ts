@@ -3,18 +3,25 @@ import { createNodeWebSocket } from '@hono/node-ws';
 import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { InboxHub } from '../inboxHub.ts';
+import type { ApiMetrics } from '../metrics/apiMetrics.ts';
 import type { NotificationServiceDeps } from '../notificationService.ts';
 import type { Redis } from '../redis.ts';
 import type { ApiKeyVerifier } from '../apiKeys.ts';
 import { requireApiKey } from './apiKeyAuth.ts';
+import { refuseWhenBacklogged } from './backpressure.ts';
+import { byAddress, byApiKey, rateLimit, type RateLimits } from './rateLimit.ts';
+import { adminRoutes } from './adminRoutes.ts';
 import { devRoutes } from './devRoutes.ts';
+import { docsRoutes } from './docsRoutes.ts';
 import { endUserInboxRoutes } from './endUserInboxRoutes.ts';
 import { handleError } from './errorHandler.ts';
 import { fanoutRoutes } from './fanoutRoutes.ts';
 import { healthRoutes } from './healthRoutes.ts';
 import { inboxRoutes } from './inboxRoutes.ts';
 import { LiveConnections } from './liveInbox.ts';
+import { measureRequests, metricsRoutes } from './metricsRoutes.ts';
 import { notificationRoutes } from './notificationRoutes.ts';
+import { statsRoutes } from './statsRoutes.ts';
 import { topicRoutes } from './topicRoutes.ts';
 import { userRoutes } from './userRoutes.ts';
 
@@ -23,6 +30,10 @@ export interface AppDeps extends NotificationServiceDeps {
   isDraining: () => boolean;
   /** Checks producers' API keys; 'disabled' lets every request in (AUTH_DISABLED, development only). */
   auth: ApiKeyVerifier | 'disabled';
+  /** The process's Prometheus metrics, served on /metrics; absent, requests are not measured. */
+  metrics?: ApiMetrics;
+  /** Rate limits and the backlog bound; absent, neither applies. */
+  protection?: { rateLimits: RateLimits; maxQueueDepth: number };
   /** The end users' inbox: its token secret, live connections' hub and heartbeat, the example page. */
   inbox?: { jwtSecret?: string; hub?: InboxHub; heartbeatMs: number; devPage: boolean };
 }
@@ -49,21 +60,36 @@ export function createApp(deps: AppDeps): HttpApi {
     if (deps.isDraining()) c.header('Connection', 'close');
   });
   app.route('/', healthRoutes(deps));
-  // [wiring: metrics]
-  // [wiring: openapi]
-  // [wiring: rate limit]
+  // Requests are measured from here on (not the health checks, which are polled constantly).
+  if (deps.metrics) app.use(measureRequests(deps.metrics));
+  // Operators' /metrics and /stats need the admin scope, whatever the method.
+  const operatorKey = requireApiKey(deps.auth === 'disabled' ? undefined : deps.auth, deps.requestTimeoutMs, () => 'admin');
+  app.use('/metrics', operatorKey);
+  app.use('/stats', operatorKey);
+  if (deps.metrics) app.route('/metrics', metricsRoutes(deps.metrics.registry));
+  app.route('/stats', statsRoutes(deps));
+  // Routes without an API key count per client address; producers' routes per key, after the key is checked.
+  const limits = deps.protection?.rateLimits ?? {};
+  const perAddress = rateLimit(limits.perAddress, byAddress, 'client address');
+  for (const path of ['/inbox/*', '/dev/*', '/openapi.json', '/docs']) app.use(path, perAddress);
+  // The API's documentation is public, as an API reference is; mounted after its rate limit so that applies.
+  app.route('/', docsRoutes());
   // Producers' routes take an API key; the end users' inbox takes their own token instead.
   const apiKey = requireApiKey(deps.auth === 'disabled' ? undefined : deps.auth, deps.requestTimeoutMs);
-  for (const path of ['/notifications', '/users', '/topics', '/fanouts']) {
-    app.use(path, apiKey);
-    app.use(`${path}/*`, apiKey);
-  }
+  const perKey = rateLimit(limits.perKey, byApiKey, 'API key');
+  // `/x/*` matches `/x` itself too: one registration each, so a request is counted once.
+  for (const path of ['/notifications', '/users', '/topics', '/fanouts']) app.use(`${path}/*`, apiKey, perKey);
+  app.use('/notifications', refuseWhenBacklogged(deps.queue, deps.protection?.maxQueueDepth ?? 0));
   app.route('/notifications', notificationRoutes(deps));
   app.route('/users', inboxRoutes(deps));
   app.route('/users', userRoutes(deps));
   app.route('/topics', topicRoutes(deps));
   app.route('/fanouts', fanoutRoutes(deps));
-  // [wiring: admin]
+  // Operators' routes need the admin scope, whatever the method.
+  const adminKey = requireApiKey(deps.auth === 'disabled' ? undefined : deps.auth, deps.requestTimeoutMs, () => 'admin');
+  app.use('/admin', adminKey);
+  app.use('/admin/*', adminKey);
+  app.route('/admin', adminRoutes(deps));
   app.route('/inbox', endUserInboxRoutes({ ...deps, ...inbox, live, upgradeWebSocket }));
   if (inbox.devPage && inbox.jwtSecret) app.route('/dev', devRoutes({ jwtSecret: inbox.jwtSecret }));
   app.notFound((c) => {

@@ -2,6 +2,7 @@ import type { Context, Next } from 'hono';
 import { Hono } from 'hono';
 import type { UpgradeWebSocket } from 'hono/ws';
 import type { WebSocket } from 'ws';
+import { z } from 'zod';
 import type { Sql } from '../database.ts';
 import { userIdFromToken } from '../endUserToken.ts';
 import { NotFoundError, UnauthorizedError, UnavailableError } from '../errors.ts';
@@ -27,6 +28,11 @@ export interface EndUserInboxDeps {
 
 type Env = { Variables: { userId: string } };
 
+/** `GET /inbox/unread_count`. */
+export const unreadCountJsonSchema = z.object({ unread: z.int().min(0) }).meta({ id: 'UnreadCount' });
+/** `POST /inbox/read_all`: how many items this marked read. */
+export const markedJsonSchema = z.object({ marked: z.int().min(0) }).meta({ id: 'MarkedRead' });
+
 /**
  * The inbox as its end user sees it (`/inbox`), authenticated by a token from the product's
  * backend: list, unread count, read, archive, and the live stream (WebSocket or Server-Sent Events).
@@ -40,8 +46,14 @@ export function endUserInboxRoutes(deps: EndUserInboxDeps): Hono<Env> {
   app.use('*', authenticate(deps, { fromQuery: false }));
 
   app.get('/', async (c) => c.json(await readInbox(deps, c.get('userId'), inboxPage(c))));
-  app.get('/unread_count', async (c) => c.json({ unread: await unreadCount(deps, c.get('userId')) }));
-  app.post('/read_all', async (c) => c.json({ marked: await readAll(deps, c.get('userId')) }));
+  app.get('/unread_count', async (c) => {
+    const answer: z.infer<typeof unreadCountJsonSchema> = { unread: await unreadCount(deps, c.get('userId')) };
+    return c.json(answer);
+  });
+  app.post('/read_all', async (c) => {
+    const answer: z.infer<typeof markedJsonSchema> = { marked: await readAll(deps, c.get('userId')) };
+    return c.json(answer);
+  });
   app.post('/:id/read', async (c) => {
     await readItem(deps, c.get('userId'), uuidParam(c.req.param('id'), 'notification'));
     return c.body(null, 204);

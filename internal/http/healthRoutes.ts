@@ -1,4 +1,5 @@
 import { Hono } from 'hono';
+import { z } from 'zod';
 import type { Sql } from '../database.ts';
 import { runWithDeadline } from '../deadline.ts';
 import type { Redis } from '../redis.ts';
@@ -12,10 +13,20 @@ export interface HealthDeps {
   isDraining: () => boolean;
 }
 
+/** `GET /healthz`: the process answers. */
+export const livenessJsonSchema = z.object({ status: z.literal('ok') }).meta({ id: 'Liveness' });
+
+const upDown = z.enum(['up', 'down']);
+
+/** `GET /readyz`, 200 or 503: whether this process should get traffic, and why not. */
+export const readinessJsonSchema = z
+  .object({ status: z.enum(['ready', 'unavailable']), postgres: upDown, redis: upDown, draining: z.boolean() })
+  .meta({ id: 'Readiness' });
+
 export function healthRoutes(deps: HealthDeps): Hono {
   const app = new Hono();
 
-  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/healthz', (c) => c.json({ status: 'ok' } satisfies z.infer<typeof livenessJsonSchema>));
 
   app.get('/readyz', async (c) => {
     const [postgres, redis] = await Promise.all([
@@ -24,10 +35,13 @@ export function healthRoutes(deps: HealthDeps): Hono {
     ]);
     const draining = deps.isDraining();
     const ready = postgres && redis && !draining;
-    return c.json(
-      { status: ready ? 'ready' : 'unavailable', postgres: up(postgres), redis: up(redis), draining },
-      ready ? 200 : 503,
-    );
+    const answer: z.infer<typeof readinessJsonSchema> = {
+      status: ready ? 'ready' : 'unavailable',
+      postgres: up(postgres),
+      redis: up(redis),
+      draining,
+    };
+    return c.json(answer, ready ? 200 : 503);
   });
 
   return app;

@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { ValidationError } from '../errors.ts';
 import type { InboxPage } from '../repository/inbox.ts';
 
-const pageSchema = z.object({
+/** `?limit&cursor&unread` of an inbox listing; exported for the OpenAPI document. */
+export const inboxPageQuerySchema = z.object({
   limit: z.coerce.number().int().min(1).max(200).default(50),
   cursor: z.coerce.number().int().min(1).optional(),
   unread: z.enum(['true', 'false']).optional(),
@@ -11,7 +12,7 @@ const pageSchema = z.object({
 
 /** `?limit=1..200&cursor=<next_cursor>&unread=true` of an inbox listing. */
 export function inboxPage(c: Context): InboxPage {
-  const parsed = pageSchema.safeParse(c.req.query());
+  const parsed = inboxPageQuerySchema.safeParse(c.req.query());
   if (!parsed.success) {
     throw new ValidationError('limit must be 1 to 200, cursor a next_cursor from an earlier page, unread true or false', 'invalid_request');
   }
@@ -19,13 +20,14 @@ export function inboxPage(c: Context): InboxPage {
   return { limit, beforeSeq: cursor, unreadOnly: unread === 'true' };
 }
 
-const seqSchema = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+/** A live connection's `since`: the seq of the last item the client has. */
+export const sinceSeqSchema = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
 /** Where a live connection starts: `?since=<seq>`, or an EventSource's `Last-Event-ID` on reconnect. */
 export function sinceSeq(c: Context): number {
   const given = c.req.header('last-event-id') || c.req.query('since');
   if (given === undefined || given === '') return 0;
-  const parsed = seqSchema.safeParse(given);
+  const parsed = sinceSeqSchema.safeParse(given);
   if (!parsed.success) throw new ValidationError('since (or Last-Event-ID) must be the seq of the last item the client has', 'invalid_request');
   return parsed.data;
 }

@@ -1,8 +1,9 @@
 import { Hono } from 'hono';
+import { getAttemptHistory } from '../attemptHistory.ts';
 import { createNotificationSchema, toNotificationJson } from '../notification.ts';
 import { createNotification, getNotification, type NotificationServiceDeps } from '../notificationService.ts';
-import { getFanout, type FanoutView } from '../fanoutService.ts';
-import { fanoutJson } from './fanoutJson.ts';
+import { getFanout } from '../fanoutService.ts';
+import { fanoutJson, fanoutWithMembersJson } from './fanoutJson.ts';
 import { limitBody, readJson } from './jsonBody.ts';
 import { uuidParam } from './pathParams.ts';
 
@@ -19,14 +20,17 @@ export function notificationRoutes(deps: NotificationServiceDeps): Hono {
     c.header('Location', `/fanouts/${outcome.fanout.id}`);
     // A topic's notifications are created after the answer: 202, and the fan-out to follow.
     if (outcome.fanout.topic !== null) return c.json(fanoutJson(await getFanout(deps, outcome.fanout.id)), 202);
-    const counts: FanoutView['counts'] = {};
-    for (const m of outcome.members) counts[m.status] = (counts[m.status] ?? 0) + 1;
-    return c.json({ ...fanoutJson({ fanout: outcome.fanout, counts }), notifications: outcome.members }, outcome.created ? 201 : 200);
+    return c.json(fanoutWithMembersJson(outcome.fanout, outcome.members), outcome.created ? 201 : 200);
   });
 
   app.get('/:id', async (c) => {
     const id = uuidParam(c.req.param('id'), 'notification');
     return c.json(toNotificationJson(await getNotification(deps, id)));
+  });
+
+  app.get('/:id/attempts', async (c) => {
+    const id = uuidParam(c.req.param('id'), 'notification');
+    return c.json(await getAttemptHistory(deps, id));
   });
 
   return app;

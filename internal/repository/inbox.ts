@@ -23,7 +23,9 @@ const ITEM_COLUMNS = ['notification_id', 'user_id', 'seq', 'title', 'body', 'dat
 export async function storeInInbox(sql: Sql, n: NotificationRow): Promise<void> {
   await sql`
     with counter as (
-      insert into inbox_counters as c (user_id, last_seq) values (${n.user_id}, 1)
+      -- Only for an item not stored yet, so a repeat does not leave a hole in the user's seqs.
+      insert into inbox_counters as c (user_id, last_seq)
+      select ${n.user_id}, 1 where not exists (select 1 from inbox_items where notification_id = ${n.id})
       on conflict (user_id) do update set last_seq = c.last_seq + 1
       returning last_seq
     )

@@ -6,6 +6,7 @@ import type { Sql } from '../database.ts';
 import { sendToDeadLetters } from '../deadLetters.ts';
 import type { InboxPublisher } from '../inboxEvents.ts';
 import type { Logger } from '../logger.ts';
+import type { WorkerMetrics } from '../metrics/workerMetrics.ts';
 import type { NotificationRow } from '../notification.ts';
 import type { NotificationQueue } from '../queue.ts';
 import {
@@ -30,6 +31,8 @@ export interface AttemptDeps {
   completions?: Pick<CompletionBatcher, 'complete'>;
   /** Announces new inbox items to live clients; the batches announce theirs themselves. */
   inboxPublisher?: Pick<InboxPublisher, 'announce'>;
+  /** Counts the outcomes this worker recorded; absent, nothing is counted. */
+  metrics?: Pick<WorkerMetrics, 'attemptRecorded'>;
 }
 
 /** How long to keep retrying the final UPDATE of an attempt while PostgreSQL does not answer. */
@@ -48,11 +51,12 @@ export async function deliverClaimed(
   logger: Logger,
   claimedAt: number,
 ): Promise<void> {
+  const startedAt = Date.now();
   if (row.opted_out) {
-    await recordSkipped(deps, claim, `not sent: user ${row.user_id} opted out of ${row.type}`, logger, claimedAt);
+    const recorded = await recordSkipped(deps, claim, `not sent: user ${row.user_id} opted out of ${row.type}`, logger, claimedAt);
+    if (recorded) deps.metrics?.attemptRecorded(row, 'SKIPPED', startedAt);
     return;
   }
-  const startedAt = Date.now();
   let completion: Completion;
   try {
     const provider = deps.channels[row.type];
@@ -61,24 +65,29 @@ export async function deliverClaimed(
     if (!provider.deliveredWhenRecorded) await provider.deliver(row, signal);
     completion = { claim, storeInInbox: provider.deliveredWhenRecorded === 'inbox' };
   } catch (err) {
-    await recordFailedAttempt(deps, row, claim, err, logger, claimedAt);
+    await recordFailedAttempt(deps, row, claim, err, logger, claimedAt, startedAt);
     return;
   }
   try {
     const recorded = await persist(() => recordSent(deps, completion), claimedAt, deps.leaseMs);
-    if (recorded) logger.info({ ms: Date.now() - startedAt }, 'notification sent');
-    else logger.warn('delivered, but the claim had been taken over; the newer attempt decides the outcome');
+    if (recorded) {
+      deps.metrics?.attemptRecorded(row, 'SENT', startedAt);
+      logger.info({ ms: Date.now() - startedAt }, 'notification sent');
+    } else logger.warn('delivered, but the claim had been taken over; the newer attempt decides the outcome');
   } catch (err) {
     logger.error({ err }, 'delivered, but could not record it; the lease will expire and the sweeper takes over');
   }
 }
 
-async function recordSkipped(deps: AttemptDeps, claim: Claim, reason: string, logger: Logger, claimedAt: number): Promise<void> {
+/** True when the skip was recorded (the claim still held). */
+async function recordSkipped(deps: AttemptDeps, claim: Claim, reason: string, logger: Logger, claimedAt: number): Promise<boolean> {
   try {
     const recorded = await persist(() => markSkipped(deps.sql, claim, reason), claimedAt, deps.leaseMs);
     if (recorded) logger.info({ reason }, 'notification skipped');
+    return recorded;
   } catch (err) {
     logger.error({ err }, 'could not record a skip; the lease will expire and the sweeper takes over');
+    return false;
   }
 }
 
@@ -97,6 +106,7 @@ async function recordFailedAttempt(
   err: unknown,
   logger: Logger,
   claimedAt: number,
+  startedAt: number,
 ): Promise<void> {
   const permanent = err instanceof PermanentDeliveryError;
   const reason = err instanceof Error ? err.message : String(err);
@@ -117,6 +127,7 @@ async function recordFailedAttempt(
     logger.error({ err: e, reason }, 'attempt failed and could not be recorded; the lease will expire and the sweeper takes over');
     return;
   }
+  if (status) deps.metrics?.attemptRecorded(row, status === 'FAILED' ? 'FAILED' : 'RETRY', startedAt);
   if (status === 'FAILED') {
     logger.warn({ reason, permanent }, 'notification failed; sent to the dead-letter list');
     await sendToDeadLetters(deps.sql, deps.queue, [row.id]).catch((e: unknown) =>

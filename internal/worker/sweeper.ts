@@ -10,6 +10,7 @@ import {
   takeStaleQueued,
   takeUnqueued,
 } from '../repository/maintenance.ts';
+import { deleteExpiredNotifications } from '../repository/retention.ts';
 import { Periodic } from './periodic.ts';
 import { nextRetryDelayMs, type RetryPolicy } from './retryPolicy.ts';
 
@@ -19,6 +20,13 @@ const BATCH_SIZE = 500;
 const MAX_QUEUE_BATCHES_PER_SWEEP = 20;
 /** Idempotency-Keys are kept at least this long (the contract says 24 h). */
 const IDEMPOTENCY_KEY_TTL_MS = 24 * 60 * 60 * 1000;
+/**
+ * Expired notifications deleted per statement, and statements per sweep at most: small enough that
+ * each delete (and its cascade to attempts) is over in milliseconds, and several sweepers a second
+ * across the workers still clear millions of rows a day.
+ */
+const RETENTION_BATCH_SIZE = 1000;
+const MAX_RETENTION_BATCHES_PER_SWEEP = 5;
 
 export interface SweeperDeps {
   sql: Sql;
@@ -26,6 +34,8 @@ export interface SweeperDeps {
   policy: RetryPolicy;
   leaseMs: number;
   intervalMs: number;
+  /** Finished notifications older than this many days are deleted; 0 or unset keeps them all. */
+  retentionDays?: number;
   logger: Logger;
 }
 
@@ -33,6 +43,8 @@ export interface SweepResult {
   expired: number;
   queued: number;
   deadLettered: number;
+  /** Finished notifications deleted for being older than the retention period. */
+  deleted: number;
 }
 
 /**
@@ -43,7 +55,8 @@ export interface SweepResult {
  *   queued; one queued more than a lease ago and never claimed is queued again once the queue is
  *   nearly empty (its entry was lost: a backlog is not a loss);
  * - a FAILED row missing from the dead-letter list is pushed there;
- * - expired Idempotency-Keys are forgotten.
+ * - expired Idempotency-Keys are forgotten;
+ * - finished notifications older than `retentionDays` are deleted, a few small batches a sweep.
  */
 export class Sweeper {
   private readonly periodic: Periodic;
@@ -52,7 +65,7 @@ export class Sweeper {
     this.periodic = new Periodic(
       async () => {
         const result = await this.sweepOnce();
-        if (result.expired + result.queued + result.deadLettered > 0) this.deps.logger.info(result, 'sweep');
+        if (result.expired + result.queued + result.deadLettered + result.deleted > 0) this.deps.logger.info(result, 'sweep');
       },
       deps.intervalMs,
       (err) => this.deps.logger.warn({ err }, 'sweep failed; trying again next interval'),
@@ -72,7 +85,21 @@ export class Sweeper {
     const queued = await this.queueDueRows();
     const deadLettered = await this.pushMissingDeadLetters();
     await deleteExpiredIdempotencyKeys(this.deps.sql, IDEMPOTENCY_KEY_TTL_MS, BATCH_SIZE);
-    return { expired, queued, deadLettered };
+    const deleted = await this.deleteExpired();
+    return { expired, queued, deadLettered, deleted };
+  }
+
+  /** Deletes batches of expired notifications until one comes back short or the sweep's share is done. */
+  private async deleteExpired(): Promise<number> {
+    const days = this.deps.retentionDays ?? 0;
+    if (days <= 0) return 0;
+    let total = 0;
+    for (let batch = 0; batch < MAX_RETENTION_BATCHES_PER_SWEEP; batch++) {
+      const deleted = await deleteExpiredNotifications(this.deps.sql, days, RETENTION_BATCH_SIZE);
+      total += deleted;
+      if (deleted < RETENTION_BATCH_SIZE) break;
+    }
+    return total;
   }
 
   private async rescueExpiredClaims(): Promise<number> {

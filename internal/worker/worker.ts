@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../logger.ts';
+import type { WorkerMetrics } from '../metrics/workerMetrics.ts';
 import type { Redis } from '../redis.ts';
 import { claimNotifications, releaseClaim, type Claim, type ClaimedNotification } from '../repository/lifecycle.ts';
 import { CompletionBatcher } from './completionBatcher.ts';
@@ -19,6 +20,8 @@ export interface WorkerDeps extends AttemptDeps {
   concurrency: number;
   logger: Logger;
   workerId?: string;
+  /** Counts deliveries under way and their outcomes; absent, nothing is counted. */
+  metrics?: Pick<WorkerMetrics, 'attemptRecorded' | 'deliveryStarted' | 'deliveryEnded'>;
 }
 
 interface HeldClaim {
@@ -152,10 +155,12 @@ export class Worker {
     const logger = this.deps.logger.child({ notificationId: row.id, workerId: this.id, attempt: row.attempt, channel: row.type });
     const abort = new AbortController();
     this.held.set(row.id, { claim, abort });
+    this.deps.metrics?.deliveryStarted();
     try {
       await deliverClaimed({ ...this.deps, completions: this.completions }, row, claim, abort.signal, logger, claimedAt);
     } finally {
       this.held.delete(row.id);
+      this.deps.metrics?.deliveryEnded();
     }
   }
 }

@@ -7,7 +7,9 @@ import { createChannels } from '../../internal/channels/channels.ts';
 import { parseConfig } from '../../internal/config.ts';
 import { connectDatabase, type Sql } from '../../internal/database.ts';
 import { createApp } from '../../internal/http/app.ts';
+import { createRateLimits } from '../../internal/http/rateLimit.ts';
 import { createLogger, type Logger } from '../../internal/logger.ts';
+import { ApiMetrics } from '../../internal/metrics/apiMetrics.ts';
 import type { NotificationRow } from '../../internal/notification.ts';
 import { NotificationQueue, type QueueKeys } from '../../internal/queue.ts';
 import { connectRedis, type Redis } from '../../internal/redis.ts';
@@ -41,6 +43,8 @@ export interface TestApi {
   redis: Redis;
   queue: NotificationQueue;
   keys: QueueKeys;
+  /** This app's own metrics (a registry of its own, as each process has). */
+  metrics: ApiMetrics;
   close(): Promise<void>;
 }
 
@@ -56,13 +60,16 @@ export async function buildApi(
     QUEUE_KEY: keys.queue,
     DLQ_KEY: keys.dlq,
     LOG_LEVEL: 'silent',
-    // API keys have tests of their own; elsewhere requests go in without one.
+    // API keys and limits have tests of their own; elsewhere requests go in without a key, uncounted.
     AUTH_DISABLED: 'true',
+    RATE_LIMIT_PER_SECOND: '0',
+    RATE_LIMIT_IP_PER_SECOND: '0',
     ...options.env,
   });
   const sql = options.sql ?? connectDatabase(config.DATABASE_URL, { connectTimeoutSeconds: 2 });
   const redis = options.redis ?? (await connectReadyRedis(config.REDIS_URL));
   const queue = new NotificationQueue(redis, keys);
+  const metrics = new ApiMetrics(queue);
   const { app } = createApp({
     sql,
     redis,
@@ -72,6 +79,15 @@ export async function buildApi(
     requestTimeoutMs: options.requestTimeoutMs ?? config.REQUEST_TIMEOUT_MS,
     isDraining: options.isDraining ?? (() => false),
     auth: config.AUTH_DISABLED ? 'disabled' : new ApiKeyVerifier(sql),
+    metrics,
+    protection: {
+      rateLimits: createRateLimits(redis, {
+        perKeyPerSecond: config.RATE_LIMIT_PER_SECOND,
+        perAddressPerSecond: config.RATE_LIMIT_IP_PER_SECOND,
+        keyPrefix: `${keys.queue}:rate`,
+      }),
+      maxQueueDepth: config.MAX_QUEUE_DEPTH,
+    },
     // No Pub/Sub hub in process: the live routes answer 503 here; end-to-end tests cover them.
     inbox: { jwtSecret: config.INBOX_JWT_SECRET, heartbeatMs: config.INBOX_HEARTBEAT_MS, devPage: config.INBOX_DEV_PAGE },
   });
@@ -81,6 +97,7 @@ export async function buildApi(
     redis,
     queue,
     keys,
+    metrics,
     async close() {
       await sql.end({ timeout: 5 });
       redis.disconnect();

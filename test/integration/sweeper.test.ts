@@ -156,7 +156,7 @@ describe('Sweeper.sweepOnce', () => {
     await db.sql`update notifications set queued_at = null, available_at = now() - interval '1 hour'`;
 
     const result = await sweeper().sweepOnce();
-    expect(result).toEqual({ expired: 0, queued: 0, deadLettered: 0 });
+    expect(result).toEqual({ expired: 0, queued: 0, deadLettered: 0, deleted: 0 });
     expect(await queued()).toEqual([]);
     expect(await deadLetters()).toEqual([]);
   });

@@ -108,8 +108,12 @@ export function serviceEnv(db: Pick<TestDatabase, 'url'>, keys: QueueKeys, overr
     SWEEP_INTERVAL_MS: '100',
     SHUTDOWN_GRACE_MS: '2000',
     REQUEST_TIMEOUT_MS: '2000',
-    // API keys have tests of their own; elsewhere requests go in without one.
+    // API keys and limits have tests of their own; elsewhere requests go in without a key, uncounted.
     AUTH_DISABLED: 'true',
+    RATE_LIMIT_PER_SECOND: '0',
+    RATE_LIMIT_IP_PER_SECOND: '0',
+    // Many workers run side by side in tests: each takes any free port for its metrics.
+    METRICS_PORT: '0',
     ...overrides,
   };
 }

@@ -1,0 +1,98 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { randomUUID } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createApiKey } from '../../internal/apiKeys.ts';
+import { createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
+import { waitFor } from '../support/waitFor.ts';
+import { buildApi, countNotifications, type TestApi } from './helpers.ts';
+
+const notification = { user_id: 'u-limit', type: 'IN_APP', body: 'hello' };
+
+describe('rate limits and the backlog bound', () => {
+  let db: TestDatabase;
+  const apis: TestApi[] = [];
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterEach(async () => {
+    await Promise.all(apis.splice(0).map((a) => a.close()));
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  async function api(env: Record<string, string>): Promise<TestApi> {
+    const built = await buildApi(db, { env });
+    apis.push(built);
+    return built;
+  }
+  const post = (a: TestApi, key?: string, userId = notification.user_id) =>
+    a.app.request('/notifications', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
+      body: JSON.stringify({ ...notification, user_id: userId }),
+    });
+
+  it('answers 429 with Retry-After past an API key\'s rate, counts each key on its own, and lets it in again after the window', async () => {
+    const a = await api({ AUTH_DISABLED: 'false', RATE_LIMIT_PER_SECOND: '3' });
+    const first = await createApiKey(db.sql, `limited-${randomUUID()}`, ['send']);
+    const second = await createApiKey(db.sql, `other-${randomUUID()}`, ['send']);
+
+    const statuses = [];
+    for (let i = 0; i < 5; i++) statuses.push((await post(a, first.key)).status);
+    // The window starts at a key's first request; five in-process requests take far less than a second.
+    expect(statuses).toEqual([201, 201, 201, 429, 429]);
+    const refused = await post(a, first.key);
+    if (refused.status === 429) {
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('rate_limited');
+    }
+    expect((await post(a, second.key)).status).toBe(201);
+
+    await sleep(1100);
+    expect((await post(a, first.key)).status).toBe(201);
+  });
+
+  it('stores nothing for a refused request', async () => {
+    const a = await api({ AUTH_DISABLED: 'false', RATE_LIMIT_PER_SECOND: '1' });
+    const { key } = await createApiKey(db.sql, `one-${randomUUID()}`, ['send']);
+    const userId = `u-${randomUUID()}`;
+    const statuses = await Promise.all(Array.from({ length: 6 }, async () => (await post(a, key, userId)).status));
+    expect(statuses).toContain(429);
+    const [row] = await db.sql<{ n: number }[]>`select count(*)::int as n from notifications where user_id = ${userId}`;
+    expect(row!.n).toBe(statuses.filter((s) => s === 201).length);
+  });
+
+  it('refuses new notifications with 503 overloaded and Retry-After while the queue is deeper than MAX_QUEUE_DEPTH, then takes them again', async () => {
+    const a = await api({ MAX_QUEUE_DEPTH: '5' });
+    await a.redis.lpush(a.keys.queue, ...Array.from({ length: 10 }, () => randomUUID()));
+    // The depth is read in the background, at most once a second.
+    let refused: Response | undefined;
+    await waitFor('a 503 once the API has read the queue depth', async () => {
+      const res = await post(a);
+      if (res.status === 503) refused = res;
+      return refused !== undefined;
+    }, 5000);
+    expect(refused!.headers.get('retry-after')).toBe('5');
+    const body = (await refused!.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe('overloaded');
+    expect(body.error.message).toContain('limit 5');
+
+    const before = await countNotifications(db.sql);
+    expect((await post(a)).status).toBe(503);
+    expect(await countNotifications(db.sql)).toBe(before);
+
+    await a.redis.del(a.keys.queue);
+    await waitFor('creates accepted again once the queue drained', async () => (await post(a)).status === 201, 5000);
+  });
+
+  it('does not hold back reads while the queue is deep', async () => {
+    const a = await api({ MAX_QUEUE_DEPTH: '1' });
+    const created = await post(a);
+    const { id } = (await created.json()) as { id: string };
+    await a.redis.lpush(a.keys.queue, ...Array.from({ length: 5 }, () => randomUUID()));
+    await waitFor('the backlog bound to apply', async () => (await post(a)).status === 503, 5000);
+    expect((await a.app.request(`/notifications/${id}`)).status).toBe(200);
+  });
+});
