@@ -11,6 +11,7 @@ import { requireApiKey } from './apiKeyAuth.ts';
 import { refuseWhenBacklogged } from './backpressure.ts';
 import { byAddress, byApiKey, rateLimit, type RateLimits } from './rateLimit.ts';
 import { adminRoutes } from './adminRoutes.ts';
+import { dashboardRoutes } from './dashboardRoutes.ts';
 import { devRoutes } from './devRoutes.ts';
 import { docsRoutes } from './docsRoutes.ts';
 import { endUserInboxRoutes } from './endUserInboxRoutes.ts';
@@ -47,6 +48,9 @@ export interface HttpApi {
   live: LiveConnections;
 }
 
+/** The operators' dashboard page, served without an API key (see below). */
+const DASHBOARD_PAGE = '/admin/dashboard';
+
 /** The HTTP API, built without a server. */
 export function createApp(deps: AppDeps): HttpApi {
   const app = new Hono();
@@ -71,7 +75,7 @@ export function createApp(deps: AppDeps): HttpApi {
   // Routes without an API key count per client address; producers' routes per key, after the key is checked.
   const limits = deps.protection?.rateLimits ?? {};
   const perAddress = rateLimit(limits.perAddress, byAddress, 'client address');
-  for (const path of ['/inbox/*', '/dev/*', '/openapi.json', '/docs']) app.use(path, perAddress);
+  for (const path of ['/inbox/*', '/dev/*', '/openapi.json', '/docs', DASHBOARD_PAGE]) app.use(path, perAddress);
   // The API's documentation is public, as an API reference is; mounted after its rate limit so that applies.
   app.route('/', docsRoutes());
   // Producers' routes take an API key; the end users' inbox takes their own token instead.
@@ -85,11 +89,13 @@ export function createApp(deps: AppDeps): HttpApi {
   app.route('/users', userRoutes(deps));
   app.route('/topics', topicRoutes(deps));
   app.route('/fanouts', fanoutRoutes(deps));
-  // Operators' routes need the admin scope, whatever the method.
+  // Operators' routes need the admin scope, whatever the method. The one exception is the dashboard
+  // page: it holds no data, asks the operator for a key and reads the other routes with it.
   const adminKey = requireApiKey(deps.auth === 'disabled' ? undefined : deps.auth, deps.requestTimeoutMs, () => 'admin');
   app.use('/admin', adminKey);
-  app.use('/admin/*', adminKey);
+  app.use('/admin/*', (c, next) => (c.req.path === DASHBOARD_PAGE ? next() : adminKey(c, next)));
   app.route('/admin', adminRoutes(deps));
+  app.route('/admin', dashboardRoutes(deps));
   app.route('/inbox', endUserInboxRoutes({ ...deps, ...inbox, live, upgradeWebSocket }));
   if (inbox.devPage && inbox.jwtSecret) app.route('/dev', devRoutes({ jwtSecret: inbox.jwtSecret }));
   app.notFound((c) => {

@@ -13,6 +13,7 @@ import { topicKeySchema, topicSubscribersSchema } from '../topic.ts';
 import { topicChangeSchema, topicSummarySchema } from '../topicService.ts';
 import { listQuerySchema, replaySchema } from './adminRoutes.ts';
 import { scopeForMethod } from './apiKeyAuth.ts';
+import { throughputJsonSchema, throughputQuerySchema } from './dashboardRoutes.ts';
 import { devTokenJsonSchema, devTokenRequestSchema } from './devRoutes.ts';
 import { markedJsonSchema, unreadCountJsonSchema } from './endUserInboxRoutes.ts';
 import { errorBodySchema } from './errorHandler.ts';
@@ -441,6 +442,26 @@ operator({
   responses: { 200: json(replaySummarySchema, 'what was (or, on a dry run, would be) replayed') },
   errors: { 400: undefined, 413: undefined, 415: undefined },
 });
+operator({
+  method: 'get',
+  path: '/admin/throughput',
+  tag: 'Operations',
+  summary: 'Notifications created, sent and failed per minute, over the last `minutes`',
+  request: { query: throughputQuerySchema },
+  responses: { 200: json(throughputJsonSchema, 'one count per minute, oldest first') },
+  errors: { 400: 'a bad `minutes`' },
+});
+// The dashboard page holds no data: it asks for an admin key and reads the routes above with it.
+anyone(
+  {
+    method: 'get',
+    path: '/admin/dashboard',
+    tag: 'Operations',
+    summary: "Operators' dashboard (an HTML page that asks for an admin API key)",
+    responses: { 200: { description: 'the page', content: { 'text/html': { schema: z.string() } } } },
+  },
+  true,
+);
 
 // Development only (INBOX_DEV_PAGE with INBOX_JWT_SECRET): absent otherwise.
 anyone(
