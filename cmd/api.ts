@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
 import { ApiKeyVerifier } from '../internal/apiKeys.ts';
-import { createChannels } from '../internal/channels/channels.ts';
+import { closeChannels, createChannels } from '../internal/channels/channels.ts';
 import { connectDatabase } from '../internal/database.ts';
 import { createApp } from '../internal/http/app.ts';
 import { createRateLimits } from '../internal/http/rateLimit.ts';
@@ -29,13 +29,15 @@ subscriber?.on('error', (err) => logger.warn({ err: err.message }, 'redis subscr
 const hub = subscriber && new InboxHub(subscriber, config.INBOX_CHANNEL, logger);
 
 if (config.AUTH_DISABLED) logger.warn('AUTH_DISABLED: the API takes requests without an API key; never expose it like this');
+if (config.INBOX_DEV_PAGE) logger.warn('INBOX_DEV_PAGE: /dev/token logs anyone in as any user; never expose it like this');
 
+const channels = createChannels(config, sql);
 let draining = false;
 const api = createApp({
   sql,
   redis,
   queue,
-  channels: createChannels(config, sql),
+  channels,
   logger,
   requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
   isDraining: () => draining,
@@ -49,7 +51,13 @@ const api = createApp({
     }),
     maxQueueDepth: config.MAX_QUEUE_DEPTH,
   },
-  inbox: { jwtSecret: config.INBOX_JWT_SECRET, hub, heartbeatMs: config.INBOX_HEARTBEAT_MS, devPage: config.INBOX_DEV_PAGE },
+  inbox: {
+    jwtSecret: config.INBOX_JWT_SECRET,
+    hub,
+    heartbeatMs: config.INBOX_HEARTBEAT_MS,
+    devPage: config.INBOX_DEV_PAGE,
+    corsOrigins: config.INBOX_CORS_ORIGINS,
+  },
 });
 
 const server = serve({ fetch: api.app.fetch, port: config.PORT }, (info) => {
@@ -76,6 +84,7 @@ onShutdownSignal(async (signal) => {
   await closed;
   clearTimeout(forced);
   clearInterval(idleSweep);
+  await closeChannels(channels);
   await sql.end({ timeout: 5 });
   redis.disconnect();
   subscriber?.disconnect();

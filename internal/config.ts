@@ -87,6 +87,15 @@ const baseSchema = z.object({
   INBOX_CHANNEL: z.string().min(1).default('notification_inbox'),
   /** Secret (HS256) of the tokens end users present to read their inbox; unset, that API is off. */
   INBOX_JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  /**
+   * Web origins (comma-separated, e.g. https://app.example.com) whose pages may call /inbox from
+   * the browser (CORS); unset, only pages served from the API's own origin can.
+   */
+  INBOX_CORS_ORIGINS: z
+    .string()
+    .transform((text) => text.split(',').map((o) => o.trim()).filter(Boolean))
+    .pipe(z.array(z.string().regex(/^https?:\/\/[^/\s]+$/, 'each origin is scheme://host[:port], without a path')))
+    .default([]),
   /** How often live inbox connections are checked; one silent for two intervals is closed. */
   INBOX_HEARTBEAT_MS: ms(30_000),
   /** Serves the example inbox page and its log-in-as-anyone endpoint. Development only. */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { timestampSchema } from './timestamp.ts';
 import type { Sql } from './database.ts';
 import { runWithDeadline } from './deadline.ts';
 import { ValidationError } from './errors.ts';
@@ -52,7 +53,7 @@ export async function* failedIdBatches(sql: Sql, filter: FailedFilter, size: num
   }
 }
 
-const positionSchema = z.object({ at: z.iso.datetime(), id: z.guid() });
+const positionSchema = z.object({ at: timestampSchema, id: z.guid() });
 
 /** Opaque to clients: the last row's failure time to the microsecond and its id. */
 function encodeCursor(position: FailedPosition): string {

@@ -16,3 +16,13 @@ export function isPostgresUnavailable(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' && /^(E[A-Z]+|CONNECT(ION)?_[A-Z_]+)$/.test(code);
 }
+
+/**
+ * True when an ioredis error says Redis is unreachable (a closed connection, one refusing commands
+ * while offline, a command that timed out or ran out of retries), not that a command was wrong.
+ */
+export function isRedisUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (err.name === 'MaxRetriesPerRequestError') return true;
+  return /^(Connection is closed|Stream isn't writeable|Command timed out)/.test(err.message);
+}

@@ -1,3 +1,4 @@
+import { UnavailableError } from './errors.ts';
 import type { InboxItemJson } from './inboxEvents.ts';
 import { inboxChannel } from './inboxEvents.ts';
 import type { Logger } from './logger.ts';
@@ -9,6 +10,9 @@ export interface InboxListener {
   /** Redis came back after an outage: what was published meanwhile is lost, catch up from PostgreSQL. */
   onResync(): void;
 }
+
+/** How long a connection waits for Redis to confirm its subscription before it is refused. */
+const SUBSCRIBE_TIMEOUT_MS = 5000;
 
 interface Subscription {
   listeners: Set<InboxListener>;
@@ -42,6 +46,8 @@ export class InboxHub {
    * anything published from then on reaches it. Returns the function that removes it.
    */
   async subscribe(userId: string, listener: InboxListener): Promise<() => void> {
+    // While Redis is away a connection could hear nothing live: refuse it, the client retries.
+    if (this.subscriber.status !== 'ready') throw new UnavailableError('redis');
     const channel = inboxChannel(this.channelPrefix, userId);
     let subscription = this.subscriptions.get(channel);
     if (!subscription) {
@@ -53,11 +59,17 @@ export class InboxHub {
       });
     }
     subscription.listeners.add(listener);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new UnavailableError('redis', new Error('no SUBSCRIBE confirmation'))), SUBSCRIBE_TIMEOUT_MS);
+    });
     try {
-      await subscription.subscribed;
+      await Promise.race([subscription.subscribed, timedOut]);
     } catch (err) {
       subscription.listeners.delete(listener);
       throw err;
+    } finally {
+      clearTimeout(timer);
     }
     return () => this.unsubscribe(channel, listener);
   }

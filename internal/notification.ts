@@ -40,8 +40,6 @@ export interface NotificationRow {
 /** How deeply `data` may nest; deeper JSON could not be serialised or stored. */
 export const MAX_DATA_DEPTH = 32;
 
-
-
 /** Why `data` cannot be stored as jsonb, if it cannot; walks the value without recursion. */
 function dataProblem(data: Record<string, unknown>): string | undefined {
   const stack: { value: unknown; depth: number }[] = [{ value: data, depth: 1 }];

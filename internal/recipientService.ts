@@ -23,14 +23,16 @@ export async function putRecipient(
   // One subscription per endpoint; listed twice, the later keys win (a browser re-subscribed).
   const byEndpoint = new Map(input.push_subscriptions.map((s) => [s.endpoint, { endpoint: s.endpoint, p256dh: s.keys.p256dh, auth: s.keys.auth }]));
   const subscriptions = [...byEndpoint.values()];
-  await runWithDeadline(deps.requestTimeoutMs, () =>
+  await runWithDeadline(deps.requestTimeoutMs, (beforeCommit) =>
     saveRecipient(
       deps.sql,
       userId,
       { email: input.email ?? null, phone: input.phone ?? null, webhook_url: webhookUrl, locale: input.locale ?? null },
       subscriptions,
+      beforeCommit,
     ),
   );
+  // Stored already: a PUT repeated after a 503 here stores the same profile again.
   return getRecipient(deps, userId);
 }
 
@@ -75,10 +77,8 @@ export async function putPreferences(
   userId: string,
   optedOut: Channel[],
 ): Promise<PreferencesJson> {
-  return runWithDeadline(deps.requestTimeoutMs, async () => {
-    await saveOptOuts(deps.sql, userId, [...new Set(optedOut)]);
-    return { user_id: userId, opted_out: await findOptOuts(deps.sql, userId) };
-  });
+  await runWithDeadline(deps.requestTimeoutMs, (beforeCommit) => saveOptOuts(deps.sql, userId, [...new Set(optedOut)], beforeCommit));
+  return { user_id: userId, opted_out: await runWithDeadline(deps.requestTimeoutMs, () => findOptOuts(deps.sql, userId)) };
 }
 
 export async function getPreferences(

@@ -22,12 +22,11 @@ export async function changeTopicSubscribers(
   userIds: string[],
   change: 'add' | 'remove',
 ): Promise<TopicChange> {
-  return runWithDeadline(deps.requestTimeoutMs, async () => {
-    const unique = [...new Set(userIds)];
-    const changed =
-      change === 'add' ? await addTopicSubscribers(deps.sql, topic, unique) : await removeTopicSubscribers(deps.sql, topic, unique);
-    return { topic, subscribers: await countTopicSubscribers(deps.sql, topic), changed };
-  });
+  const unique = [...new Set(userIds)];
+  const write = change === 'add' ? addTopicSubscribers : removeTopicSubscribers;
+  const changed = await runWithDeadline(deps.requestTimeoutMs, (beforeCommit) => write(deps.sql, topic, unique, beforeCommit));
+  // Stored already: a PUT or DELETE repeated after a 503 here changes nothing more.
+  return { topic, subscribers: await runWithDeadline(deps.requestTimeoutMs, () => countTopicSubscribers(deps.sql, topic)), changed };
 }
 
 export async function getTopic(deps: Deps, topic: string): Promise<TopicSummary> {

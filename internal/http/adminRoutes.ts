@@ -1,5 +1,6 @@
 import { Hono, type Context } from 'hono';
 import { z } from 'zod';
+import { timestampSchema } from '../timestamp.ts';
 import type { Sql } from '../database.ts';
 import { replayAndRecord, type ReplaySelection } from '../deadLetterReplays.ts';
 import { searchDeadLetters, type DeadLetterFilter } from '../deadLetterSearch.ts';
@@ -18,8 +19,8 @@ const NO_API_KEY = 'unauthenticated';
 const filterFields = {
   channel: z.enum(CHANNELS).optional(),
   error: z.string().min(1).max(1000).refine(isStorableText, UNSTORABLE_MESSAGE).optional(),
-  since: z.iso.datetime({ offset: true }).optional(),
-  until: z.iso.datetime({ offset: true }).optional(),
+  since: timestampSchema.optional(),
+  until: timestampSchema.optional(),
 };
 
 function sinceBeforeUntil(f: { since?: string; until?: string }, ctx: z.RefinementCtx): void {

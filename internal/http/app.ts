@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import { createNodeWebSocket } from '@hono/node-ws';
 import { Hono } from 'hono';
+import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import type { InboxHub } from '../inboxHub.ts';
 import type { ApiMetrics } from '../metrics/apiMetrics.ts';
@@ -35,8 +36,8 @@ export interface AppDeps extends NotificationServiceDeps {
   metrics?: ApiMetrics;
   /** Rate limits and the backlog bound; absent, neither applies. */
   protection?: { rateLimits: RateLimits; maxQueueDepth: number };
-  /** The end users' inbox: its token secret, live connections' hub and heartbeat, the example page. */
-  inbox?: { jwtSecret?: string; hub?: InboxHub; heartbeatMs: number; devPage: boolean };
+  /** The end users' inbox: its token secret, live connections' hub and heartbeat, the example page, CORS. */
+  inbox?: { jwtSecret?: string; hub?: InboxHub; heartbeatMs: number; devPage: boolean; corsOrigins?: string[] };
 }
 
 export interface HttpApi {
@@ -66,34 +67,43 @@ export function createApp(deps: AppDeps): HttpApi {
   app.route('/', healthRoutes(deps));
   // Requests are measured from here on (not the health checks, which are polled constantly).
   if (deps.metrics) app.use(measureRequests(deps.metrics));
-  // Operators' /metrics and /stats need the admin scope, whatever the method.
-  const operatorKey = requireApiKey(deps.auth === 'disabled' ? undefined : deps.auth, deps.requestTimeoutMs, () => 'admin');
-  app.use('/metrics', operatorKey);
-  app.use('/stats', operatorKey);
+  const verifier = deps.auth === 'disabled' ? undefined : deps.auth;
+  const limits = deps.protection?.rateLimits ?? {};
+  // Producers' and operators' routes count per API key, once the key is checked.
+  const perKey = rateLimit(limits.perKey, byApiKey, 'API key');
+  // Operators' routes need the admin scope, whatever the method. The one exception is the dashboard
+  // page: it holds no data, asks the operator for a key and reads the other routes with it.
+  const adminKey = requireApiKey(verifier, deps.requestTimeoutMs, () => 'admin');
+  app.use('/metrics', adminKey, perKey);
+  app.use('/stats', adminKey, perKey);
+  app.use('/admin/*', async (c, next) => {
+    if (c.req.path === DASHBOARD_PAGE) return next();
+    await adminKey(c, async () => {
+      await perKey(c, next);
+    });
+  });
   if (deps.metrics) app.route('/metrics', metricsRoutes(deps.metrics.registry));
   app.route('/stats', statsRoutes(deps));
-  // Routes without an API key count per client address; producers' routes per key, after the key is checked.
-  const limits = deps.protection?.rateLimits ?? {};
+  // The product's own pages call the end users' inbox from their origins. Before the inbox's token
+  // check, so a browser's preflight (which carries no token) is answered.
+  if (inbox.corsOrigins?.length) {
+    app.use('/inbox/*', cors({ origin: inbox.corsOrigins, allowHeaders: ['Authorization', 'Content-Type', 'Last-Event-ID'], allowMethods: ['GET', 'POST'], maxAge: 600 }));
+  }
+  // Routes without an API key count per client address.
   const perAddress = rateLimit(limits.perAddress, byAddress, 'client address');
   for (const path of ['/inbox/*', '/dev/*', '/openapi.json', '/docs', DASHBOARD_PAGE]) app.use(path, perAddress);
   // The API's documentation is public, as an API reference is; mounted after its rate limit so that applies.
   app.route('/', docsRoutes());
   // Producers' routes take an API key; the end users' inbox takes their own token instead.
-  const apiKey = requireApiKey(deps.auth === 'disabled' ? undefined : deps.auth, deps.requestTimeoutMs);
-  const perKey = rateLimit(limits.perKey, byApiKey, 'API key');
   // `/x/*` matches `/x` itself too: one registration each, so a request is counted once.
-  for (const path of ['/notifications', '/users', '/topics', '/fanouts']) app.use(`${path}/*`, apiKey, perKey);
+  const producerKey = requireApiKey(verifier, deps.requestTimeoutMs);
+  for (const path of ['/notifications', '/users', '/topics', '/fanouts']) app.use(`${path}/*`, producerKey, perKey);
   app.use('/notifications', refuseWhenBacklogged(deps.queue, deps.protection?.maxQueueDepth ?? 0));
   app.route('/notifications', notificationRoutes(deps));
   app.route('/users', inboxRoutes(deps));
   app.route('/users', userRoutes(deps));
   app.route('/topics', topicRoutes(deps));
   app.route('/fanouts', fanoutRoutes(deps));
-  // Operators' routes need the admin scope, whatever the method. The one exception is the dashboard
-  // page: it holds no data, asks the operator for a key and reads the other routes with it.
-  const adminKey = requireApiKey(deps.auth === 'disabled' ? undefined : deps.auth, deps.requestTimeoutMs, () => 'admin');
-  app.use('/admin', adminKey);
-  app.use('/admin/*', (c, next) => (c.req.path === DASHBOARD_PAGE ? next() : adminKey(c, next)));
   app.route('/admin', adminRoutes(deps));
   app.route('/admin', dashboardRoutes(deps));
   app.route('/inbox', endUserInboxRoutes({ ...deps, ...inbox, live, upgradeWebSocket }));

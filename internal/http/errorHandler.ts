@@ -12,6 +12,7 @@ import {
   UnavailableError,
   ValidationError,
 } from '../errors.ts';
+import { isPostgresUnavailable, isRedisUnavailable } from '../dependencyErrors.ts';
 import type { Logger } from '../logger.ts';
 
 /** Every error the API answers, whatever the status; the OpenAPI document refers to this schema. */
@@ -55,6 +56,9 @@ function describe(err: Error): [ContentfulStatusCode, ErrorBody] {
   if (err instanceof TooManyRequestsError) return [429, errorBody('rate_limited', err.message)];
   if (err instanceof OverloadedError) return [503, errorBody('overloaded', err.message)];
   if (err instanceof IdempotencyConflictError) return [422, errorBody('idempotency_key_reused', err.message)];
+  // A dependency's own error that reached here unwrapped (a route with no deadline) is still an outage.
+  if (isPostgresUnavailable(err)) return describe(new UnavailableError('postgres', err));
+  if (isRedisUnavailable(err)) return describe(new UnavailableError('redis', err));
   if (err instanceof UnavailableError) {
     return [503, errorBody('unavailable', `${err.dependency} is unavailable; nothing was stored, retry later`)];
   }

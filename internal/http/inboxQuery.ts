@@ -6,7 +6,8 @@ import type { InboxPage } from '../repository/inbox.ts';
 /** `?limit&cursor&unread` of an inbox listing; exported for the OpenAPI document. */
 export const inboxPageQuerySchema = z.object({
   limit: z.coerce.number().int().min(1).max(200).default(50),
-  cursor: z.coerce.number().int().min(1).optional(),
+  // seq is an int column: larger numbers name no item and PostgreSQL would refuse them.
+  cursor: z.coerce.number().int().min(1).max(2_147_483_647).optional(),
   unread: z.enum(['true', 'false']).optional(),
 });
 
@@ -21,7 +22,7 @@ export function inboxPage(c: Context): InboxPage {
 }
 
 /** A live connection's `since`: the seq of the last item the client has. */
-export const sinceSeqSchema = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+export const sinceSeqSchema = z.coerce.number().int().min(0).max(2_147_483_647);
 
 /** Where a live connection starts: `?since=<seq>`, or an EventSource's `Last-Event-ID` on reconnect. */
 export function sinceSeq(c: Context): number {

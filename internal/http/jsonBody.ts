@@ -26,7 +26,13 @@ export async function readJson<S extends z.ZodType>(c: Context, schema: S): Prom
   } catch {
     throw new ValidationError('request body is not valid JSON', 'malformed_json');
   }
-  const result = schema.safeParse(parsed);
+  let result: z.ZodSafeParseResult<z.infer<S>>;
+  try {
+    result = schema.safeParse(parsed);
+  } catch {
+    // zod's later checks can throw on values built to confuse them ({"length": {"toString": null}}).
+    throw new ValidationError('request body has a value of the wrong type', 'invalid_request');
+  }
   if (!result.success) {
     const details = result.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
     const first = details[0]!;

@@ -2,7 +2,6 @@ import { Hono } from 'hono';
 import { getAttemptHistory } from '../attemptHistory.ts';
 import { createNotificationSchema, toNotificationJson } from '../notification.ts';
 import { createNotification, getNotification, type NotificationServiceDeps } from '../notificationService.ts';
-import { getFanout } from '../fanoutService.ts';
 import { fanoutJson, fanoutWithMembersJson } from './fanoutJson.ts';
 import { limitBody, readJson } from './jsonBody.ts';
 import { uuidParam } from './pathParams.ts';
@@ -18,8 +17,9 @@ export function notificationRoutes(deps: NotificationServiceDeps): Hono {
       return c.json(toNotificationJson(outcome.row), outcome.created ? 201 : 200);
     }
     c.header('Location', `/fanouts/${outcome.fanout.id}`);
-    // A topic's notifications are created after the answer: 202, and the fan-out to follow.
-    if (outcome.fanout.topic !== null) return c.json(fanoutJson(await getFanout(deps, outcome.fanout.id)), 202);
+    // A topic's notifications are created after the answer: 202, and the fan-out to follow. Built
+    // from what was stored, not read again: a failing second read must not refuse what is stored.
+    if (outcome.fanout.topic !== null) return c.json(fanoutJson({ fanout: outcome.fanout, counts: {} }), 202);
     return c.json(fanoutWithMembersJson(outcome.fanout, outcome.members), outcome.created ? 201 : 200);
   });
 

@@ -17,13 +17,15 @@ export type RecipientFields = Pick<RecipientRow, 'email' | 'phone' | 'webhook_ur
 
 /**
  * Stores a user's profile and replaces its push subscriptions with `subscriptions`, in one
- * transaction (a subscription kept from before keeps its creation time).
+ * transaction (a subscription kept from before keeps its creation time). `beforeCommit` runs last
+ * inside it, so a caller that stopped waiting rolls it back.
  */
 export async function saveRecipient(
   sql: Sql,
   userId: string,
   fields: RecipientFields,
   subscriptions: PushSubscription[],
+  beforeCommit: () => void,
 ): Promise<void> {
   await sql.begin(async (tx) => {
     await tx`
@@ -34,12 +36,14 @@ export async function saveRecipient(
           locale = excluded.locale, updated_at = now()`;
     const endpoints = subscriptions.map((s) => s.endpoint);
     await tx`delete from push_subscriptions where user_id = ${userId} and not (endpoint = any(${endpoints}::text[]))`;
-    if (subscriptions.length === 0) return;
-    await tx`
-      insert into push_subscriptions (user_id, endpoint, p256dh, auth)
-      select ${userId}, x.endpoint, x.p256dh, x.auth
-      from jsonb_to_recordset(${tx.json(subscriptions as never)}) as x(endpoint text, p256dh text, auth text)
-      on conflict (user_id, endpoint) do update set p256dh = excluded.p256dh, auth = excluded.auth`;
+    if (subscriptions.length > 0) {
+      await tx`
+        insert into push_subscriptions (user_id, endpoint, p256dh, auth)
+        select ${userId}, x.endpoint, x.p256dh, x.auth
+        from jsonb_to_recordset(${tx.json(subscriptions as never)}) as x(endpoint text, p256dh text, auth text)
+        on conflict (user_id, endpoint) do update set p256dh = excluded.p256dh, auth = excluded.auth`;
+    }
+    beforeCommit();
   });
 }
 
@@ -48,14 +52,15 @@ export async function findRecipient(sql: Sql, userId: string): Promise<Recipient
   return row;
 }
 
-/** Replaces the channels a user opted out of. */
-export async function saveOptOuts(sql: Sql, userId: string, channels: Channel[]): Promise<void> {
+/** Replaces the channels a user opted out of. `beforeCommit` runs last inside the transaction. */
+export async function saveOptOuts(sql: Sql, userId: string, channels: Channel[], beforeCommit: () => void): Promise<void> {
   await sql.begin(async (tx) => {
     await tx`delete from channel_opt_outs where user_id = ${userId} and not (channel = any(${channels}::text[]))`;
     await tx`
       insert into channel_opt_outs (user_id, channel)
       select ${userId}, unnest(${channels}::text[])
       on conflict do nothing`;
+    beforeCommit();
   });
 }
 

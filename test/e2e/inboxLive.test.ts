@@ -654,18 +654,22 @@ describe('the live inbox over WebSocket and Server-Sent Events, across API insta
     expect(Date.now() - stoppedAt).toBeLessThan(3000);
   });
 
-  // A SUBSCRIBE sent during the connection's handshake must hold: with a ready check (INFO) the
-  // connection in subscriber mode would refuse it, and ioredis would reconnect without the channel.
-  // Held Redis traffic makes that moment certain here.
-  it('delivers live items to a client that subscribed during the API\'s Pub/Sub handshake', async () => {
+  // While the API's Pub/Sub connection is not ready (starting, or Redis away) a client could hear
+  // nothing live: it is refused (1013, try again) rather than left waiting, and once Redis answers
+  // its reconnect is served live.
+  it('refuses a live connection while its Pub/Sub connection is not ready, then serves the reconnect live', async () => {
     const proxy = await scope.proxy(testRedisUrl());
     proxy.freeze();
     const api = await scope.api({ ...env, ...QUIET_HEARTBEAT, REDIS_URL: proxy.urlFor(testRedisUrl()) });
     const user = newUser('handshake');
-    const client = await openWs(api, user);
-    await sleep(200);
+    const refused = await openWs(api, user);
+    expect(await refused.closedWithin(EVENT_WAIT_MS)).toMatchObject({ code: 1013 });
     proxy.restore();
-    await client.untilCaughtUp();
+    const client = await waitFor('a live connection once Redis answers', async () => {
+      const attempt = await openWs(api, user);
+      const outcome = await Promise.race([attempt.untilCaughtUp().then(() => 'live' as const), attempt.closed.then(() => 'closed' as const)]);
+      return outcome === 'live' ? attempt : undefined;
+    }, 10_000);
     await post(apiA, user, 1);
     await untilStored(user, 1);
     await client.untilSeq(1, 3000);

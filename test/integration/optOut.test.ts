@@ -104,7 +104,7 @@ describe('opt-outs and provider-requested waits at delivery', () => {
     it('gets an IN_APP notification SKIPPED with the reason and a SKIPPED attempt, and nothing in the inbox or dead letters', async () => {
       const keys = testQueueKeys();
       const { id, userId } = await pendingFor('IN_APP');
-      await saveOptOuts(sql, userId, ['IN_APP']);
+      await saveOptOuts(sql, userId, ['IN_APP'], () => {});
 
       const claimed = await deliverOnce(id, keys);
       expect(claimed.opted_out).toBe(true);
@@ -121,7 +121,7 @@ describe('opt-outs and provider-requested waits at delivery', () => {
     it.each<Channel>(['WEBHOOK', 'SMS'])('gets a %s SKIPPED without any request to the provider', async (channel) => {
       const keys = testQueueKeys();
       const { id, userId, marker } = await pendingFor(channel);
-      await saveOptOuts(sql, userId, [channel]);
+      await saveOptOuts(sql, userId, [channel], () => {});
       await deliverOnce(id, keys);
       expect(await rowOf(sql, id)).toMatchObject({ status: 'SKIPPED', error_reason: `not sent: user ${userId} opted out of ${channel}` });
       expect(sentFor(id, marker)).toBe(0);
@@ -130,14 +130,14 @@ describe('opt-outs and provider-requested waits at delivery', () => {
     it('still gets notifications on the channels it did not opt out of, and other users are not affected', async () => {
       const keys = testQueueKeys();
       const { id: inApp, userId } = await pendingFor('IN_APP');
-      await saveOptOuts(sql, userId, ['SMS', 'EMAIL', 'WEBHOOK']);
+      await saveOptOuts(sql, userId, ['SMS', 'EMAIL', 'WEBHOOK'], () => {});
       const claimed = await deliverOnce(inApp, keys);
       expect(claimed.opted_out).toBe(false);
       expect((await rowOf(sql, inApp)).status).toBe('SENT');
       expect(await inboxItems(inApp)).toBe(1);
 
       const neighbour = await pendingFor('SMS');
-      await saveOptOuts(sql, `${neighbour.userId}-not-them`, ['SMS']);
+      await saveOptOuts(sql, `${neighbour.userId}-not-them`, ['SMS'], () => {});
       await deliverOnce(neighbour.id, keys);
       expect((await rowOf(sql, neighbour.id)).status).toBe('SENT');
       expect(sentFor(neighbour.id, neighbour.marker)).toBe(1);
@@ -146,7 +146,7 @@ describe('opt-outs and provider-requested waits at delivery', () => {
     it.each<Channel>(['IN_APP', 'WEBHOOK', 'SMS'])('still gets a critical %s notification', async (channel) => {
       const keys = testQueueKeys();
       const { id, userId, marker } = await pendingFor(channel, { critical: true });
-      await saveOptOuts(sql, userId, ['IN_APP', 'WEBHOOK', 'SMS']);
+      await saveOptOuts(sql, userId, ['IN_APP', 'WEBHOOK', 'SMS'], () => {});
       const claimed = await deliverOnce(id, keys);
       expect(claimed.opted_out).toBe(false);
       expect(await rowOf(sql, id)).toMatchObject({ status: 'SENT', error_reason: null });
@@ -161,7 +161,7 @@ describe('opt-outs and provider-requested waits at delivery', () => {
       const keys = testQueueKeys();
       const { id, userId, marker } = await pendingFor('WEBHOOK');
       // The notification is stored and queued; the user opts out before a worker gets to it.
-      await saveOptOuts(sql, userId, ['WEBHOOK']);
+      await saveOptOuts(sql, userId, ['WEBHOOK'], () => {});
       await deliverOnce(id, keys);
       expect((await rowOf(sql, id)).status).toBe('SKIPPED');
       expect(sentFor(id, marker)).toBe(0);
@@ -170,9 +170,9 @@ describe('opt-outs and provider-requested waits at delivery', () => {
     it('delivers a notification created while the user was opted out once they opted back in', async () => {
       const keys = testQueueKeys();
       const userId = `user-${randomUUID()}`;
-      await saveOptOuts(sql, userId, ['IN_APP']);
+      await saveOptOuts(sql, userId, ['IN_APP'], () => {});
       const { id } = await pendingFor('IN_APP', { userId });
-      await saveOptOuts(sql, userId, []);
+      await saveOptOuts(sql, userId, [], () => {});
       await deliverOnce(id, keys);
       expect((await rowOf(sql, id)).status).toBe('SENT');
     });
@@ -184,7 +184,7 @@ describe('opt-outs and provider-requested waits at delivery', () => {
       await deliverOnce(id, keys);
       expect(await rowOf(sql, id)).toMatchObject({ status: 'PENDING', retry_count: 1 });
 
-      await saveOptOuts(sql, userId, ['SMS']);
+      await saveOptOuts(sql, userId, ['SMS'], () => {});
       await sql`update notifications set available_at = now() where id = ${id}`;
       await deliverOnce(id, keys);
       expect(await rowOf(sql, id)).toMatchObject({ status: 'SKIPPED', retry_count: 1, attempt: 2 });
@@ -195,7 +195,7 @@ describe('opt-outs and provider-requested waits at delivery', () => {
     it('records no skip for a claim another worker has taken over', async () => {
       const keys = testQueueKeys();
       const { id, userId } = await pendingFor('IN_APP');
-      await saveOptOuts(sql, userId, ['IN_APP']);
+      await saveOptOuts(sql, userId, ['IN_APP'], () => {});
       const stale = await claim(id, 'worker-old');
       // Its lease ran out and another worker claimed the row: attempt 2 is theirs now.
       await sql`update notifications set attempt = attempt + 1, locked_by = 'worker-new' where id = ${id}`;
@@ -219,7 +219,7 @@ describe('opt-outs and provider-requested waits at delivery', () => {
     it('skips the opted-out notifications it pops and delivers the others', async () => {
       const keys = testQueueKeys();
       const userId = `user-${randomUUID()}`;
-      await saveOptOuts(sql, userId, ['WEBHOOK']);
+      await saveOptOuts(sql, userId, ['WEBHOOK'], () => {});
       const skipped = await pendingFor('WEBHOOK', { userId });
       const critical = await pendingFor('WEBHOOK', { userId, critical: true });
       const inApp = await pendingFor('IN_APP', { userId });

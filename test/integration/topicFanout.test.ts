@@ -89,7 +89,7 @@ describe('topic fan-out', () => {
     it('creates a notification for each of 2,500 subscribers in batches of 1,000, moving the cursor in user_id order, then is DONE', async () => {
       const users = userIds(2500);
       // Subscribed in reverse order: the batches follow user_id order, not subscription order.
-      await addTopicSubscribers(db.sql, 'big', [...users].reverse());
+      await addTopicSubscribers(db.sql, 'big', [...users].reverse(), () => {});
       const fanout = await createFanout('big');
       const held = await claim('worker-1');
       expect(held).toEqual({ id: fanout.id, attempt: 1 });
@@ -131,7 +131,7 @@ describe('topic fan-out', () => {
     });
 
     it('is DONE after an empty batch when the subscribers fill the last batch exactly', async () => {
-      await addTopicSubscribers(db.sql, 'even', userIds(20));
+      await addTopicSubscribers(db.sql, 'even', userIds(20), () => {});
       const fanout = await createFanout('even');
       const held = await claim('worker-1');
       const statuses = [];
@@ -141,7 +141,7 @@ describe('topic fan-out', () => {
     });
 
     it('copies the fan-out\'s content into each notification and addresses it from the profile', async () => {
-      await addTopicSubscribers(db.sql, 'mail', ['ann', 'ben']);
+      await addTopicSubscribers(db.sql, 'mail', ['ann', 'ben'], () => {});
       await db.sql`insert into recipients (user_id, email) values ('ann', 'ann@example.com'), ('ben', 'ben@example.com')`;
       const fanout = await createFanout('mail', { type: 'EMAIL', title: 'Digest', body: 'Text', html: '<p>Text</p>', data: { week: 7 }, critical: true });
       await advanceTopicFanout(db.sql, await claim('worker-1'), 10, LEASE_MS);
@@ -166,7 +166,7 @@ describe('topic fan-out', () => {
     });
 
     it('creates nothing twice when a batch is redone after its cursor was lost: the (fanout_id, user_id) index refuses it', async () => {
-      await addTopicSubscribers(db.sql, 'redo', userIds(30));
+      await addTopicSubscribers(db.sql, 'redo', userIds(30), () => {});
       const fanout = await createFanout('redo');
       const held = await claim('worker-1');
       const first = await advanceTopicFanout(db.sql, held, 10, LEASE_MS);
@@ -185,8 +185,8 @@ describe('topic fan-out', () => {
     });
 
     it('reaches only users subscribed at or before the fan-out was created', async () => {
-      await addTopicSubscribers(db.sql, 'news', ['early-1', 'early-2', 'at-creation', 'left-before-run']);
-      await addTopicSubscribers(db.sql, 'other-topic', ['elsewhere']);
+      await addTopicSubscribers(db.sql, 'news', ['early-1', 'early-2', 'at-creation', 'left-before-run'], () => {});
+      await addTopicSubscribers(db.sql, 'other-topic', ['elsewhere'], () => {});
       const fanout = await createFanout('news');
       // Subscribed in the same microsecond as the fan-out: still reached; one microsecond later: not.
       await db.sql`
@@ -195,8 +195,8 @@ describe('topic fan-out', () => {
       await db.sql`
         insert into topic_subscriptions (topic, user_id, subscribed_at)
         select 'news', 'just-after', created_at + interval '1 microsecond' from fanouts where id = ${fanout.id}`;
-      await addTopicSubscribers(db.sql, 'news', ['late-1', 'a-late']);
-      await removeTopicSubscribers(db.sql, 'news', ['left-before-run']);
+      await addTopicSubscribers(db.sql, 'news', ['late-1', 'a-late'], () => {});
+      await removeTopicSubscribers(db.sql, 'news', ['left-before-run'], () => {});
 
       expect(await runner('worker-1', 2).runOnce()).toBe(3);
       expect((await notificationsOf(fanout.id)).map((r) => r.user_id)).toEqual(['at-creation', 'early-1', 'early-2']);
@@ -218,7 +218,7 @@ describe('topic fan-out', () => {
       // A profile with other addresses, but not this channel's.
       const other = field === 'email' ? { phone: '+14155550101' } : { email: 'other@example.com' };
       await db.sql`insert into recipients ${db.sql({ user_id: 'has-other', ...other })}`;
-      await addTopicSubscribers(db.sql, 'mixed', ['has-address', 'has-other', 'no-profile']);
+      await addTopicSubscribers(db.sql, 'mixed', ['has-address', 'has-other', 'no-profile'], () => {});
       const fanout = await createFanout('mixed', { type });
 
       expect(await runner('worker-1', 10).runOnce()).toBe(3);
@@ -236,7 +236,7 @@ describe('topic fan-out', () => {
     it('creates a PUSH for users with a push subscription and SKIPS users without one', async () => {
       await db.sql`insert into push_subscriptions (user_id, endpoint, p256dh, auth) values ('subscribed', 'https://push.example/s', ${'B'.repeat(87)}, ${'A'.repeat(22)})`;
       await db.sql`insert into recipients (user_id, email) values ('mail-only', 'm@example.com')`;
-      await addTopicSubscribers(db.sql, 'pushy', ['mail-only', 'subscribed']);
+      await addTopicSubscribers(db.sql, 'pushy', ['mail-only', 'subscribed'], () => {});
       const fanout = await createFanout('pushy', { type: 'PUSH' });
       await runner('worker-1', 10).runOnce();
       const rows = await notificationsOf(fanout.id);
@@ -248,7 +248,7 @@ describe('topic fan-out', () => {
     });
 
     it('creates an IN_APP for every subscriber, profile or not', async () => {
-      await addTopicSubscribers(db.sql, 'inbox', ['p', 'q']);
+      await addTopicSubscribers(db.sql, 'inbox', ['p', 'q'], () => {});
       const fanout = await createFanout('inbox', { type: 'IN_APP' });
       await runner('worker-1', 10).runOnce();
       expect((await notificationsOf(fanout.id)).map((r) => r.status)).toEqual(['PENDING', 'PENDING']);
@@ -257,7 +257,7 @@ describe('topic fan-out', () => {
 
   describe('claims', () => {
     it('creates nothing for a stale claim after another worker took the fan-out over, and leaves the new holder\'s hold alone', async () => {
-      await addTopicSubscribers(db.sql, 'stale', userIds(25));
+      await addTopicSubscribers(db.sql, 'stale', userIds(25), () => {});
       const fanout = await createFanout('stale');
       const stale = await claim('worker-a');
       await db.sql`update fanouts set lease_expires_at = now() - interval '1 second' where id = ${fanout.id}`;
@@ -276,7 +276,7 @@ describe('topic fan-out', () => {
     });
 
     it('lets another worker carry on from the cursor after the holder died mid-way, creating each user once', async () => {
-      await addTopicSubscribers(db.sql, 'resume', userIds(45));
+      await addTopicSubscribers(db.sql, 'resume', userIds(45), () => {});
       const fanout = await createFanout('resume');
       const dead = await claim('worker-died');
       await advanceTopicFanout(db.sql, dead, 10, LEASE_MS);
@@ -292,7 +292,7 @@ describe('topic fan-out', () => {
     });
 
     it('lets another worker take a released fan-out at once', async () => {
-      await addTopicSubscribers(db.sql, 'handover', userIds(5));
+      await addTopicSubscribers(db.sql, 'handover', userIds(5), () => {});
       const fanout = await createFanout('handover');
       const first = await claim('worker-a');
       expect(await claimRunningFanout(db.sql, 'worker-b', LEASE_MS)).toBeUndefined();
@@ -304,7 +304,7 @@ describe('topic fan-out', () => {
 
   describe('FanoutRunner', () => {
     it('creates 2,500 notifications once in batches of 1,000 and queues each PENDING id once, one LPUSH per batch', async () => {
-      await addTopicSubscribers(db.sql, 'big', userIds(2500));
+      await addTopicSubscribers(db.sql, 'big', userIds(2500), () => {});
       const fanout = await createFanout('big');
       const lpush = vi.spyOn(redis, 'lpush');
       try {
@@ -328,8 +328,8 @@ describe('topic fan-out', () => {
     it('works through several fan-outs with concurrent runners, creating each user once per fan-out', async () => {
       const sql = connectDatabase(db.url, { max: 12 });
       try {
-        await addTopicSubscribers(sql, 'alpha', userIds(400, 'a'));
-        await addTopicSubscribers(sql, 'beta', userIds(300, 'b'));
+        await addTopicSubscribers(sql, 'alpha', userIds(400, 'a'), () => {});
+        await addTopicSubscribers(sql, 'beta', userIds(300, 'b'), () => {});
         const fanouts = [await createFanout('alpha'), await createFanout('beta'), await createFanout('alpha'), await createFanout('beta')];
         const created = await Promise.all(Array.from({ length: 6 }, (_, i) => runner(`worker-${i}`, 50, sql).runOnce()));
         expect(created.reduce((a, b) => a + b, 0)).toBe(1400);
@@ -348,7 +348,7 @@ describe('topic fan-out', () => {
     it('creates each user once when several holders of the same claim advance it at the same moment', async () => {
       const sql = connectDatabase(db.url, { max: 8 });
       try {
-        await addTopicSubscribers(sql, 'contended', userIds(500));
+        await addTopicSubscribers(sql, 'contended', userIds(500), () => {});
         const fanout = await createFanout('contended');
         const held = await claim('worker-1', sql);
         const loops = Array.from({ length: 5 }, async () => {
