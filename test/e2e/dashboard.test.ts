@@ -1,44 +1,25 @@
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { createApiKey } from '../../internal/apiKeys.ts';
 import type { Sql } from '../../internal/database.ts';
 import { statusReached, storedAttempts } from '../support/notifications.ts';
 import { serviceEnv, testQueueKeys } from '../support/testEnvironment.ts';
 import { TestScope, type RunningWorker } from '../support/testScope.ts';
+import { browserTestsSkipped, launchChromium } from '../support/browser.ts';
 import { waitFor } from '../support/waitFor.ts';
 import type { WebhookReceiver } from '../support/webhookReceiver.ts';
 
-/** Debian's Chromium (`apt-get install chromium`); playwright-core brings no browser of its own. */
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const STATUSES = ['PENDING', 'PROCESSING', 'SENT', 'FAILED', 'SKIPPED'] as const;
 /** The page refreshes every 5 s: what changes in PostgreSQL shows within two rounds. */
 const SHOWN_WITHIN_MS = 12_000;
 /** A user id that is markup: it must show as text, never run. */
 const MARKUP_USER = '<img src=x onerror="document.body.dataset.injected=1">';
 
-// A developer machine without Chromium still passes `npm test`; CI sets REQUIRE_BROWSER_TESTS=1
-// so that a missing browser fails the run instead of silently skipping the page.
-const chromiumMissing = !existsSync(CHROMIUM);
-const browserRequired = process.env.REQUIRE_BROWSER_TESTS === '1';
-if (chromiumMissing && !browserRequired) {
-  console.warn(`test/e2e/dashboard.test.ts skipped: ${CHROMIUM} is missing (apt-get install chromium to run it)`);
-}
 
-describe.skipIf(chromiumMissing && !browserRequired)('the operators dashboard in Chromium, against the real API (keys on) and worker', () => {
+describe.skipIf(browserTestsSkipped('test/e2e/dashboard.test.ts'))('the operators dashboard in Chromium, against the real API (keys on) and worker', () => {
   const scope = new TestScope();
   let sql: Sql;
   let api: { url: string };
@@ -51,7 +32,6 @@ describe.skipIf(chromiumMissing && !browserRequired)('the operators dashboard in
   const failed: string[] = [];
 
   beforeAll(async () => {
-    if (chromiumMissing) throw new Error(`REQUIRE_BROWSER_TESTS=1 but ${CHROMIUM} is missing: apt-get install chromium`);
     const db = await scope.database();
     sql = db.sql;
     adminKey = (await createApiKey(sql, 'dashboard-ops', ['admin'])).key;
@@ -72,7 +52,7 @@ describe.skipIf(chromiumMissing && !browserRequired)('the operators dashboard in
     for (const id of sent) await statusReached(sql, id, 'SENT');
     for (const id of failed) await statusReached(sql, id, 'FAILED');
 
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     scope.defer(() => browser.close());
   });
 

@@ -1,40 +1,21 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished } from 'vitest';
 import type { Sql } from '../../internal/database.ts';
 import { postNotification, statusReached } from '../support/notifications.ts';
 import { freePort, serviceEnv, testQueueKeys } from '../support/testEnvironment.ts';
 import { TestScope } from '../support/testScope.ts';
+import { browserTestsSkipped, launchChromium } from '../support/browser.ts';
 import { waitFor } from '../support/waitFor.ts';
 
-/** Debian's Chromium (`apt-get install chromium`); playwright-core brings no browser of its own. */
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 /** How soon a delivered notification must show on an open page. */
 const LIVE_WITHIN_MS = 5000;
 
-// A developer machine without Chromium still passes `npm test`; CI sets REQUIRE_BROWSER_TESTS=1
-// so that a missing browser fails the run instead of silently skipping the page.
-const chromiumMissing = !existsSync(CHROMIUM);
-const browserRequired = process.env.REQUIRE_BROWSER_TESTS === '1';
-if (chromiumMissing && !browserRequired) {
-  console.warn(`test/e2e/inboxPage.test.ts skipped: ${CHROMIUM} is missing (apt-get install chromium to run it)`);
-}
 
-describe.skipIf(chromiumMissing && !browserRequired)('the example inbox page in Chromium, against the real API and worker', () => {
+describe.skipIf(browserTestsSkipped('test/e2e/inboxPage.test.ts'))('the example inbox page in Chromium, against the real API and worker', () => {
   const scope = new TestScope();
   let sql: Sql;
   let env: Record<string, string>;
@@ -42,7 +23,6 @@ describe.skipIf(chromiumMissing && !browserRequired)('the example inbox page in 
   let browser: Browser;
 
   beforeAll(async () => {
-    if (chromiumMissing) throw new Error(`REQUIRE_BROWSER_TESTS=1 but ${CHROMIUM} is missing: apt-get install chromium`);
     const db = await scope.database();
     sql = db.sql;
     env = serviceEnv(db, testQueueKeys(), {
@@ -53,7 +33,7 @@ describe.skipIf(chromiumMissing && !browserRequired)('the example inbox page in 
     });
     api = await scope.api(env);
     await scope.worker(env);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     scope.defer(() => browser.close());
   });
 

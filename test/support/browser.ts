@@ -1,0 +1,34 @@
+import { existsSync } from 'node:fs';
+import { chromium, type Browser } from 'playwright-core';
+
+/** Debian's Chromium (`apt-get install chromium`); playwright-core brings no browser of its own. */
+const CHROMIUM = '/usr/bin/chromium';
+/** Headless, and nothing that reaches for the network: this machine's network is closed. */
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+const chromiumMissing = !existsSync(CHROMIUM);
+
+/**
+ * Whether `file`'s browser tests are skipped here: a developer machine without Chromium still
+ * passes `npm test` (with a warning saying what to install); CI sets REQUIRE_BROWSER_TESTS=1 so a
+ * missing browser fails the run instead of silently skipping the pages.
+ */
+export function browserTestsSkipped(file: string): boolean {
+  const skipped = chromiumMissing && process.env.REQUIRE_BROWSER_TESTS !== '1';
+  if (skipped) console.warn(`${file} skipped: ${CHROMIUM} is missing (apt-get install chromium to run it)`);
+  return skipped;
+}
+
+export async function launchChromium(): Promise<Browser> {
+  if (chromiumMissing) throw new Error(`REQUIRE_BROWSER_TESTS=1 but ${CHROMIUM} is missing: apt-get install chromium`);
+  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+}
