@@ -1,8 +1,7 @@
 import { z } from 'zod';
+import { E164, emailAddressSchema } from './addressFormats.ts';
 import { CHANNELS } from './notification.ts';
 
-/** E.164: a plus sign, then 7 to 15 digits, the first not 0. */
-export const E164 = /^\+[1-9]\d{6,14}$/;
 
 const base64url = z.string().regex(/^[A-Za-z0-9_-]+={0,2}$/, 'must be URL-safe base64');
 

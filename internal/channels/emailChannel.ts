@@ -1,6 +1,6 @@
 import nodemailer, { type NodemailerError, type SMTPPoolOptions, type SMTPPoolSentMessageInfo, type Transporter } from 'nodemailer';
 import addressparser from 'nodemailer/lib/addressparser';
-import { z } from 'zod';
+import { emailAddressSchema } from '../addressFormats.ts';
 import { ValidationError } from '../errors.ts';
 import type { NotificationRow } from '../notification.ts';
 import type { ChannelProvider } from './channelProvider.ts';
@@ -16,9 +16,6 @@ export interface EmailOptions {
   /** One attempt's time limit, connecting and waiting in the pool included. */
   timeoutMs: number;
 }
-
-// RFC 5321 limits a path to 256 octets including its angle brackets.
-const emailAddress = z.email().max(254);
 
 /** Longest server reply kept in an error; the rest of a chatty reply tells an operator nothing more. */
 const MAX_REPLY_LENGTH = 300;
@@ -63,7 +60,7 @@ export class EmailChannel implements ChannelProvider {
       );
     }
     const address = to.trim();
-    if (!emailAddress.safeParse(address).success) {
+    if (!emailAddressSchema.safeParse(address).success) {
       throw new ValidationError('EMAIL needs "to": an email address such as ada@example.com', 'invalid_request', [
         { path: 'to', message: 'must be an email address, without a display name' },
       ]);

@@ -1,3 +1,4 @@
+import { E164 } from '../addressFormats.ts';
 import { ValidationError } from '../errors.ts';
 import type { NotificationRow } from '../notification.ts';
 import type { ChannelProvider, NotificationContent } from './channelProvider.ts';
@@ -20,9 +21,6 @@ export interface SmsOptions {
   /** One attempt's time limit, the answer's body included. */
   timeoutMs: number;
 }
-
-/** `+`, then 7 to 15 digits, the country code never starting with 0 (ITU-T E.164). */
-const E164 = /^\+[1-9]\d{6,14}$/;
 
 /** Provider text goes into `error_reason`; a page of HTML from a proxy should not. */
 const MAX_DETAIL_LENGTH = 300;
