@@ -1,29 +1,49 @@
-import type { Context } from 'hono';
+import type { IncomingMessage } from 'node:http';
+import type { Context, MiddlewareHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { bodyLimit } from 'hono/body-limit';
 import type { z } from 'zod';
 import { ValidationError } from '../errors.ts';
+import { nodeRequest, requestHeader } from './nodeRequest.ts';
 
 /** Requests larger than this are refused with 413 before they are read whole. */
 export const MAX_BODY_BYTES = 1024 * 1024;
 
-export const limitBody = bodyLimit({
+function tooLarge(): HTTPException {
+  return new HTTPException(413, { message: `request body is larger than ${MAX_BODY_BYTES} bytes` });
+}
+
+const webBodyLimit = bodyLimit({
   maxSize: MAX_BODY_BYTES,
   onError: () => {
-    throw new HTTPException(413, { message: `request body is larger than ${MAX_BODY_BYTES} bytes` });
+    throw tooLarge();
   },
 });
 
+/**
+ * Refuses a body over MAX_BODY_BYTES with 413 before it is read whole: at once when its
+ * Content-Length says so, else while `readJson` reads it (a chunked body is counted as it comes).
+ */
+export const limitBody: MiddlewareHandler = async (c, next) => {
+  const incoming = nodeRequest(c);
+  if (!incoming) return webBodyLimit(c, next);
+  const declared = incoming.headers['content-length'];
+  if (declared !== undefined && Number(declared) > MAX_BODY_BYTES) throw tooLarge();
+  await next();
+};
+
 /** Reads a JSON body and validates it: 415 when it is not JSON, 400 when malformed or invalid. */
 export async function readJson<S extends z.ZodType>(c: Context, schema: S): Promise<z.infer<S>> {
-  const type = c.req.header('content-type') ?? '';
+  const incoming = nodeRequest(c);
+  const type = requestHeader(c, 'content-type') ?? '';
   if (!/^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(type)) {
     throw new HTTPException(415, { message: 'send the body as JSON with Content-Type: application/json' });
   }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(await c.req.text());
-  } catch {
+    parsed = JSON.parse(incoming ? await readNodeBody(incoming) : await c.req.text());
+  } catch (err) {
+    if (err instanceof HTTPException) throw err;
     throw new ValidationError('request body is not valid JSON', 'malformed_json');
   }
   let result: z.ZodSafeParseResult<z.infer<S>>;
@@ -39,4 +59,48 @@ export async function readJson<S extends z.ZodType>(c: Context, schema: S): Prom
     throw new ValidationError(`invalid request: ${first.path || 'body'}: ${first.message}`, 'invalid_request', details);
   }
   return result.data;
+}
+
+/**
+ * The body as text, refused with 413 as soon as it passes MAX_BODY_BYTES. Reading then stops
+ * without destroying the request, so the 413 can still be written; the server drains or closes
+ * what is left once the answer is sent.
+ */
+function readNodeBody(incoming: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = () => {
+      incoming.off('data', onData);
+      incoming.off('end', onEnd);
+      incoming.off('error', onError);
+      incoming.off('close', onClose);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        done();
+        incoming.pause();
+        reject(tooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      done();
+      resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks, size).toString('utf8'));
+    };
+    const onError = (err: Error) => {
+      done();
+      reject(err);
+    };
+    // A client that went away before sending the whole body: no 'end' will come.
+    const onClose = () => {
+      if (!incoming.complete) onError(new Error('the client closed the connection before sending the whole body'));
+    };
+    incoming.on('data', onData);
+    incoming.on('end', onEnd);
+    incoming.on('error', onError);
+    incoming.on('close', onClose);
+  });
 }

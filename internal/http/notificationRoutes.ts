@@ -4,6 +4,7 @@ import { createNotificationSchema, toNotificationJson } from '../notification.ts
 import { createNotification, getNotification, type NotificationServiceDeps } from '../notificationService.ts';
 import { fanoutJson, fanoutWithMembersJson } from './fanoutJson.ts';
 import { limitBody, readJson } from './jsonBody.ts';
+import { requestHeader } from './nodeRequest.ts';
 import { uuidParam } from './pathParams.ts';
 
 export function notificationRoutes(deps: NotificationServiceDeps): Hono {
@@ -11,7 +12,7 @@ export function notificationRoutes(deps: NotificationServiceDeps): Hono {
 
   app.post('/', limitBody, async (c) => {
     const request = await readJson(c, createNotificationSchema);
-    const outcome = await createNotification(deps, request, c.req.header('idempotency-key'));
+    const outcome = await createNotification(deps, request, requestHeader(c, 'idempotency-key'));
     if (outcome.kind === 'notification') {
       c.header('Location', `/notifications/${outcome.row.id}`);
       return c.json(toNotificationJson(outcome.row), outcome.created ? 201 : 200);
