@@ -4,6 +4,7 @@
  * table and writes it as JSON to bench/results/. Everything it started or created is removed at the
  * end, also on failure or Ctrl-C.
  */
+import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { drainBullmq } from './bullmqDrain.ts';
@@ -13,7 +14,7 @@ import { ingest, soak } from './ingest.ts';
 import { fmt, type BenchContext } from './lib/context.ts';
 import { BenchEnvironment, BenchError } from './lib/environment.ts';
 import { parseOptions, USAGE, UsageError, type BenchOptions } from './lib/options.ts';
-import { stopAll } from './lib/processes.ts';
+import { profileChildren, stopAll } from './lib/processes.ts';
 import { machineFacts, renderTable, revision, writeResults, type BenchResults } from './lib/report.ts';
 import { ratio } from './lib/stats.ts';
 
@@ -78,6 +79,11 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 
 try {
   say(`herald benchmark: phases ${[...options.phases].join(', ')}`);
+  if (options.cpuProfileDir) {
+    await mkdir(options.cpuProfileDir, { recursive: true });
+    profileChildren(options.cpuProfileDir);
+    say(`CPU profiles of the processes under test go to ${options.cpuProfileDir}`);
+  }
   env = await BenchEnvironment.create(options.postgresUrl, options.redisUrl, neededConnections, say, options.pgSettings);
   await env.migrate();
   say(`database ${env.databaseName} created and migrated; Redis keys under ${env.redisPrefix}`);

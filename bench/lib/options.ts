@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 export const PHASES = ['ingest', 'drain', 'e2e', 'soak', 'memory'] as const;
@@ -28,6 +29,8 @@ export interface BenchOptions {
   resultsDir: string | undefined;
   /** PostgreSQL settings for this run's database only (`alter database ... set`), for what-if runs. */
   pgSettings: [string, string][];
+  /** Where the processes under test write V8 CPU profiles (node --cpu-prof); none when undefined. */
+  cpuProfileDir: string | undefined;
 }
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -62,6 +65,8 @@ other:
   --results-dir DIR      where the JSON goes (default bench/results)
   --pg-set NAME=VALUE    a PostgreSQL setting for this run's database only, e.g. synchronous_commit=off
                          (repeatable; for what-if runs, recorded in the results)
+  --cpu-prof DIR         each process under test (herald's and the baselines') writes a V8 CPU
+                         profile into DIR when it stops, for Chrome DevTools or speedscope
   -h, --help
 
 environment: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres),
@@ -104,6 +109,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
         'keep-logs': { type: 'boolean' },
         'results-dir': { type: 'string' },
         'pg-set': { type: 'string', multiple: true },
+        'cpu-prof': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -162,5 +168,6 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
     keepLogs: v['keep-logs'] ?? false,
     resultsDir: v['results-dir'],
     pgSettings,
+    cpuProfileDir: v['cpu-prof'] === undefined ? undefined : path.resolve(v['cpu-prof']),
   };
 }
