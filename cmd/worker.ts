@@ -15,7 +15,7 @@ import { newWorkerId, POP_TIMEOUT_SECONDS, Worker } from '../internal/worker/wor
 const config = loadConfigOrExit();
 const logger = createLogger(config, 'worker');
 // Room for every concurrent delivery plus the sweeper and the fan-out runner.
-const sql = connectDatabase(config.DATABASE_URL, { max: config.WORKER_CONCURRENCY + 3 });
+const sql = connectDatabase(config.DATABASE_URL, { max: config.WORKER_CONCURRENCY + 3, seqScans: false });
 const redis = connectRedis(config.REDIS_URL);
 const blocking = connectBlockingRedis(config.REDIS_URL, POP_TIMEOUT_SECONDS);
 for (const client of [redis, blocking]) {

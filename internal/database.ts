@@ -9,6 +9,14 @@ export interface DatabaseOptions {
   max?: number;
   /** Seconds to wait for a connection before a query fails. */
   connectTimeoutSeconds?: number;
+  /**
+   * False for a pool whose statements all read rows by key or through an index made for them (the
+   * worker's): PostgreSQL then plans a whole-table scan only where nothing else can answer. A
+   * prepared statement keeps the plan made at its first executions; made while a table was nearly
+   * empty (a fresh database), that plan scanned the whole table on every claim until the next
+   * ANALYZE, which at a few thousand rows took PostgreSQL's CPU for itself.
+   */
+  seqScans?: boolean;
 }
 
 /** The longest a pool connection waits before it tries PostgreSQL again after a failed connection. */
@@ -31,6 +39,7 @@ export function connectDatabase(url: string, options: DatabaseOptions = {}): Sql
     idle_timeout: 60,
     backoff: reconnectDelaySeconds,
     onnotice: () => {},
+    ...(options.seqScans === false ? { connection: { enable_seqscan: 'off' } } : {}),
   });
 }
 

@@ -34,15 +34,18 @@ export class NotificationQueue {
   }
 
   /**
-   * Waits like `pop` for one id, then takes up to `max - 1` more that are already waiting, in one
-   * more command (RPOP with a count, Redis 6.2+), so a busy worker pays one round trip per batch
-   * rather than per id. Never waits for the extra ones. Empty when the wait timed out.
+   * Takes up to `max` ids in as few round trips as it can: under a backlog one RPOP with a count
+   * (Redis 6.2+) takes a whole batch; only an empty queue waits, with BRPOP for up to
+   * `timeoutSeconds`, and then takes up to `max - 1` more that arrived alongside the first. Never
+   * waits for more once it has one. Empty when the wait timed out.
    */
   async popMany(blocking: Redis, timeoutSeconds: number, max: number): Promise<string[]> {
+    // On the blocking connection: it is idle between waits, and the commands stay in order on it.
+    const ready = await blocking.rpop(this.keys.queue, max);
+    if (ready && ready.length > 0) return ready;
     const first = await this.pop(blocking, timeoutSeconds);
     if (first === null) return [];
     if (max <= 1) return [first];
-    // On the blocking connection: it is idle now, and the pair stays in order on one connection.
     // Failing here only loses the chance of a bigger batch: the first id is still worked on, and
     // any id the failed command did take keeps its PENDING row, which the sweeper queues again.
     const more = await blocking.rpop(this.keys.queue, max - 1).catch(() => null);

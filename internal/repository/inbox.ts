@@ -1,3 +1,4 @@
+import type postgres from 'postgres';
 import type { Sql } from '../database.ts';
 import type { NotificationRow } from '../notification.ts';
 
@@ -33,6 +34,32 @@ export async function storeInInbox(sql: Sql, n: NotificationRow): Promise<void> 
     select ${n.id}, ${n.user_id}, ${n.title}, ${n.body}, ${n.data === null ? null : sql.json(n.data as never)}, ${n.created_at}, last_seq
     from counter
     on conflict (notification_id) do nothing`;
+}
+
+/**
+ * Two CTEs, `counters` and `inboxed`, that put the rows of a CTE named `to_inbox` in their users'
+ * inboxes, for a statement that records deliveries (`claimBatch`, `markSentMany`). `to_inbox` has
+ * each notification's id, user_id, title, body, data and created_at, its rank `k` among its user's
+ * rows (1, 2, ... in the order they should read) and its user's row count `n`.
+ *
+ * Each user's counter row moves on by `n` and stays locked until COMMIT, so one user's items commit
+ * in seq order; counters are taken in user_id order, so two statements never wait on each other in
+ * a cycle. `inboxed` returns the items stored (not one an earlier attempt had stored already).
+ */
+export function inboxInsertion(sql: Sql): postgres.Fragment {
+  return sql`
+    counters as (
+      insert into inbox_counters as c (user_id, last_seq)
+      select user_id, max(n) from to_inbox group by user_id order by user_id
+      on conflict (user_id) do update set last_seq = c.last_seq + excluded.last_seq
+      returning user_id, last_seq
+    ), inboxed as (
+      insert into inbox_items (notification_id, user_id, title, body, data, created_at, seq)
+      select t.id, t.user_id, t.title, t.body, t.data, t.created_at, c.last_seq - t.n + t.k
+      from to_inbox t join counters c on c.user_id = t.user_id
+      on conflict (notification_id) do nothing
+      returning ${sql(ITEM_COLUMNS)}
+    )`;
 }
 
 export interface InboxPage {

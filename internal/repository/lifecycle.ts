@@ -1,6 +1,7 @@
 import type { Sql } from '../database.ts';
 import type { NotificationRow } from '../notification.ts';
-import type { InboxItem } from './inbox.ts';
+import { claimBatch } from './batchClaim.ts';
+import { inboxInsertion, type InboxItem } from './inbox.ts';
 
 /** The claim a worker holds: completing needs both, so a stale worker cannot complete a newer attempt. */
 export interface Claim {
@@ -31,11 +32,9 @@ export async function claimNotification(
 }
 
 /**
- * Claims every claimable row among `ids` in one statement (one transaction for a whole batch of
- * pops); the rows returned are this worker's, ids missing from the answer were stale entries.
- * The rows are locked in id order before they are updated, so two workers claiming overlapping
- * batches queue behind each other instead of deadlocking; the waiting one re-checks each row after
- * the wait and skips what the other took, so no row is ever claimed twice.
+ * Claims every claimable row among `ids` in one statement; the rows returned are this worker's, ids
+ * missing from the answer were stale entries. `claimBatch` without delivering any channel in the
+ * claim.
  */
 export async function claimNotifications(
   sql: Sql,
@@ -43,29 +42,7 @@ export async function claimNotifications(
   workerId: string,
   leaseMs: number,
 ): Promise<ClaimedNotification[]> {
-  if (ids.length === 0) return [];
-  return sql<ClaimedNotification[]>`
-    with claimable as (
-      select id from notifications
-      where id = any(${ids}::uuid[])
-        and status = 'PENDING'
-        and available_at <= now()
-      order by id
-      for update
-    )
-    update notifications n
-    set status = 'PROCESSING',
-        attempt = n.attempt + 1,
-        locked_by = ${workerId},
-        claimed_at = now(),
-        lease_expires_at = now() + make_interval(secs => ${leaseMs / 1000}),
-        updated_at = now()
-    from claimable
-    where n.id = claimable.id
-    returning n.*,
-      (not n.critical and exists (
-        select 1 from channel_opt_outs o where o.user_id = n.user_id and o.channel = n.type
-      )) as opted_out`;
+  return (await claimBatch(sql, ids, workerId, leaseMs, [])).claimed;
 }
 
 /** Marks the claimed attempt delivered. False when the claim was lost (its lease ran out and another took over). */
@@ -93,9 +70,7 @@ export function claimKey(claim: Pick<Claim, 'id' | 'attempt'>): string {
  * announce), in the same transaction, so an IN_APP notification is in the inbox exactly when it is
  * SENT.
  *
- * Inbox items take their user's next seq numbers from inbox_counters, whose row stays locked until
- * COMMIT: one user's items commit in seq order. Users are locked in user_id order, so two batches
- * never wait on each other in a cycle.
+ * Inbox items take their users' next seqs as `inboxInsertion` says.
  */
 export async function markSentMany(sql: Sql, completions: Completion[]): Promise<Map<string, InboxItem | undefined>> {
   if (completions.length === 0) return new Map();
@@ -121,22 +96,13 @@ export async function markSentMany(sql: Sql, completions: Completion[]): Promise
       select id, attempt, worker_id, claimed_at, 'SENT' from sent
     ), to_inbox as (
       -- An earlier attempt may have stored it already (a worker that died before recording SENT).
+      -- "offset 0" keeps the check a primary-key lookup per row: planned as a join while the inbox
+      -- was nearly empty, it scanned the whole table on every later run of the statement.
       select s.*, row_number() over (partition by s.user_id order by s.created_at, s.id) as k,
              count(*) over (partition by s.user_id) as n
       from sent s
-      where s.store_in_inbox = 1 and not exists (select 1 from inbox_items i where i.notification_id = s.id)
-    ), counters as (
-      insert into inbox_counters as c (user_id, last_seq)
-      select user_id, max(n) from to_inbox group by user_id order by user_id
-      on conflict (user_id) do update set last_seq = c.last_seq + excluded.last_seq
-      returning user_id, last_seq
-    ), inboxed as (
-      insert into inbox_items (notification_id, user_id, title, body, data, created_at, seq)
-      select t.id, t.user_id, t.title, t.body, t.data, t.created_at, c.last_seq - t.n + t.k
-      from to_inbox t join counters c on c.user_id = t.user_id
-      on conflict (notification_id) do nothing
-      returning notification_id, user_id, seq, title, body, data, created_at, read_at, archived_at
-    )
+      where s.store_in_inbox = 1 and not exists (select 1 from inbox_items i where i.notification_id = s.id offset 0)
+    ), ${inboxInsertion(sql)}
     select s.id, s.attempt, i.*
     from sent s left join inboxed i on i.notification_id = s.id`;
   return new Map(

@@ -4,13 +4,15 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from '../logger.ts';
 import type { WorkerMetrics } from '../metrics/workerMetrics.ts';
 import type { Redis } from '../redis.ts';
-import { claimNotifications, releaseClaim, type Claim, type ClaimedNotification } from '../repository/lifecycle.ts';
+import { CHANNELS, type Channel } from '../notification.ts';
+import { claimBatch, type BatchClaim, type InboxDelivery } from '../repository/batchClaim.ts';
+import { releaseClaim, type Claim, type ClaimedNotification } from '../repository/lifecycle.ts';
 import { CompletionBatcher } from './completionBatcher.ts';
 import { deliverClaimed, type AttemptDeps } from './deliveryAttempt.ts';
 
 /** How long one BRPOP waits; also the longest a stopping worker waits for its pop to return. */
 export const POP_TIMEOUT_SECONDS = 1;
-/** Pause after Redis fails a pop, so an outage is not a busy loop. */
+/** Pause after Redis fails a pop or PostgreSQL a claim, so an outage is not a busy loop. */
 const POP_ERROR_PAUSE_MS = 1000;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -29,31 +31,60 @@ interface HeldClaim {
   abort: AbortController;
 }
 
+/** A promise and the function that settles it (Node 20 has no Promise.withResolvers). */
+function signal(): { promise: Promise<void>; resolve: () => void } {
+  let resolve: () => void = () => {};
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
 /** A name that tells operators which process holds a claim (`locked_by`, attempts' `worker_id`). */
 export function newWorkerId(): string {
   return `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
 }
 
 /**
+ * How many batches may be between their pop and their claim's answer at once. One leaves PostgreSQL
+ * idle while the worker pops and handles an answer; two keep it busy. More made each statement
+ * slower in the drain benchmark (the claims contend for the same pages) and bought nothing.
+ */
+const CLAIMS_IN_FLIGHT = 2;
+
+/**
  * Takes notification ids from the queue and delivers up to `concurrency` of them at once. The ids are
- * popped and claimed in PostgreSQL in batches (one statement for all the free slots); an id whose
- * row is not claimable is a stale entry and is dropped. SENT outcomes are recorded in batches too.
+ * popped and claimed in PostgreSQL in batches (one statement a batch, a few batches under way at
+ * once); an id whose row is not claimable is a stale entry and is dropped. A notification
+ * delivered by a row in PostgreSQL (IN_APP) is delivered and recorded SENT by the claim itself;
+ * the others' SENT records are written in batches too.
  */
 export class Worker {
   readonly id: string;
   private readonly inFlight = new Set<Promise<void>>();
   private readonly held = new Map<string, HeldClaim>();
+  /** Slots taken: ids whose claim is under way, and deliveries under way. At most `concurrency`. */
+  private busy = 0;
+  private claimsInFlight = 0;
   private stopping = false;
+  /** Set when a stop's grace period ran out: claims that end now hand their rows back. */
+  private handingBack = false;
+  private releasedAtStop = 0;
+  /** No pops before this time (ms since epoch): a claim just failed. */
+  private pauseUntil = 0;
   private loop: Promise<void> | undefined;
   /** Settles when `stop()` is called, so a loop waiting for a free slot stops waiting. */
   private readonly stopRequested: Promise<void>;
   private requestStop: () => void = () => {};
+  /** Settles (and is replaced) whenever a slot or a claim finishes, for a loop waiting on one. */
+  private freed = signal();
   /** Shared by this worker's deliveries, so their SENT records commit together. */
   private readonly completions: CompletionBatcher;
+  /** Channels whose delivery is a row in PostgreSQL, done by the claim's own statement. */
+  private readonly inboxChannels: Channel[];
 
   constructor(private readonly deps: WorkerDeps) {
     this.id = deps.workerId ?? newWorkerId();
     this.completions = new CompletionBatcher(deps.sql, { onInboxed: (items) => deps.inboxPublisher?.announce(items) });
+    this.inboxChannels = CHANNELS.filter((channel) => deps.channels[channel]?.deliveredWhenRecorded === 'inbox');
     this.stopRequested = new Promise<void>((resolve) => {
       this.requestStop = resolve;
     });
@@ -71,33 +102,43 @@ export class Worker {
     this.stopping = true;
     this.requestStop();
     await this.loop;
-    const settled = Promise.allSettled(this.inFlight);
-    const timedOut = await Promise.race([settled.then(() => false), sleep(graceMs).then(() => true)]);
+    const timedOut = await Promise.race([this.settled().then(() => false), sleep(graceMs).then(() => true)]);
     let released = 0;
     if (timedOut) {
+      // A claim still under way hands back what it wins instead of delivering it (see claimAndDeliver).
+      this.handingBack = true;
       for (const { claim, abort } of this.held.values()) {
         // Release before aborting, so the aborted attempt finds its claim gone and records nothing.
         if (await releaseClaim(this.deps.sql, claim).catch(() => false)) released++;
         abort.abort(new Error('worker is stopping'));
       }
-      await settled;
+      await this.settled();
     }
-    return { released };
+    return { released: released + this.releasedAtStop };
+  }
+
+  /** Settles once nothing is under way, including deliveries started by claims that end meanwhile. */
+  private async settled(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
   }
 
   private async run(): Promise<void> {
+    // Batches of at most a share of the slots, so several can be under way at once.
+    const batchMax = Math.ceil(this.deps.concurrency / CLAIMS_IN_FLIGHT);
     while (!this.stopping) {
-      const free = this.deps.concurrency - this.inFlight.size;
-      if (free <= 0) {
-        await Promise.race([...this.inFlight, this.stopRequested]);
+      const pause = this.pauseUntil - Date.now();
+      if (pause > 0) {
+        await Promise.race([sleep(pause), this.stopRequested]);
+        continue;
+      }
+      const free = this.deps.concurrency - this.busy;
+      if (free <= 0 || this.claimsInFlight >= CLAIMS_IN_FLIGHT) {
+        await Promise.race([this.freed.promise, this.stopRequested]);
         continue;
       }
       let ids: string[];
       try {
-        // Many ids per pop, so a backlog costs one claim per batch, not per id; but at most half the
-        // slots, so one batch is claimed while the previous one's SENT records are being written.
-        const batch = Math.min(free, Math.ceil(this.deps.concurrency / 2));
-        ids = await this.deps.queue.popMany(this.deps.blocking, POP_TIMEOUT_SECONDS, batch);
+        ids = await this.deps.queue.popMany(this.deps.blocking, POP_TIMEOUT_SECONDS, Math.min(free, batchMax));
       } catch (err) {
         this.deps.logger.warn({ err }, 'queue pop failed; retrying');
         await sleep(POP_ERROR_PAUSE_MS);
@@ -111,7 +152,9 @@ export class Worker {
         });
         break;
       }
-      await this.claimAndDeliver(ids);
+      this.take(ids.length);
+      this.claimsInFlight++;
+      this.track(this.claimAndDeliver(ids).finally(() => this.claimEnded()));
     }
   }
 
@@ -120,25 +163,81 @@ export class Worker {
     void task.finally(() => this.inFlight.delete(task));
   }
 
+  private take(slots: number): void {
+    this.busy += slots;
+  }
+
+  private release(slots: number): void {
+    if (slots <= 0) return;
+    this.busy -= slots;
+    this.wake();
+  }
+
+  private claimEnded(): void {
+    this.claimsInFlight--;
+    this.wake();
+  }
+
+  private wake(): void {
+    const freed = this.freed;
+    this.freed = signal();
+    freed.resolve();
+  }
+
   /**
-   * Claims the popped ids in one statement and starts a delivery for each row won. Awaited by the
-   * loop, so the next pop counts these deliveries' slots as taken.
+   * Claims the popped ids in one statement, which also delivers those bound for an inbox, and
+   * starts a delivery for each other row won. Each id's slot is given back when its work is done.
    */
   private async claimAndDeliver(popped: string[]): Promise<void> {
     const startedAt = Date.now();
     const ids = this.dropMalformed(popped);
-    let rows: ClaimedNotification[];
+    let batch: BatchClaim;
     try {
-      rows = await claimNotifications(this.deps.sql, ids, this.id, this.deps.leaseMs);
+      batch = await claimBatch(this.deps.sql, ids, this.id, this.deps.leaseMs, this.inboxChannels);
     } catch (err) {
-      // The ids are gone from the queue, but the rows are still PENDING: the sweeper queues them again.
-      this.deps.logger.warn({ err, notificationIds: ids }, 'claim failed; the sweeper will queue the notifications again');
+      // Their rows are still PENDING (or, if the claim committed unseen, leased to this worker until
+      // the lease runs out): back on the queue, and the loop pauses so an outage is not a busy loop
+      // of pops. Were the give-back lost too, the sweeper queues the rows again.
+      this.pauseUntil = Date.now() + POP_ERROR_PAUSE_MS;
+      this.deps.logger.warn({ err, notificationIds: ids }, 'claim failed; the notifications go back on the queue');
+      await this.deps.queue.giveBack(ids).catch(() => {});
+      this.release(popped.length);
       return;
     }
-    if (rows.length < ids.length) {
-      this.deps.logger.debug({ dropped: ids.length - rows.length }, 'stale queue entries dropped');
+    const stale = ids.length - batch.claimed.length - batch.inboxed.length;
+    if (stale > 0) this.deps.logger.debug({ dropped: stale }, 'stale queue entries dropped');
+    this.recordInboxed(batch.inboxed, startedAt);
+    if (this.handingBack) {
+      await this.handBack(batch.claimed);
+      this.release(popped.length);
+      return;
     }
-    for (const row of rows) this.track(this.deliver(row, startedAt));
+    // Every slot but those of the deliveries starting now.
+    this.release(popped.length - batch.claimed.length);
+    for (const row of batch.claimed) this.track(this.deliver(row, startedAt).finally(() => this.release(1)));
+  }
+
+  /** Releases rows claimed after a stop's grace period ran out, for another worker to deliver. */
+  private async handBack(rows: ClaimedNotification[]): Promise<void> {
+    for (const row of rows) {
+      const claim = { id: row.id, attempt: row.attempt, workerId: this.id };
+      if (await releaseClaim(this.deps.sql, claim).catch(() => false)) this.releasedAtStop++;
+    }
+  }
+
+  /**
+   * Counts, logs and announces what a claim delivered to inboxes. One log line for the batch, naming
+   * every id: a line per notification cost this path a tenth of its CPU.
+   */
+  private recordInboxed(inboxed: InboxDelivery[], startedAt: number): void {
+    if (inboxed.length === 0) return;
+    for (const { row } of inboxed) this.deps.metrics?.attemptRecorded(row, 'SENT', startedAt);
+    this.deps.logger.info(
+      { notificationIds: inboxed.map(({ row }) => row.id), workerId: this.id, ms: Date.now() - startedAt },
+      'notifications sent to inboxes',
+    );
+    const items = inboxed.flatMap(({ item }) => (item ? [item] : []));
+    if (items.length > 0) this.deps.inboxPublisher?.announce(items);
   }
 
   /** An entry that is not a UUID can name no notification, and would fail the whole batch's claim. */

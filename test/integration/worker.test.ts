@@ -1,3 +1,4 @@
+import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createChannels } from '../../internal/channels/channels.ts';
 import { parseConfig } from '../../internal/config.ts';
@@ -11,7 +12,7 @@ import { Worker } from '../../internal/worker/worker.ts';
 import { connectTestRedis, createTestDatabase, testQueueKeys, testRedisUrl, type TestDatabase } from '../support/testEnvironment.ts';
 import { waitFor } from '../support/waitFor.ts';
 import { WebhookReceiver } from '../support/webhookReceiver.ts';
-import { attemptsOf, connectReadyRedis, insertPending, rowOf, silentLogger } from './helpers.ts';
+import { attemptsOf, closedPort, connectReadyRedis, insertPending, rowOf, silentLogger } from './helpers.ts';
 
 const LEASE_MS = 5000;
 const policy = { maxRetries: 3, baseMs: 50, maxMs: 100 };
@@ -192,6 +193,57 @@ describe('delivering claimed notifications', () => {
       const [inbox] = await sql<{ n: number }[]>`
         select count(*)::int as n from inbox_items where notification_id = any(${rows.map((r) => r.id)}::uuid[])`;
       expect(inbox!.n).toBe(rows.length);
+    });
+
+    it('keeps at most `concurrency` deliveries under way while several batches are claimed at once', async () => {
+      status = 'hang';
+      const keys = testQueueKeys();
+      const rows = await Promise.all(Array.from({ length: 12 }, () => insertPending(sql, { type: 'WEBHOOK', recipient: receiver.url })));
+      const ids = rows.map((r) => r.id);
+      const inFlight = () => ids.filter((id) => receiver.forId(id).length > 0).length;
+      await inspect.lpush(keys.queue, ...ids);
+      blocking = connectBlockingRedis(testRedisUrl(), 1);
+      worker = new Worker({ ...deps(keys), blocking, concurrency: 5, logger: silentLogger(), workerId: 'bounded' });
+      worker.start();
+
+      await waitFor('5 webhooks under way', () => inFlight() === 5);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(inFlight()).toBe(5);
+      expect(await inspect.llen(keys.queue)).toBeGreaterThanOrEqual(12 - 5 - 5);
+      status = 200;
+      receiver.answerHanging(200);
+      await waitFor('all 12 SENT', async () => {
+        const [row] = await sql<{ n: number }[]>`select count(*)::int as n from notifications where id = any(${ids}::uuid[]) and status = 'SENT'`;
+        return row!.n === 12;
+      });
+      for (const id of ids) expect(receiver.forId(id)).toHaveLength(1);
+    });
+
+    it('puts the ids of a batch it could not claim back on the queue, and pauses instead of popping on', async () => {
+      const keys = testQueueKeys();
+      const ids = (await Promise.all(Array.from({ length: 3 }, () => insertPending(sql)))).map((r) => r.id);
+      await inspect.lpush(keys.queue, ...ids);
+      // PostgreSQL is unreachable for this worker: nothing listens on its port.
+      const unreachable = connectDatabase(`postgres://postgres@127.0.0.1:${await closedPort()}/none`, { max: 2, connectTimeoutSeconds: 1 });
+      const warnings: string[] = [];
+      const logger = pino({ level: 'warn' }, { write: (line: string) => warnings.push(line) });
+      blocking = connectBlockingRedis(testRedisUrl(), 1);
+      const w = new Worker({ ...deps(keys), sql: unreachable, blocking, concurrency: 4, logger, workerId: 'cut-off' });
+      w.start();
+      try {
+        await new Promise((r) => setTimeout(r, 1500));
+      } finally {
+        await w.stop(100);
+        await unreachable.end({ timeout: 1 });
+      }
+      const failedClaims = warnings.filter((line) => line.includes('claim failed')).length;
+      expect(failedClaims).toBeGreaterThan(0);
+      // A pause after each failure: a handful of tries in 1.5 s, not a loop popping as fast as Redis answers.
+      expect(failedClaims).toBeLessThanOrEqual(6);
+      const queued = await inspect.lrange(keys.queue, 0, -1);
+      expect(queued).toHaveLength(3);
+      expect(new Set(queued)).toEqual(new Set(ids));
+      for (const id of ids) expect((await rowOf(sql, id)).status).toBe('PENDING');
     });
 
     it('hands back claims it cannot finish within the grace period on stop', async () => {
