@@ -71,10 +71,11 @@ export class Worker {
   /** No pops before this time (ms since epoch): a claim just failed. */
   private pauseUntil = 0;
   private loop: Promise<void> | undefined;
-  /** Settles when `stop()` is called, so a loop waiting for a free slot stops waiting. */
-  private readonly stopRequested: Promise<void>;
-  private requestStop: () => void = () => {};
-  /** Settles (and is replaced) whenever a slot or a claim finishes, for a loop waiting on one. */
+  /**
+   * Settles (and is replaced) whenever a slot or a claim finishes, or a stop begins, for the loop
+   * waiting on one. A fresh promise each time: racing a promise that settles only at stop would add
+   * a reaction to it on every wait, which the worker would hold until it stops (a leak per batch).
+   */
   private freed = signal();
   /** Shared by this worker's deliveries, so their SENT records commit together. */
   private readonly completions: CompletionBatcher;
@@ -85,9 +86,6 @@ export class Worker {
     this.id = deps.workerId ?? newWorkerId();
     this.completions = new CompletionBatcher(deps.sql, { onInboxed: (items) => deps.inboxPublisher?.announce(items) });
     this.inboxChannels = CHANNELS.filter((channel) => deps.channels[channel]?.deliveredWhenRecorded === 'inbox');
-    this.stopRequested = new Promise<void>((resolve) => {
-      this.requestStop = resolve;
-    });
   }
 
   start(): void {
@@ -100,7 +98,7 @@ export class Worker {
    */
   async stop(graceMs: number): Promise<{ released: number }> {
     this.stopping = true;
-    this.requestStop();
+    this.wake();
     await this.loop;
     const timedOut = await Promise.race([this.settled().then(() => false), sleep(graceMs).then(() => true)]);
     let released = 0;
@@ -128,12 +126,12 @@ export class Worker {
     while (!this.stopping) {
       const pause = this.pauseUntil - Date.now();
       if (pause > 0) {
-        await Promise.race([sleep(pause), this.stopRequested]);
+        await Promise.race([sleep(pause), this.freed.promise]);
         continue;
       }
       const free = this.deps.concurrency - this.busy;
       if (free <= 0 || this.claimsInFlight >= CLAIMS_IN_FLIGHT) {
-        await Promise.race([this.freed.promise, this.stopRequested]);
+        await this.freed.promise;
         continue;
       }
       let ids: string[];
