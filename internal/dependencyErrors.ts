@@ -17,6 +17,11 @@ export function isPostgresUnavailable(err: unknown): boolean {
   return typeof code === 'string' && /^(E[A-Z]+|CONNECT(ION)?_[A-Z_]+)$/.test(code);
 }
 
+/** True when PostgreSQL aborted a statement to break a deadlock (40P01) or a serialization conflict (40001): trying again may pass. */
+export function isTransactionConflict(err: unknown): boolean {
+  return err instanceof postgres.PostgresError && (err.code === '40P01' || err.code === '40001');
+}
+
 /**
  * True when an ioredis error says Redis is unreachable (a closed connection, one refusing commands
  * while offline, a command that timed out or ran out of retries), not that a command was wrong.

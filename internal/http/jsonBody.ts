@@ -64,10 +64,17 @@ export async function readJson<S extends z.ZodType>(c: Context, schema: S): Prom
 /**
  * The body as text, refused with 413 as soon as it passes MAX_BODY_BYTES. Reading then stops
  * without destroying the request, so the 413 can still be written; the server drains or closes
- * what is left once the answer is sent.
+ * what is left once the answer is sent. Decoded as the web `text()` does (UTF-8, a leading BOM
+ * dropped, invalid bytes replaced).
  */
 function readNodeBody(incoming: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
+    // A client that went away while the request waited (an earlier middleware's await): the
+    // request is destroyed already and will emit nothing more.
+    if (incoming.destroyed || incoming.readableEnded) {
+      reject(new Error('the request body is no longer readable (the client went away)'));
+      return;
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     const done = () => {
@@ -88,7 +95,7 @@ function readNodeBody(incoming: IncomingMessage): Promise<string> {
     };
     const onEnd = () => {
       done();
-      resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks, size).toString('utf8'));
+      resolve(utf8.decode(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
     };
     const onError = (err: Error) => {
       done();
@@ -104,3 +111,5 @@ function readNodeBody(incoming: IncomingMessage): Promise<string> {
     incoming.on('close', onClose);
   });
 }
+
+const utf8 = new TextDecoder('utf-8');

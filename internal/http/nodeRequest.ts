@@ -15,7 +15,7 @@ export function nodeRequest(c: Context): IncomingMessage | undefined {
   return incoming instanceof IncomingMessage ? incoming : undefined;
 }
 
-/** A request header by its lower-case `name` (repeats joined with ", ", as both sides do); undefined if absent. */
+/** A request header by its lower-case `name`, as Node.js parsed it; undefined if absent. */
 export function requestHeader(c: Context, name: string): string | undefined {
   const incoming = nodeRequest(c);
   if (!incoming) return c.req.header(name);

@@ -30,9 +30,11 @@ type ClaimRow = ClaimedNotification & { delivered: boolean; inbox_seq: number | 
  *
  * The UPDATE itself guards the claim: a claim that waits for another's row lock re-checks
  * `status = 'PENDING'` on the row the other committed and skips it, so no row is claimed twice
- * (no SELECT ... FOR UPDATE first, which wrote every row once more). Rows are updated in id order,
- * so two claims of overlapping batches queue behind each other rather than deadlock. Inbox items
- * take their users' seqs as `inboxInsertion` says.
+ * (no SELECT ... FOR UPDATE first, which wrote every row once more). The rows are updated in the
+ * order the plan joins them, which for a batch is an index lookup per id in id order, so two
+ * claims of overlapping batches (duplicate queue entries) queue behind each other; should a plan
+ * ever lock them in another order and deadlock, PostgreSQL aborts one claim and the worker puts
+ * its ids back on the queue. Inbox items take their users' seqs as `inboxInsertion` says.
  */
 export async function claimBatch(
   sql: Sql,

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from '../logger.ts';
 import type { WorkerMetrics } from '../metrics/workerMetrics.ts';
 import type { Redis } from '../redis.ts';
+import { isPostgresUnavailable, isTransactionConflict } from '../dependencyErrors.ts';
 import { CHANNELS, type Channel } from '../notification.ts';
 import { claimBatch, type BatchClaim, type InboxDelivery } from '../repository/batchClaim.ts';
 import { releaseClaim, type Claim, type ClaimedNotification } from '../repository/lifecycle.ts';
@@ -158,7 +159,9 @@ export class Worker {
 
   private track(task: Promise<void>): void {
     this.inFlight.add(task);
-    void task.finally(() => this.inFlight.delete(task));
+    void task
+      .catch((err: unknown) => this.deps.logger.error({ err }, 'worker task failed'))
+      .finally(() => this.inFlight.delete(task));
   }
 
   private take(slots: number): void {
@@ -193,26 +196,48 @@ export class Worker {
     try {
       batch = await claimBatch(this.deps.sql, ids, this.id, this.deps.leaseMs, this.inboxChannels);
     } catch (err) {
-      // Their rows are still PENDING (or, if the claim committed unseen, leased to this worker until
-      // the lease runs out): back on the queue, and the loop pauses so an outage is not a busy loop
-      // of pops. Were the give-back lost too, the sweeper queues the rows again.
-      this.pauseUntil = Date.now() + POP_ERROR_PAUSE_MS;
-      this.deps.logger.warn({ err, notificationIds: ids }, 'claim failed; the notifications go back on the queue');
-      await this.deps.queue.giveBack(ids).catch(() => {});
       this.release(popped.length);
+      await this.claimFailed(ids, err);
       return;
     }
-    const stale = ids.length - batch.claimed.length - batch.inboxed.length;
-    if (stale > 0) this.deps.logger.debug({ dropped: stale }, 'stale queue entries dropped');
-    this.recordInboxed(batch.inboxed, startedAt);
-    if (this.handingBack) {
-      await this.handBack(batch.claimed);
-      this.release(popped.length);
+    let delivering = 0;
+    try {
+      const stale = ids.length - batch.claimed.length - batch.inboxed.length;
+      if (stale > 0) this.deps.logger.debug({ dropped: stale }, 'stale queue entries dropped');
+      this.recordInboxed(batch.inboxed, startedAt);
+      if (this.handingBack) {
+        await this.handBack(batch.claimed);
+        return;
+      }
+      for (const row of batch.claimed) {
+        delivering++;
+        this.track(this.deliver(row, startedAt).finally(() => this.release(1)));
+      }
+    } catch (err) {
+      // Only bookkeeping can throw here (metrics, logs). A claimed row whose delivery did not start
+      // keeps its lease, and the sweeper hands it to another attempt when the lease runs out.
+      this.deps.logger.error({ err }, 'could not finish handling a claimed batch');
+    } finally {
+      // Every slot but those of the deliveries started, which give theirs back as they end.
+      this.release(popped.length - delivering);
+    }
+  }
+
+  /**
+   * After a failed claim the rows are still PENDING (or, if it committed unseen, leased to this
+   * worker until the lease runs out). When PostgreSQL was unreachable or the claim lost a deadlock,
+   * the ids go back on the queue and the loop pauses, so an outage is not a busy loop of pops; were
+   * that lost too, the sweeper queues the rows again. Any other error would fail the same way
+   * again: the ids are left to the sweeper rather than handed round the workers.
+   */
+  private async claimFailed(ids: string[], err: unknown): Promise<void> {
+    this.pauseUntil = Date.now() + POP_ERROR_PAUSE_MS;
+    if (!isPostgresUnavailable(err) && !isTransactionConflict(err)) {
+      this.deps.logger.error({ err, notificationIds: ids }, 'claim failed; the sweeper will queue the notifications again');
       return;
     }
-    // Every slot but those of the deliveries starting now.
-    this.release(popped.length - batch.claimed.length);
-    for (const row of batch.claimed) this.track(this.deliver(row, startedAt).finally(() => this.release(1)));
+    this.deps.logger.warn({ err, notificationIds: ids }, 'claim failed; the notifications go back on the queue');
+    await this.deps.queue.giveBack(ids).catch(() => {});
   }
 
   /** Releases rows claimed after a stop's grace period ran out, for another worker to deliver. */

@@ -1,9 +1,13 @@
 import http from 'node:http';
+import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
+import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_BODY_BYTES } from '../../internal/http/jsonBody.ts';
+import { z } from 'zod';
+import { MAX_BODY_BYTES, readJson } from '../../internal/http/jsonBody.ts';
 import { createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
+import { waitFor } from '../support/waitFor.ts';
 import { buildApi, countNotifications, type TestApi } from './helpers.ts';
 
 interface Answer {
@@ -109,4 +113,35 @@ describe('request bodies over a real HTTP server', () => {
     expect(answer.body.error?.code).toBe('payload_too_large');
     expect(await countNotifications(db.sql)).toBe(before);
   });
+
+  it('gives up reading a body whose client went away while the request waited, instead of hanging', async () => {
+    // A route that, like an API-key check, awaits before it reads the body; the client is gone by then.
+    const outcomes: string[] = [];
+    const app = new Hono();
+    app.post('/slow', async (c) => {
+      await new Promise((r) => setTimeout(r, 200));
+      try {
+        await readJson(c, z.object({}));
+        outcomes.push('read');
+      } catch (err) {
+        outcomes.push(`refused: ${(err as Error).message}`);
+      }
+      return c.body(null, 204);
+    });
+    const slow = await new Promise<ServerType>((resolve) => {
+      const s = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
+    });
+    try {
+      const socket = net.connect((slow.address() as AddressInfo).port, '127.0.0.1');
+      await new Promise((r) => socket.once('connect', r));
+      socket.write('POST /slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"a":');
+      await new Promise((r) => setTimeout(r, 50));
+      socket.destroy();
+      await waitFor('the handler to give up', () => outcomes.length === 1, 3000);
+      expect(outcomes[0]).toMatch(/^refused: /);
+    } finally {
+      await new Promise((resolve) => slow.close(resolve));
+    }
+  });
 });
+

@@ -1,4 +1,5 @@
 import { pino } from 'pino';
+import postgres from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createChannels } from '../../internal/channels/channels.ts';
 import { parseConfig } from '../../internal/config.ts';
@@ -243,6 +244,30 @@ describe('delivering claimed notifications', () => {
       const queued = await inspect.lrange(keys.queue, 0, -1);
       expect(queued).toHaveLength(3);
       expect(new Set(queued)).toEqual(new Set(ids));
+      for (const id of ids) expect((await rowOf(sql, id)).status).toBe('PENDING');
+    });
+
+    it('leaves to the sweeper, not to the next pop, the ids of a claim PostgreSQL refused as a statement', async () => {
+      const keys = testQueueKeys();
+      const ids = (await Promise.all(Array.from({ length: 2 }, () => insertPending(sql)))).map((r) => r.id);
+      await inspect.lpush(keys.queue, ...ids);
+      // A session that finds no notifications table: the claim fails the same way however often it is tried.
+      const lost = postgres(db.url, { max: 2, onnotice: () => {}, connection: { search_path: 'no_such_schema' } });
+      const lines: string[] = [];
+      const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(line) });
+      blocking = connectBlockingRedis(testRedisUrl(), 1);
+      const w = new Worker({ ...deps(keys), sql: lost, blocking, concurrency: 4, logger, workerId: 'lost' });
+      w.start();
+      try {
+        await waitFor('the failed claim', () => lines.some((line) => line.includes('claim failed')), 5000);
+        await new Promise((r) => setTimeout(r, 300));
+      } finally {
+        await w.stop(100);
+        await lost.end({ timeout: 1 });
+      }
+      expect(lines.filter((line) => line.includes('go back on the queue'))).toEqual([]);
+      expect(lines.some((line) => line.includes('the sweeper will queue the notifications again'))).toBe(true);
+      expect(await inspect.llen(keys.queue)).toBe(0);
       for (const id of ids) expect((await rowOf(sql, id)).status).toBe('PENDING');
     });
 
