@@ -158,6 +158,16 @@ describe('delivering claimed notifications', () => {
       return worker;
     }
 
+    /** A worker on its own pool `pool`, whose warnings and errors are kept as JSON lines. */
+    function startWorkerOn(keys: QueueKeys, pool: Sql, workerId: string): { worker: Worker; lines: string[] } {
+      const lines: string[] = [];
+      const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(line) });
+      blocking = connectBlockingRedis(testRedisUrl(), 1);
+      const started = new Worker({ ...deps(keys), sql: pool, blocking, concurrency: 4, logger, workerId });
+      started.start();
+      return { worker: started, lines };
+    }
+
     it('pops queued ids, claims and delivers them, and drops stale entries', async () => {
       status = 200;
       const keys = testQueueKeys();
@@ -226,11 +236,7 @@ describe('delivering claimed notifications', () => {
       await inspect.lpush(keys.queue, ...ids);
       // PostgreSQL is unreachable for this worker: nothing listens on its port.
       const unreachable = connectDatabase(`postgres://postgres@127.0.0.1:${await closedPort()}/none`, { max: 2, connectTimeoutSeconds: 1 });
-      const warnings: string[] = [];
-      const logger = pino({ level: 'warn' }, { write: (line: string) => warnings.push(line) });
-      blocking = connectBlockingRedis(testRedisUrl(), 1);
-      const w = new Worker({ ...deps(keys), sql: unreachable, blocking, concurrency: 4, logger, workerId: 'cut-off' });
-      w.start();
+      const { worker: w, lines: warnings } = startWorkerOn(keys, unreachable, 'cut-off');
       try {
         await new Promise((r) => setTimeout(r, 1500));
       } finally {
@@ -253,11 +259,7 @@ describe('delivering claimed notifications', () => {
       await inspect.lpush(keys.queue, ...ids);
       // A session that finds no notifications table: the claim fails the same way however often it is tried.
       const lost = postgres(db.url, { max: 2, onnotice: () => {}, connection: { search_path: 'no_such_schema' } });
-      const lines: string[] = [];
-      const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(line) });
-      blocking = connectBlockingRedis(testRedisUrl(), 1);
-      const w = new Worker({ ...deps(keys), sql: lost, blocking, concurrency: 4, logger, workerId: 'lost' });
-      w.start();
+      const { worker: w, lines } = startWorkerOn(keys, lost, 'lost');
       try {
         await waitFor('the failed claim', () => lines.some((line) => line.includes('claim failed')), 5000);
         await new Promise((r) => setTimeout(r, 300));
