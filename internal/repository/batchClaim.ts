@@ -76,15 +76,8 @@ export async function claimBatch(
     ), logged as (
       insert into notification_attempts (notification_id, attempt, worker_id, started_at, outcome)
       select id, attempt, ${workerId}, claimed_at, 'SENT' from claimed where delivered
-    ), to_inbox as (
-      -- An earlier attempt may have stored it already (a worker that died before recording SENT).
-      -- "offset 0" keeps the check a primary-key lookup per row: planned as a join while the inbox
-      -- was nearly empty, it scanned the whole table on every later run of the statement.
-      select c.id, c.user_id, c.title, c.body, c.data, c.created_at,
-             row_number() over (partition by c.user_id order by c.created_at, c.id) as k,
-             count(*) over (partition by c.user_id) as n
-      from claimed c
-      where c.delivered and not exists (select 1 from inbox_items i where i.notification_id = c.id offset 0)
+    ), for_inbox as (
+      select id, user_id, title, body, data, created_at from claimed where delivered
     ), ${inboxInsertion(sql)}
     select c.*, i.seq as inbox_seq
     from claimed c left join inboxed i on i.notification_id = c.id`;

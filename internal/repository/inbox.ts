@@ -37,18 +37,26 @@ export async function storeInInbox(sql: Sql, n: NotificationRow): Promise<void> 
 }
 
 /**
- * Two CTEs, `counters` and `inboxed`, that put the rows of a CTE named `to_inbox` in their users'
- * inboxes, for a statement that records deliveries (`claimBatch`, `markSentMany`). `to_inbox` has
- * each notification's id, user_id, title, body, data and created_at, its rank `k` among its user's
- * rows (1, 2, ... in the order they should read) and its user's row count `n`.
+ * The CTEs that put the rows of a CTE named `for_inbox` in their users' inboxes, for a statement
+ * that records deliveries (`claimBatch`, `markSentMany`). `for_inbox` has each delivered
+ * notification's id, user_id, title, body, data and created_at; `inboxed` returns the items stored.
  *
- * Each user's counter row moves on by `n` and stays locked until COMMIT, so one user's items commit
- * in seq order; counters are taken in user_id order, so two statements never wait on each other in
- * a cycle. `inboxed` returns the items stored (not one an earlier attempt had stored already).
+ * A notification an earlier attempt stored already (a worker that died before recording SENT) is
+ * left out, so it takes no second seq. A user's rows take the next seqs in created_at order; each
+ * user's counter row moves on by their count and stays locked until COMMIT, so one user's items
+ * commit in seq order; counters are taken in user_id order, so two statements never wait on each
+ * other in a cycle.
  */
 export function inboxInsertion(sql: Sql): postgres.Fragment {
   return sql`
-    counters as (
+    to_inbox as (
+      -- "offset 0" keeps the check a primary-key lookup per row: planned as a join while the inbox
+      -- was nearly empty, it scanned the whole table on every later run of the statement.
+      select f.*, row_number() over (partition by f.user_id order by f.created_at, f.id) as k,
+             count(*) over (partition by f.user_id) as n
+      from for_inbox f
+      where not exists (select 1 from inbox_items i where i.notification_id = f.id offset 0)
+    ), counters as (
       insert into inbox_counters as c (user_id, last_seq)
       select user_id, max(n) from to_inbox group by user_id order by user_id
       on conflict (user_id) do update set last_seq = c.last_seq + excluded.last_seq

@@ -94,14 +94,8 @@ export async function markSentMany(sql: Sql, completions: Completion[]): Promise
     ), logged as (
       insert into notification_attempts (notification_id, attempt, worker_id, started_at, outcome)
       select id, attempt, worker_id, claimed_at, 'SENT' from sent
-    ), to_inbox as (
-      -- An earlier attempt may have stored it already (a worker that died before recording SENT).
-      -- "offset 0" keeps the check a primary-key lookup per row: planned as a join while the inbox
-      -- was nearly empty, it scanned the whole table on every later run of the statement.
-      select s.*, row_number() over (partition by s.user_id order by s.created_at, s.id) as k,
-             count(*) over (partition by s.user_id) as n
-      from sent s
-      where s.store_in_inbox = 1 and not exists (select 1 from inbox_items i where i.notification_id = s.id offset 0)
+    ), for_inbox as (
+      select id, user_id, title, body, data, created_at from sent where store_in_inbox = 1
     ), ${inboxInsertion(sql)}
     select s.id, s.attempt, i.*
     from sent s left join inboxed i on i.notification_id = s.id`;
