@@ -1,16 +1,16 @@
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
-import { ApiKeyVerifier } from '../internal/apiKeys.ts';
-import { closeChannels, createChannels } from '../internal/channels/channels.ts';
-import { connectDatabase } from '../internal/database.ts';
+import { ApiKeyVerifier } from '../internal/service/apiKeyService.ts';
+import { closeChannels, createChannels } from '../internal/channels/channelRegistry.ts';
+import { connectDatabase } from '../internal/platform/database.ts';
 import { createApp } from '../internal/http/app.ts';
-import { createRateLimits } from '../internal/http/rateLimit.ts';
-import { InboxHub } from '../internal/inboxHub.ts';
-import { createLogger } from '../internal/logger.ts';
+import { createRateLimits } from '../internal/http/middleware/rateLimit.ts';
+import { InboxHub } from '../internal/queue/inboxHub.ts';
+import { createLogger } from '../internal/platform/logger.ts';
 import { ApiMetrics } from '../internal/metrics/apiMetrics.ts';
-import { loadConfigOrExit, onShutdownSignal } from '../internal/processLifecycle.ts';
-import { NotificationQueue } from '../internal/queue.ts';
-import { connectRedis, connectSubscriberRedis } from '../internal/redis.ts';
+import { loadConfigOrExit, onShutdownSignal } from '../internal/platform/processLifecycle.ts';
+import { NotificationQueue } from '../internal/queue/notificationQueue.ts';
+import { connectRedis, connectSubscriberRedis } from '../internal/platform/redis.ts';
 
 /** How long a stopping API waits for requests under way before it closes their connections. */
 const DRAIN_TIMEOUT_MS = 10_000;

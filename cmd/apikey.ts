@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
-import { createApiKey } from '../internal/apiKeys.ts';
-import { connectDatabase } from '../internal/database.ts';
-import { loadConfigOrExit } from '../internal/processLifecycle.ts';
+import { createApiKey } from '../internal/service/apiKeyService.ts';
+import { connectDatabase } from '../internal/platform/database.ts';
+import { loadConfigOrExit } from '../internal/platform/processLifecycle.ts';
 import { listApiKeys, revokeApiKey, SCOPES, type ApiKeyRow, type Scope } from '../internal/repository/apiKeys.ts';
 
 const USAGE = `usage: npm run apikey -- <command>

@@ -1,10 +1,10 @@
 import { parseArgs } from 'node:util';
-import { connectDatabase } from '../internal/database.ts';
-import { recordReplay, REPLAY_BATCH_SIZE } from '../internal/deadLetterReplays.ts';
-import { listDeadLetters, purgeDeadLetters, replayDeadLetters } from '../internal/deadLetters.ts';
-import { loadConfigOrExit } from '../internal/processLifecycle.ts';
-import { NotificationQueue } from '../internal/queue.ts';
-import { connectScriptRedis } from '../internal/redis.ts';
+import { connectDatabase } from '../internal/platform/database.ts';
+import { recordReplay, REPLAY_BATCH_SIZE } from '../internal/service/deadLetterReplays.ts';
+import { listDeadLetters, purgeDeadLetters, replayDeadLetters } from '../internal/service/deadLetters.ts';
+import { loadConfigOrExit } from '../internal/platform/processLifecycle.ts';
+import { NotificationQueue } from '../internal/queue/notificationQueue.ts';
+import { connectScriptRedis } from '../internal/platform/redis.ts';
 
 const USAGE = `usage: npm run dlq -- <command> [--dry-run]
   list                 show the dead-letter list, oldest first

@@ -1,6 +1,6 @@
-import { connectDatabase, ensureDatabase } from '../internal/database.ts';
-import { migrate } from '../internal/migrate.ts';
-import { loadConfigOrExit } from '../internal/processLifecycle.ts';
+import { connectDatabase, ensureDatabase } from '../internal/platform/database.ts';
+import { migrate } from '../internal/platform/migrations.ts';
+import { loadConfigOrExit } from '../internal/platform/processLifecycle.ts';
 
 const config = loadConfigOrExit();
 const target = new URL(config.DATABASE_URL);

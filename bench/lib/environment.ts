@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
-import { migrate } from '../../internal/migrate.ts';
+import { migrate } from '../../internal/platform/migrations.ts';
 
 export type Sql = postgres.Sql;
 

@@ -1,4 +1,4 @@
-import type { Channel, NotificationRow } from '../notification.ts';
+import type { Channel, NotificationRow } from '../domain/notification.ts';
 
 /** What a notification says, the same for every user it goes to. */
 export type NotificationContent = Pick<NotificationRow, 'title' | 'body' | 'html' | 'data'>;

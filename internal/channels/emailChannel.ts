@@ -1,12 +1,12 @@
 import nodemailer, { type NodemailerError, type SMTPPoolOptions, type SMTPPoolSentMessageInfo, type Transporter } from 'nodemailer';
 import addressparser from 'nodemailer/lib/addressparser';
-import { emailAddressSchema } from '../addressFormats.ts';
-import { ValidationError } from '../errors.ts';
-import type { NotificationRow } from '../notification.ts';
+import { emailAddressSchema } from '../domain/addressFormats.ts';
+import { ValidationError } from '../domain/errors.ts';
+import type { NotificationRow } from '../domain/notification.ts';
 import type { ChannelProvider } from './channelProvider.ts';
 import { PermanentDeliveryError } from './permanentDeliveryError.ts';
-import { withTimeLimit } from './timeLimit.ts';
-import { untilAborted } from './untilAborted.ts';
+import { withTimeLimit } from './transport/timeLimit.ts';
+import { untilAborted } from './transport/untilAborted.ts';
 
 export interface EmailOptions {
   /** `smtp://` or `smtps://`, with the login as the URL's user and password when the server needs one. */

@@ -1,6 +1,6 @@
-import type { Sql } from '../database.ts';
-import { ValidationError } from '../errors.ts';
-import type { NotificationRow } from '../notification.ts';
+import type { Sql } from '../platform/database.ts';
+import { ValidationError } from '../domain/errors.ts';
+import type { NotificationRow } from '../domain/notification.ts';
 import { storeInInbox } from '../repository/inbox.ts';
 import type { ChannelProvider } from './channelProvider.ts';
 

@@ -1,19 +1,19 @@
 import type { Response } from 'undici';
 import webpush from 'web-push';
-import type { Sql } from '../database.ts';
-import { ValidationError } from '../errors.ts';
-import type { NotificationRow } from '../notification.ts';
+import type { Sql } from '../platform/database.ts';
+import { ValidationError } from '../domain/errors.ts';
+import type { NotificationRow } from '../domain/notification.ts';
 import { deletePushSubscription, listPushSubscriptions, type PushSubscription } from '../repository/pushSubscriptions.ts';
 import type { ChannelProvider, NotificationContent } from './channelProvider.ts';
-import { describeNetworkError } from './networkError.ts';
-import { NonPublicAddressError } from './nonPublicAddressError.ts';
+import { describeNetworkError } from './transport/networkError.ts';
+import { NonPublicAddressError } from './transport/nonPublicAddressError.ts';
 import { PermanentDeliveryError } from './permanentDeliveryError.ts';
-import { parseRetryAfter } from './retryAfter.ts';
+import { parseRetryAfter } from './transport/retryAfter.ts';
 import { RetryLaterError } from './retryLaterError.ts';
-import { TargetClient } from './targetClient.ts';
-import { withTimeLimit } from './timeLimit.ts';
-import { untilAborted } from './untilAborted.ts';
-import type { AddressPolicy } from './webhookTarget.ts';
+import { TargetClient } from './transport/targetClient.ts';
+import { withTimeLimit } from './transport/timeLimit.ts';
+import { untilAborted } from './transport/untilAborted.ts';
+import type { AddressPolicy } from './transport/addressPolicy.ts';
 
 export interface PushOptions extends AddressPolicy {
   sql: Sql;

@@ -1,12 +1,12 @@
-import { E164 } from '../addressFormats.ts';
-import { ValidationError } from '../errors.ts';
-import type { NotificationRow } from '../notification.ts';
+import { E164 } from '../domain/addressFormats.ts';
+import { ValidationError } from '../domain/errors.ts';
+import type { NotificationRow } from '../domain/notification.ts';
 import type { ChannelProvider, NotificationContent } from './channelProvider.ts';
-import { describeNetworkError } from './networkError.ts';
+import { describeNetworkError } from './transport/networkError.ts';
 import { PermanentDeliveryError } from './permanentDeliveryError.ts';
-import { parseRetryAfter } from './retryAfter.ts';
+import { parseRetryAfter } from './transport/retryAfter.ts';
 import { RetryLaterError } from './retryLaterError.ts';
-import { withTimeLimit } from './timeLimit.ts';
+import { withTimeLimit } from './transport/timeLimit.ts';
 
 /** Twilio refuses a longer Body (error 21617). */
 const MAX_SMS_LENGTH = 1600;

@@ -1,13 +1,13 @@
 import { Webhook } from 'standardwebhooks';
-import { ValidationError } from '../errors.ts';
-import { toNotificationJson, type NotificationRow } from '../notification.ts';
+import { ValidationError } from '../domain/errors.ts';
+import { toNotificationJson, type NotificationRow } from '../domain/notification.ts';
 import type { ChannelProvider } from './channelProvider.ts';
-import { describeNetworkError } from './networkError.ts';
-import { NonPublicAddressError } from './nonPublicAddressError.ts';
+import { describeNetworkError } from './transport/networkError.ts';
+import { NonPublicAddressError } from './transport/nonPublicAddressError.ts';
 import { PermanentDeliveryError } from './permanentDeliveryError.ts';
-import { TargetClient } from './targetClient.ts';
-import { withTimeLimit } from './timeLimit.ts';
-import { isPublicAddress, literalAddress, type AddressPolicy } from './webhookTarget.ts';
+import { TargetClient } from './transport/targetClient.ts';
+import { withTimeLimit } from './transport/timeLimit.ts';
+import { isPublicAddress, literalAddress, type AddressPolicy } from './transport/addressPolicy.ts';
 
 export interface WebhookOptions extends AddressPolicy {
   timeoutMs: number;

@@ -11,9 +11,9 @@ import {
   UnauthorizedError,
   UnavailableError,
   ValidationError,
-} from '../errors.ts';
-import { isPostgresUnavailable, isRedisUnavailable } from '../dependencyErrors.ts';
-import type { Logger } from '../logger.ts';
+} from '../domain/errors.ts';
+import { isPostgresUnavailable, isRedisUnavailable } from '../platform/dependencyErrors.ts';
+import type { Logger } from '../platform/logger.ts';
 
 /** Every error the API answers, whatever the status; the OpenAPI document refers to this schema. */
 export const errorBodySchema = z

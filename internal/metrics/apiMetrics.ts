@@ -1,6 +1,6 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { CHANNELS, type Channel } from '../notification.ts';
-import type { NotificationQueue } from '../queue.ts';
+import { CHANNELS, type Channel } from '../domain/notification.ts';
+import type { NotificationQueue } from '../queue/notificationQueue.ts';
 import { newProcessRegistry } from './processRegistry.ts';
 
 /** Request durations, from a cached key check (milliseconds) to a PostgreSQL timeout (seconds). */

@@ -2,8 +2,8 @@ import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import type { Registry } from 'prom-client';
-import { metricsRoutes } from '../http/metricsRoutes.ts';
-import type { Logger } from '../logger.ts';
+import { metricsRoutes } from './metricsRoutes.ts';
+import type { Logger } from '../platform/logger.ts';
 
 export interface MetricsServer {
   close(): Promise<void>;

@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
-import type { NotificationQueue } from '../queue.ts';
+import type { NotificationQueue } from '../queue/notificationQueue.ts';
 
 /**
  * A Prometheus registry of one process's own, with Node's process metrics (CPU, memory, event loop

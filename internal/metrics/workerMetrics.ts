@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { CHANNELS, type Channel, type NotificationRow } from '../notification.ts';
-import type { NotificationQueue } from '../queue.ts';
+import { CHANNELS, type Channel, type NotificationRow } from '../domain/notification.ts';
+import type { NotificationQueue } from '../queue/notificationQueue.ts';
 import { newProcessRegistry } from './processRegistry.ts';
 
 /** The outcomes a worker's own attempt records (the sweeper's LEASE_EXPIRED and RELEASED are not attempts that ran to an end). */

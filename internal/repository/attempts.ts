@@ -1,5 +1,5 @@
-import type { Sql } from '../database.ts';
-import type { Status } from '../notification.ts';
+import type { Sql } from '../platform/database.ts';
+import type { Status } from '../domain/notification.ts';
 
 /** One delivery attempt: a finished one from notification_attempts, or the claim under way. */
 export interface AttemptRow {

@@ -1,4 +1,4 @@
-import type { Sql } from '../database.ts';
+import type { Sql } from '../platform/database.ts';
 
 /**
  * Records one replay of dead letters (a dry run too) in dead_letter_replays: who asked, what they

@@ -1,5 +1,5 @@
-import type { Sql } from '../database.ts';
-import type { Channel, NotificationRow } from '../notification.ts';
+import type { Sql } from '../platform/database.ts';
+import type { Channel, NotificationRow } from '../domain/notification.ts';
 
 /**
  * Puts FAILED notifications back to PENDING with a fresh retry budget, marked as queued now (the

@@ -1,6 +1,6 @@
-import type { Sql, Tx } from '../database.ts';
-import { IdempotencyConflictError } from '../errors.ts';
-import type { Channel, NotificationRow, Status } from '../notification.ts';
+import type { Sql, Tx } from '../platform/database.ts';
+import { IdempotencyConflictError } from '../domain/errors.ts';
+import type { Channel, NotificationRow, Status } from '../domain/notification.ts';
 import { claimIdempotencyKey, type IdempotencyClaim } from './idempotencyKeys.ts';
 import { insertRows, type NewNotification } from './notifications.ts';
 

@@ -1,5 +1,5 @@
-import type { Sql, Tx } from '../database.ts';
-import { IdempotencyConflictError } from '../errors.ts';
+import type { Sql, Tx } from '../platform/database.ts';
+import { IdempotencyConflictError } from '../domain/errors.ts';
 
 export interface IdempotencyClaim {
   key: string;

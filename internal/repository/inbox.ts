@@ -1,6 +1,6 @@
 import type postgres from 'postgres';
-import type { Sql } from '../database.ts';
-import type { NotificationRow } from '../notification.ts';
+import type { Sql } from '../platform/database.ts';
+import type { NotificationRow } from '../domain/notification.ts';
 
 /** One item of a user's in-app inbox. `seq` numbers a user's items in the order they arrived. */
 export interface InboxItem {

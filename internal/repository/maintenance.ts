@@ -1,4 +1,4 @@
-import type { Sql } from '../database.ts';
+import type { Sql } from '../platform/database.ts';
 
 /**
  * Marks up to `limit` PENDING rows that are due and not queued (a retry whose wait is over, a

@@ -1,6 +1,6 @@
-import type { Sql, Tx } from '../database.ts';
-import { IdempotencyConflictError } from '../errors.ts';
-import type { NotificationRow } from '../notification.ts';
+import type { Sql, Tx } from '../platform/database.ts';
+import { IdempotencyConflictError } from '../domain/errors.ts';
+import type { NotificationRow } from '../domain/notification.ts';
 import { claimIdempotencyKey, type IdempotencyClaim } from './idempotencyKeys.ts';
 
 /** What a caller supplies for a new row; PostgreSQL fills in status, timestamps and the rest. */

@@ -1,4 +1,4 @@
-import type { Sql } from '../database.ts';
+import type { Sql } from '../platform/database.ts';
 
 /** A browser's Web Push subscription (the JSON of a PushSubscription, flattened). */
 export interface PushSubscription {

@@ -1,5 +1,5 @@
-import type { Sql } from '../database.ts';
-import type { Channel } from '../notification.ts';
+import type { Sql } from '../platform/database.ts';
+import type { Channel } from '../domain/notification.ts';
 import type { ProfileAddress } from '../channels/channelProvider.ts';
 import type { PushSubscription } from './pushSubscriptions.ts';
 

@@ -1,4 +1,4 @@
-import type { Sql } from '../database.ts';
+import type { Sql } from '../platform/database.ts';
 
 /**
  * Deletes up to `limit` finished notifications (SENT, FAILED, SKIPPED) that finished more than

@@ -1,5 +1,5 @@
-import type { Sql } from '../database.ts';
-import { STATUSES, type Status } from '../notification.ts';
+import type { Sql } from '../platform/database.ts';
+import { STATUSES, type Status } from '../domain/notification.ts';
 
 // Counts are float8: exact far beyond int's 2^31 rows, and postgres.js reads them as numbers
 // (a bigint would arrive as a string).

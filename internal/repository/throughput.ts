@@ -1,4 +1,4 @@
-import type { Sql } from '../database.ts';
+import type { Sql } from '../platform/database.ts';
 
 /** One minute of traffic: notifications created in it, sent in it, and failed in it (and FAILED still). */
 export interface MinuteCounts {

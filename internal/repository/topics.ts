@@ -1,4 +1,4 @@
-import type { Sql } from '../database.ts';
+import type { Sql } from '../platform/database.ts';
 
 /**
  * Adds users to a topic; a user already subscribed keeps their original subscription time.

@@ -1,7 +1,8 @@
-import type { Sql } from '../database.ts';
-import { GroupCommit } from '../groupCommit.ts';
+import type { Sql } from '../platform/database.ts';
+import { GroupCommit } from '../platform/groupCommit.ts';
 import type { InboxItem } from '../repository/inbox.ts';
-import { claimKey, markSentMany, type Completion } from '../repository/lifecycle.ts';
+import { claimKey } from '../repository/claims.ts';
+import { markSentMany, type Completion } from '../repository/completions.ts';
 
 /** Most attempts recorded by one statement; a worker's concurrency rarely reaches it. */
 const DEFAULT_MAX_BATCH = 200;

@@ -1,23 +1,16 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Channels } from '../channels/channels.ts';
+import type { Channels } from '../channels/channelRegistry.ts';
 import { PermanentDeliveryError } from '../channels/permanentDeliveryError.ts';
 import { RetryLaterError } from '../channels/retryLaterError.ts';
-import type { Sql } from '../database.ts';
-import { sendToDeadLetters } from '../deadLetters.ts';
-import type { InboxPublisher } from '../inboxEvents.ts';
-import type { Logger } from '../logger.ts';
+import type { Sql } from '../platform/database.ts';
+import { sendToDeadLetters } from '../service/deadLetters.ts';
+import type { InboxPublisher } from '../queue/inboxPublisher.ts';
+import type { Logger } from '../platform/logger.ts';
 import type { WorkerMetrics } from '../metrics/workerMetrics.ts';
-import type { NotificationRow } from '../notification.ts';
-import type { NotificationQueue } from '../queue.ts';
-import {
-  claimKey,
-  markSentMany,
-  markSkipped,
-  recordFailure,
-  type Claim,
-  type ClaimedNotification,
-  type Completion,
-} from '../repository/lifecycle.ts';
+import type { NotificationRow } from '../domain/notification.ts';
+import type { NotificationQueue } from '../queue/notificationQueue.ts';
+import { claimKey, type Claim, type ClaimedNotification } from '../repository/claims.ts';
+import { markSentMany, markSkipped, recordFailure, type Completion } from '../repository/completions.ts';
 import type { CompletionBatcher } from './completionBatcher.ts';
 import { nextRetryDelayMs, type RetryPolicy } from './retryPolicy.ts';
 

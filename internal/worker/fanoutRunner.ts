@@ -1,6 +1,6 @@
-import type { Sql } from '../database.ts';
-import type { Logger } from '../logger.ts';
-import type { NotificationQueue } from '../queue.ts';
+import type { Sql } from '../platform/database.ts';
+import type { Logger } from '../platform/logger.ts';
+import type { NotificationQueue } from '../queue/notificationQueue.ts';
 import { advanceTopicFanout, claimRunningFanout, releaseFanout, type FanoutClaim } from '../repository/fanouts.ts';
 import { Periodic } from './periodic.ts';
 

@@ -1,5 +1,5 @@
-import { retryDelayMs } from '../backoff.ts';
-import type { Config } from '../config.ts';
+import { retryDelayMs } from '../domain/backoff.ts';
+import type { Config } from '../platform/config.ts';
 
 /** The lifecycle limits a worker applies, taken from the configuration. */
 export interface RetryPolicy {

@@ -1,8 +1,8 @@
-import type { Sql } from '../database.ts';
-import { sendToDeadLetters } from '../deadLetters.ts';
-import type { Logger } from '../logger.ts';
-import type { NotificationQueue } from '../queue.ts';
-import { recordFailure } from '../repository/lifecycle.ts';
+import type { Sql } from '../platform/database.ts';
+import { sendToDeadLetters } from '../service/deadLetters.ts';
+import type { Logger } from '../platform/logger.ts';
+import type { NotificationQueue } from '../queue/notificationQueue.ts';
+import { recordFailure } from '../repository/completions.ts';
 import {
   deleteExpiredIdempotencyKeys,
   findExpiredClaims,

@@ -1,13 +1,13 @@
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
-import type { Logger } from '../logger.ts';
+import type { Logger } from '../platform/logger.ts';
 import type { WorkerMetrics } from '../metrics/workerMetrics.ts';
-import type { Redis } from '../redis.ts';
-import { isPostgresUnavailable, isTransactionConflict } from '../dependencyErrors.ts';
-import { CHANNELS, type Channel } from '../notification.ts';
-import { claimBatch, type BatchClaim, type InboxDelivery } from '../repository/batchClaim.ts';
-import { releaseClaim, type Claim, type ClaimedNotification } from '../repository/lifecycle.ts';
+import type { Redis } from '../platform/redis.ts';
+import { isPostgresUnavailable, isTransactionConflict } from '../platform/dependencyErrors.ts';
+import { CHANNELS, type Channel } from '../domain/notification.ts';
+import { claimBatch, type BatchClaim, type InboxDelivery } from '../repository/claims.ts';
+import { releaseClaim, type Claim, type ClaimedNotification } from '../repository/claims.ts';
 import { CompletionBatcher } from './completionBatcher.ts';
 import { deliverClaimed, type AttemptDeps } from './deliveryAttempt.ts';
 

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import webpush from 'web-push';
-import type { QueueKeys } from '../../internal/queue.ts';
+import type { QueueKeys } from '../../internal/queue/notificationQueue.ts';
 import { storedAttempts } from '../support/notifications.ts';
 import type { PushService, SubscriptionJson } from '../support/pushService.ts';
 import { header, type TestSmtpServer } from '../support/smtpServer.ts';

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Sql } from '../../internal/database.ts';
+import type { Sql } from '../../internal/platform/database.ts';
 import { serviceEnv, testQueueKeys } from '../support/testEnvironment.ts';
 import { isRunning, TestScope } from '../support/testScope.ts';
 import type { LogLine } from '../support/serviceProcess.ts';

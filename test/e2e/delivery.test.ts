@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Webhook, WebhookVerificationError } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { Sql } from '../../internal/database.ts';
+import type { Sql } from '../../internal/platform/database.ts';
 import { postNotification, statusReached, storedAttempts } from '../support/notifications.ts';
 import type { ServiceProcess } from '../support/serviceProcess.ts';
 import { serviceEnv, testQueueKeys } from '../support/testEnvironment.ts';

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { Sql } from '../../internal/database.ts';
+import type { Sql } from '../../internal/platform/database.ts';
 import { serviceEnv, testQueueKeys, type TestDatabase } from '../support/testEnvironment.ts';
 import { isRunning, TestScope, type RunningWorker } from '../support/testScope.ts';
 import { waitFor } from '../support/waitFor.ts';

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished } from 'vitest';
-import type { Sql } from '../../internal/database.ts';
+import type { Sql } from '../../internal/platform/database.ts';
 import { postNotification, statusReached } from '../support/notifications.ts';
 import { freePort, serviceEnv, testQueueKeys } from '../support/testEnvironment.ts';
 import { TestScope } from '../support/testScope.ts';

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { QueueKeys } from '../../internal/queue.ts';
+import type { QueueKeys } from '../../internal/queue/notificationQueue.ts';
 import { runScript, type ServiceProcess } from '../support/serviceProcess.ts';
 import { serviceEnv, testQueueKeys, type TestDatabase } from '../support/testEnvironment.ts';
 import { TestScope } from '../support/testScope.ts';

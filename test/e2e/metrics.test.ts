@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApiKey } from '../../internal/apiKeys.ts';
-import type { Stats } from '../../internal/statsService.ts';
+import { createApiKey } from '../../internal/service/apiKeyService.ts';
+import type { Stats } from '../../internal/service/statsService.ts';
 import { byLabels, parseMetrics, valueOf, type Sample } from '../support/metricsText.ts';
 import { serviceEnv, testQueueKeys, type TestDatabase } from '../support/testEnvironment.ts';
 import { TestScope } from '../support/testScope.ts';

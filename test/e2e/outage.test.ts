@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Sql } from '../../internal/database.ts';
+import type { Sql } from '../../internal/platform/database.ts';
 import { serviceEnv, testQueueKeys, testRedisUrl } from '../support/testEnvironment.ts';
 import { isRunning, TestScope } from '../support/testScope.ts';
 import type { LogLine } from '../support/serviceProcess.ts';

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createApiKey } from '../../internal/apiKeys.ts';
+import { createApiKey } from '../../internal/service/apiKeyService.ts';
 import { serviceEnv, testQueueKeys } from '../support/testEnvironment.ts';
 import { TestScope } from '../support/testScope.ts';
 

@@ -5,9 +5,9 @@ import { readdir } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { MIGRATIONS_DIR } from '../../internal/migrate.ts';
-import type { QueueKeys } from '../../internal/queue.ts';
-import { connectDatabase } from '../../internal/database.ts';
+import { MIGRATIONS_DIR } from '../../internal/platform/migrations.ts';
+import type { QueueKeys } from '../../internal/queue/notificationQueue.ts';
+import { connectDatabase } from '../../internal/platform/database.ts';
 import { runScript, ServiceProcess } from '../support/serviceProcess.ts';
 import {
   connectTestRedis,

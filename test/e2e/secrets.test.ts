@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import webpush from 'web-push';
-import { createApiKey } from '../../internal/apiKeys.ts';
-import { issueToken } from '../../internal/endUserToken.ts';
+import { createApiKey } from '../../internal/service/apiKeyService.ts';
+import { issueToken } from '../../internal/service/endUserToken.ts';
 import { serviceEnv, testQueueKeys, type TestDatabase } from '../support/testEnvironment.ts';
 import { TestScope, type RunningWorker } from '../support/testScope.ts';
 import { TwilioServer } from '../support/twilioServer.ts';

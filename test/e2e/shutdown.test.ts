@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { QueueKeys } from '../../internal/queue.ts';
+import type { QueueKeys } from '../../internal/queue/notificationQueue.ts';
 import type { ServiceProcess } from '../support/serviceProcess.ts';
 import { serviceEnv, testQueueKeys, type TestDatabase } from '../support/testEnvironment.ts';
 import { TestScope } from '../support/testScope.ts';

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createApiKey } from '../../internal/apiKeys.ts';
-import type { Channel } from '../../internal/notification.ts';
-import { claimNotification, recordFailure } from '../../internal/repository/lifecycle.ts';
+import { createApiKey } from '../../internal/service/apiKeyService.ts';
+import type { Channel } from '../../internal/domain/notification.ts';
+import { claimNotification, recordFailure } from '../../internal/repository/completions.ts';
 import { runScript } from '../support/serviceProcess.ts';
 import { connectTestRedis, createTestDatabase, serviceEnv, type TestDatabase } from '../support/testEnvironment.ts';
 import { buildApi, insertPending, rowOf, sendJson, type TestApi } from './helpers.ts';

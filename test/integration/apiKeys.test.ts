@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApiKey } from '../../internal/apiKeys.ts';
+import { createApiKey } from '../../internal/service/apiKeyService.ts';
 import { revokeApiKey } from '../../internal/repository/apiKeys.ts';
-import { issueToken } from '../../internal/endUserToken.ts';
+import { issueToken } from '../../internal/service/endUserToken.ts';
 import { createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
 import { buildApi, countNotifications, type TestApi } from './helpers.ts';
 

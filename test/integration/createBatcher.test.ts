@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CreateBatcher } from '../../internal/createBatcher.ts';
-import { connectDatabase, type Sql } from '../../internal/database.ts';
-import { runWithDeadline } from '../../internal/deadline.ts';
-import { UnavailableError } from '../../internal/errors.ts';
-import type { NotificationJson, NotificationRow } from '../../internal/notification.ts';
-import { NotificationQueue } from '../../internal/queue.ts';
-import type { Redis } from '../../internal/redis.ts';
+import { CreateBatcher } from '../../internal/service/notificationInsertBatcher.ts';
+import { connectDatabase, type Sql } from '../../internal/platform/database.ts';
+import { runWithDeadline } from '../../internal/platform/deadline.ts';
+import { UnavailableError } from '../../internal/domain/errors.ts';
+import type { NotificationJson, NotificationRow } from '../../internal/domain/notification.ts';
+import { NotificationQueue } from '../../internal/queue/notificationQueue.ts';
+import type { Redis } from '../../internal/platform/redis.ts';
 import { createTestDatabase, testQueueKeys, type TestDatabase } from '../support/testEnvironment.ts';
 import { waitFor } from '../support/waitFor.ts';
 import { buildApi, closedPort, connectReadyRedis, newNotification, silentLogger } from './helpers.ts';

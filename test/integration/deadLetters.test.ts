@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { listDeadLetters, purgeDeadLetters, replayDeadLetters, sendToDeadLetters } from '../../internal/deadLetters.ts';
-import { NotificationQueue, type QueueKeys } from '../../internal/queue.ts';
-import type { Redis } from '../../internal/redis.ts';
+import { listDeadLetters, purgeDeadLetters, replayDeadLetters, sendToDeadLetters } from '../../internal/service/deadLetters.ts';
+import { NotificationQueue, type QueueKeys } from '../../internal/queue/notificationQueue.ts';
+import type { Redis } from '../../internal/platform/redis.ts';
 import { connectTestRedis, createTestDatabase, testQueueKeys, type TestDatabase } from '../support/testEnvironment.ts';
 import { connectReadyRedis, insertPending, rowOf } from './helpers.ts';
 

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectDatabase, type Sql } from '../../internal/database.ts';
-import { runWithDeadline } from '../../internal/deadline.ts';
-import { UnavailableError } from '../../internal/errors.ts';
+import { connectDatabase, type Sql } from '../../internal/platform/database.ts';
+import { runWithDeadline } from '../../internal/platform/deadline.ts';
+import { UnavailableError } from '../../internal/domain/errors.ts';
 import { insertNotification, type InsertResult } from '../../internal/repository/notifications.ts';
 import { connectTestRedis, createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
 import { waitFor } from '../support/waitFor.ts';

@@ -1,8 +1,8 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { EmailChannel, type EmailOptions } from '../../internal/channels/emailChannel.ts';
 import { PermanentDeliveryError } from '../../internal/channels/permanentDeliveryError.ts';
-import { ValidationError } from '../../internal/errors.ts';
-import type { NotificationRow } from '../../internal/notification.ts';
+import { ValidationError } from '../../internal/domain/errors.ts';
+import type { NotificationRow } from '../../internal/domain/notification.ts';
 import { claimedRow } from '../support/notificationRow.ts';
 import { header, SilentServer, TestSmtpServer, type TestSmtpServerOptions } from '../support/smtpServer.ts';
 import { closedPort } from './helpers.ts';

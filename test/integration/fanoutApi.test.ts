@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import webpush from 'web-push';
-import { connectDatabase } from '../../internal/database.ts';
-import type { NotificationRow } from '../../internal/notification.ts';
+import { connectDatabase } from '../../internal/platform/database.ts';
+import type { NotificationRow } from '../../internal/domain/notification.ts';
 import { FanoutRunner } from '../../internal/worker/fanoutRunner.ts';
 import { PushService } from '../support/pushService.ts';
 import { connectTestRedis, createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';

@@ -2,10 +2,10 @@ import type { ResponseConfig } from '@asteasolutions/zod-to-openapi';
 import type { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
-import { createApiKey } from '../../internal/apiKeys.ts';
-import { issueToken } from '../../internal/endUserToken.ts';
+import { createApiKey } from '../../internal/service/apiKeyService.ts';
+import { issueToken } from '../../internal/service/endUserToken.ts';
 import { errorBodySchema } from '../../internal/http/errorHandler.ts';
-import { apiRegistry } from '../../internal/http/openapi.ts';
+import { apiRegistry } from '../../internal/http/openapi/openapi.ts';
 import { storeInInbox } from '../../internal/repository/inbox.ts';
 import { fuzzSeed, Random } from '../support/fuzzRandom.ts';
 import {

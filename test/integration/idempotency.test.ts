@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectDatabase } from '../../internal/database.ts';
-import { NotificationQueue } from '../../internal/queue.ts';
+import { connectDatabase } from '../../internal/platform/database.ts';
+import { NotificationQueue } from '../../internal/queue/notificationQueue.ts';
 import { Sweeper } from '../../internal/worker/sweeper.ts';
 import { connectTestRedis, createTestDatabase, testQueueKeys, type TestDatabase } from '../support/testEnvironment.ts';
 import { buildApi, silentLogger, type TestApi } from './helpers.ts';

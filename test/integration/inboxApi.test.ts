@@ -1,9 +1,10 @@
 import { sign } from 'hono/jwt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { issueToken } from '../../internal/endUserToken.ts';
-import type { InboxItemJson } from '../../internal/inboxEvents.ts';
+import { issueToken } from '../../internal/service/endUserToken.ts';
+import type { InboxItemJson } from '../../internal/queue/inboxPublisher.ts';
 import { storeInInbox, type InboxItem } from '../../internal/repository/inbox.ts';
-import { claimKey, claimNotifications, markSentMany } from '../../internal/repository/lifecycle.ts';
+import { claimKey } from '../../internal/repository/claims.ts';
+import { claimNotifications, markSentMany } from '../../internal/repository/completions.ts';
 import { createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
 import { buildApi, insertPending, type TestApi } from './helpers.ts';
 

@@ -1,12 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { register } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createApiKey } from '../../internal/apiKeys.ts';
-import { createChannels } from '../../internal/channels/channels.ts';
-import { parseConfig } from '../../internal/config.ts';
+import { createApiKey } from '../../internal/service/apiKeyService.ts';
+import { createChannels } from '../../internal/channels/channelRegistry.ts';
+import { parseConfig } from '../../internal/platform/config.ts';
 import { WorkerMetrics } from '../../internal/metrics/workerMetrics.ts';
-import { connectBlockingRedis, connectRedis } from '../../internal/redis.ts';
-import type { Stats } from '../../internal/statsService.ts';
+import { connectBlockingRedis, connectRedis } from '../../internal/platform/redis.ts';
+import type { Stats } from '../../internal/service/statsService.ts';
 import { Sweeper } from '../../internal/worker/sweeper.ts';
 import { Worker } from '../../internal/worker/worker.ts';
 import { byLabels, parseMetrics, valueOf, type Sample } from '../support/metricsText.ts';

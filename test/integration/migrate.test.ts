@@ -3,8 +3,8 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { connectDatabase, ensureDatabase, type Sql } from '../../internal/database.ts';
-import { migrate, MIGRATIONS_DIR } from '../../internal/migrate.ts';
+import { connectDatabase, ensureDatabase, type Sql } from '../../internal/platform/database.ts';
+import { migrate, MIGRATIONS_DIR } from '../../internal/platform/migrations.ts';
 import { withDatabase } from '../support/globalSetup.ts';
 
 const created: string[] = [];

@@ -5,7 +5,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { MAX_BODY_BYTES, readJson } from '../../internal/http/jsonBody.ts';
+import { MAX_BODY_BYTES, readJson } from '../../internal/http/request/jsonBody.ts';
 import { createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
 import { waitFor } from '../support/waitFor.ts';
 import { buildApi, countNotifications, type TestApi } from './helpers.ts';

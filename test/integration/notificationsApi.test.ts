@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InAppChannel } from '../../internal/channels/inAppChannel.ts';
-import { connectDatabase } from '../../internal/database.ts';
-import { MAX_BODY_BYTES } from '../../internal/http/jsonBody.ts';
-import { MAX_DATA_DEPTH, type NotificationRow } from '../../internal/notification.ts';
-import { connectRedis } from '../../internal/redis.ts';
+import { connectDatabase } from '../../internal/platform/database.ts';
+import { MAX_BODY_BYTES } from '../../internal/http/request/jsonBody.ts';
+import { MAX_DATA_DEPTH, type NotificationRow } from '../../internal/domain/notification.ts';
+import { connectRedis } from '../../internal/platform/redis.ts';
 import { connectTestRedis, createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
 import { buildApi, closedPort, connectReadyRedis, countNotifications, rowOf, type TestApi } from './helpers.ts';
 

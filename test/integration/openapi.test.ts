@@ -3,14 +3,14 @@ import type { ResponseConfig, RouteConfig, ZodMediaTypeObject } from '@asteasolu
 import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
-import { issueToken } from '../../internal/endUserToken.ts';
-import { listQuerySchema, replaySchema } from '../../internal/http/adminRoutes.ts';
-import { devTokenRequestSchema } from '../../internal/http/devRoutes.ts';
-import { inboxPageQuerySchema } from '../../internal/http/inboxQuery.ts';
-import { apiRegistry } from '../../internal/http/openapi.ts';
-import { createNotificationSchema } from '../../internal/notification.ts';
-import { preferencesSchema, recipientProfileSchema } from '../../internal/recipient.ts';
-import { topicSubscribersSchema } from '../../internal/topic.ts';
+import { issueToken } from '../../internal/service/endUserToken.ts';
+import { listQuerySchema, replaySchema } from '../../internal/http/routes/adminRoutes.ts';
+import { devTokenRequestSchema } from '../../internal/http/routes/devRoutes.ts';
+import { inboxPageQuerySchema } from '../../internal/http/request/inboxQuery.ts';
+import { apiRegistry } from '../../internal/http/openapi/openapi.ts';
+import { createNotificationSchema } from '../../internal/domain/notification.ts';
+import { preferencesSchema, recipientProfileSchema } from '../../internal/domain/recipient.ts';
+import { topicSubscribersSchema } from '../../internal/domain/topic.ts';
 import { createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
 import { buildApi, insertPending, type TestApi } from './helpers.ts';
 

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createApiKey } from '../../internal/apiKeys.ts';
+import { createApiKey } from '../../internal/service/apiKeyService.ts';
 import { createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
 import { waitFor } from '../support/waitFor.ts';
 import { buildApi, countNotifications, type TestApi } from './helpers.ts';

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { parseConfig } from '../../internal/config.ts';
-import { NotificationQueue } from '../../internal/queue.ts';
-import type { Redis } from '../../internal/redis.ts';
+import { parseConfig } from '../../internal/platform/config.ts';
+import { NotificationQueue } from '../../internal/queue/notificationQueue.ts';
+import type { Redis } from '../../internal/platform/redis.ts';
 import { listInbox, storeInInbox } from '../../internal/repository/inbox.ts';
 import { deleteExpiredNotifications } from '../../internal/repository/retention.ts';
 import { Sweeper } from '../../internal/worker/sweeper.ts';

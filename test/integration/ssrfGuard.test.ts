@@ -7,8 +7,8 @@ import tls from 'node:tls';
 import { afterAll, afterEach, assert, beforeAll, describe, expect, it } from 'vitest';
 import { PermanentDeliveryError } from '../../internal/channels/permanentDeliveryError.ts';
 import { WebhookChannel, type WebhookOptions } from '../../internal/channels/webhookChannel.ts';
-import type { LookupAll } from '../../internal/channels/webhookTarget.ts';
-import type { NotificationRow } from '../../internal/notification.ts';
+import type { LookupAll } from '../../internal/channels/transport/addressPolicy.ts';
+import type { NotificationRow } from '../../internal/domain/notification.ts';
 import { claimedRow } from '../support/notificationRow.ts';
 
 /**

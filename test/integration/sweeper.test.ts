@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { connectDatabase, type Sql } from '../../internal/database.ts';
-import { NotificationQueue, type QueueKeys } from '../../internal/queue.ts';
-import type { Redis } from '../../internal/redis.ts';
-import { claimNotification } from '../../internal/repository/lifecycle.ts';
+import { connectDatabase, type Sql } from '../../internal/platform/database.ts';
+import { NotificationQueue, type QueueKeys } from '../../internal/queue/notificationQueue.ts';
+import type { Redis } from '../../internal/platform/redis.ts';
+import { claimNotification } from '../../internal/repository/completions.ts';
 import { Sweeper } from '../../internal/worker/sweeper.ts';
 import { connectTestRedis, createTestDatabase, testQueueKeys, type TestDatabase } from '../support/testEnvironment.ts';
 import { attemptsOf, connectReadyRedis, insertPending, rowOf, silentLogger } from './helpers.ts';

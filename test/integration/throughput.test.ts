@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createApiKey } from '../../internal/apiKeys.ts';
-import type { Sql } from '../../internal/database.ts';
+import { createApiKey } from '../../internal/service/apiKeyService.ts';
+import type { Sql } from '../../internal/platform/database.ts';
 import { createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
 import { buildApi, type TestApi } from './helpers.ts';
 

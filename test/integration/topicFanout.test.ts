@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { connectDatabase, type Sql } from '../../internal/database.ts';
-import type { Channel, NotificationRow } from '../../internal/notification.ts';
-import { NotificationQueue, type QueueKeys } from '../../internal/queue.ts';
-import type { Redis } from '../../internal/redis.ts';
+import { connectDatabase, type Sql } from '../../internal/platform/database.ts';
+import type { Channel, NotificationRow } from '../../internal/domain/notification.ts';
+import { NotificationQueue, type QueueKeys } from '../../internal/queue/notificationQueue.ts';
+import type { Redis } from '../../internal/platform/redis.ts';
 import {
   advanceTopicFanout,
   claimRunningFanout,

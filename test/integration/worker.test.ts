@@ -1,12 +1,12 @@
 import { pino } from 'pino';
 import postgres from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createChannels } from '../../internal/channels/channels.ts';
-import { parseConfig } from '../../internal/config.ts';
-import { connectDatabase, type Sql } from '../../internal/database.ts';
-import { NotificationQueue, type QueueKeys } from '../../internal/queue.ts';
-import { connectBlockingRedis, type Redis } from '../../internal/redis.ts';
-import { claimNotification } from '../../internal/repository/lifecycle.ts';
+import { createChannels } from '../../internal/channels/channelRegistry.ts';
+import { parseConfig } from '../../internal/platform/config.ts';
+import { connectDatabase, type Sql } from '../../internal/platform/database.ts';
+import { NotificationQueue, type QueueKeys } from '../../internal/queue/notificationQueue.ts';
+import { connectBlockingRedis, type Redis } from '../../internal/platform/redis.ts';
+import { claimNotification } from '../../internal/repository/completions.ts';
 import { deliverClaimed } from '../../internal/worker/deliveryAttempt.ts';
 import { Sweeper } from '../../internal/worker/sweeper.ts';
 import { Worker } from '../../internal/worker/worker.ts';

@@ -1,5 +1,5 @@
 import { sign } from 'hono/jwt';
-import { issueToken } from '../../internal/endUserToken.ts';
+import { issueToken } from '../../internal/service/endUserToken.ts';
 import { fromSchema, requestBody, topicKey, userId } from './fuzzBodies.ts';
 import { fromAlphabet, fuzzDateTime, fuzzKey, fuzzString, fuzzUuid, type Random } from './fuzzRandom.ts';
 

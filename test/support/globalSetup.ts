@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { TestProject } from 'vitest/node';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
-import { migrate } from '../../internal/migrate.ts';
+import { migrate } from '../../internal/platform/migrations.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {

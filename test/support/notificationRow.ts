@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { NotificationRow } from '../../internal/notification.ts';
+import type { NotificationRow } from '../../internal/domain/notification.ts';
 
 /** A notification as a worker holds it after claiming it, for calling a channel's `deliver` directly. */
 export function claimedRow(fields: Partial<NotificationRow> & Pick<NotificationRow, 'type'>): NotificationRow {

@@ -1,4 +1,4 @@
-import type { Sql } from '../../internal/database.ts';
+import type { Sql } from '../../internal/platform/database.ts';
 
 export interface CreatedNotification {
   id: string;

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { inject } from 'vitest';
 import { Redis } from 'ioredis';
-import { connectDatabase, type Sql } from '../../internal/database.ts';
-import type { QueueKeys } from '../../internal/queue.ts';
+import { connectDatabase, type Sql } from '../../internal/platform/database.ts';
+import type { QueueKeys } from '../../internal/queue/notificationQueue.ts';
 import { withDatabase } from './globalSetup.ts';
 
 export interface TestDatabase {

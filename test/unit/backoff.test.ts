@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { retryDelayMs } from '../../internal/backoff.ts';
+import { retryDelayMs } from '../../internal/domain/backoff.ts';
 
 const policy = { baseMs: 1000, maxMs: 300_000 };
 const lowest = () => 0;

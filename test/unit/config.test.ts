@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from '../../internal/config.ts';
+import { ConfigError, parseConfig } from '../../internal/platform/config.ts';
 
 function configError(env: Record<string, string | undefined>): ConfigError {
   try {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseRetryAfter } from '../../internal/channels/retryAfter.ts';
+import { parseRetryAfter } from '../../internal/channels/transport/retryAfter.ts';
 
 const now = Date.parse('2025-03-10T12:00:00Z');
 

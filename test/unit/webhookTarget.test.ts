@@ -1,8 +1,8 @@
 import type { LookupAddress, LookupAllOptions, LookupOptions } from 'node:dns';
 import type { LookupFunction } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { NonPublicAddressError, nonPublicAddressIn } from '../../internal/channels/nonPublicAddressError.ts';
-import { guardedLookup, isPublicAddress, literalAddress, type LookupAll } from '../../internal/channels/webhookTarget.ts';
+import { NonPublicAddressError, nonPublicAddressIn } from '../../internal/channels/transport/nonPublicAddressError.ts';
+import { guardedLookup, isPublicAddress, literalAddress, type LookupAll } from '../../internal/channels/transport/addressPolicy.ts';
 
 describe('isPublicAddress', () => {
   it.each([

@@ -1,0 +1,12 @@
+import { Hono } from 'hono';
+import type { Sql } from '../../platform/database.ts';
+import { getFanout } from '../../service/fanoutService.ts';
+import { fanoutJson } from '../request/fanoutJson.ts';
+import { uuidParam } from '../request/pathParams.ts';
+
+/** `GET /fanouts/:id`: how far a fan-out got and where its notifications are. */
+export function fanoutRoutes(deps: { sql: Sql; requestTimeoutMs: number }): Hono {
+  const app = new Hono();
+  app.get('/:id', async (c) => c.json(fanoutJson(await getFanout(deps, uuidParam(c.req.param('id'), 'fan-out')))));
+  return app;
+}

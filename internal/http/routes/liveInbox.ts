@@ -1,0 +1,151 @@
+import type { Context } from 'hono';
+import { streamSSE, type SSEStreamingApi } from 'hono/streaming';
+import type { UpgradeWebSocket, WSContext } from 'hono/ws';
+import type { WebSocket } from 'ws';
+import type { Sql } from '../../platform/database.ts';
+import type { InboxHub } from '../../queue/inboxHub.ts';
+import { InboxSession, type InboxEvent, type InboxSink } from '../../service/inboxSession.ts';
+import type { Logger } from '../../platform/logger.ts';
+
+/** Bytes a WebSocket client may leave unread before it is dropped (it resumes from its last seq). */
+const MAX_UNREAD_BYTES = 1024 * 1024;
+/** Server-Sent Events a client may leave unwritten before it is dropped. */
+const MAX_UNWRITTEN_EVENTS = 1000;
+
+export interface LiveInboxDeps {
+  sql: Sql;
+  hub: InboxHub;
+  logger: Logger;
+  heartbeatMs: number;
+}
+
+/**
+ * The open live connections of this process, so a stopping API can close them (clients reconnect
+ * to another instance and resume) instead of waiting for them to end.
+ */
+export class LiveConnections {
+  private readonly open = new Set<() => void>();
+
+  add(close: () => void): () => void {
+    this.open.add(close);
+    return () => this.open.delete(close);
+  }
+
+  closeAll(): void {
+    for (const close of [...this.open]) close();
+  }
+
+  get size(): number {
+    return this.open.size;
+  }
+}
+
+/**
+ * `GET /inbox/stream`: the inbox as Server-Sent Events. Each item is an `event: notification` whose
+ * `id` is its seq, so a reconnecting EventSource resumes by itself (`Last-Event-ID`). A comment
+ * line every heartbeat keeps proxies from closing an idle stream and finds dead clients.
+ */
+export function serveInboxEvents(c: Context, deps: LiveInboxDeps, live: LiveConnections, userId: string, since: number): Response {
+  return streamSSE(c, async (stream) => {
+    const ended = new Promise<void>((resolve) => stream.onAbort(resolve));
+    const sink = sseSink(stream);
+    const session = new InboxSession(deps, userId, since, sink);
+    const forget = live.add(() => sink.close('server stopping'));
+    const heartbeat = setInterval(() => {
+      if (sink.stalled()) sink.close('client stopped reading');
+      else void stream.write(': ping\n\n').catch(() => sink.close('write failed'));
+    }, deps.heartbeatMs);
+    try {
+      await session.start();
+      await ended;
+    } catch (err) {
+      deps.logger.warn({ err, userId }, 'inbox stream could not start');
+      await stream.writeSSE({ event: 'error', data: JSON.stringify({ code: 'unavailable', message: 'live inbox unavailable; retry' }) }).catch(() => {});
+    } finally {
+      clearInterval(heartbeat);
+      session.close();
+      forget();
+    }
+  });
+}
+
+function sseSink(stream: SSEStreamingApi): InboxSink & { stalled(): boolean } {
+  let unwritten = 0;
+  let unwrittenAtLastBeat = 0;
+  let writes = Promise.resolve();
+  return {
+    send(event: InboxEvent): boolean {
+      if (unwritten >= MAX_UNWRITTEN_EVENTS) return false;
+      unwritten++;
+      const message =
+        event.type === 'notification'
+          ? { event: 'notification', id: String(event.item.seq), data: JSON.stringify(event.item) }
+          : { event: 'caught_up', data: JSON.stringify({ seq: event.seq }) };
+      writes = writes.then(() => stream.writeSSE(message)).then(() => void unwritten--, () => stream.abort());
+      return true;
+    },
+    close(): void {
+      stream.abort();
+    },
+    /** True when nothing written has drained since the last heartbeat. */
+    stalled(): boolean {
+      const stalled = unwritten > 0 && unwrittenAtLastBeat > 0;
+      unwrittenAtLastBeat = unwritten;
+      return stalled;
+    },
+  };
+}
+
+/**
+ * `GET /inbox/ws`: the inbox over a WebSocket, one JSON message per event. Pings every heartbeat;
+ * a client that has not answered the previous one is cut off.
+ */
+export function inboxWebSocket(
+  upgradeWebSocket: UpgradeWebSocket<WebSocket>,
+  deps: LiveInboxDeps,
+  live: LiveConnections,
+  connection: (c: Context) => { userId: string; since: number },
+) {
+  return upgradeWebSocket((c) => {
+    const { userId, since } = connection(c);
+    let session: InboxSession | undefined;
+    let heartbeat: NodeJS.Timeout | undefined;
+    let forget = () => {};
+    return {
+      onOpen(_event, ws) {
+        const socket = ws.raw!;
+        session = new InboxSession(deps, userId, since, webSocketSink(ws, socket));
+        forget = live.add(() => ws.close(1001, 'server stopping'));
+        let alive = true;
+        socket.on('pong', () => (alive = true));
+        heartbeat = setInterval(() => {
+          if (!alive) return socket.terminate();
+          alive = false;
+          socket.ping();
+        }, deps.heartbeatMs);
+        session.start().catch((err: unknown) => {
+          deps.logger.warn({ err, userId }, 'inbox websocket could not start');
+          ws.close(1013, 'live inbox unavailable; retry');
+        });
+      },
+      onClose() {
+        clearInterval(heartbeat);
+        session?.close();
+        forget();
+      },
+    };
+  });
+}
+
+function webSocketSink(ws: WSContext<WebSocket>, socket: WebSocket): InboxSink {
+  return {
+    send(event: InboxEvent): boolean {
+      if (socket.bufferedAmount > MAX_UNREAD_BYTES) return false;
+      ws.send(JSON.stringify(event));
+      return true;
+    },
+    close(reason: string): void {
+      ws.close(1013, reason);
+    },
+  };
+}

@@ -1,0 +1,75 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import type { Sql } from '../platform/database.ts';
+import { ForbiddenError, UnauthorizedError } from '../domain/errors.ts';
+import { findLiveApiKey, insertApiKey, touchApiKeys, type ApiKeyRow, type Scope } from '../repository/apiKeys.ts';
+
+/** Keys look like `hk_<43 characters>`: 256 random bits, URL-safe base64. */
+const KEY_PREFIX = 'hk_';
+const SHOWN_CHARACTERS = 11;
+
+export function hashApiKey(key: string): string {
+  return createHash('sha256').update(key).digest('hex');
+}
+
+/** Creates a key; the key itself is in the answer only, never stored. */
+export async function createApiKey(sql: Sql, name: string, scopes: Scope[]): Promise<{ key: string; row: ApiKeyRow }> {
+  const key = `${KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
+  const row = await insertApiKey(sql, { id: randomUUID(), name, keyHash: hashApiKey(key), prefix: key.slice(0, SHOWN_CHARACTERS), scopes });
+  return { key, row };
+}
+
+/** How long a key's check is remembered: a revoked key stops working within this time. */
+const CACHE_TTL_MS = 10_000;
+/** Keys remembered at most; past it the memory starts over, so a flood of bad keys cannot grow it. */
+const CACHE_MAX_ENTRIES = 10_000;
+/** How often last_used_at is written for the keys used since. */
+const TOUCH_INTERVAL_MS = 60_000;
+
+interface Remembered {
+  key: ApiKeyRow | undefined;
+  until: number;
+}
+
+/**
+ * Checks producers' API keys against PostgreSQL, remembering each answer for a few seconds so a
+ * busy API does not add a query to every request. Keys are compared by their SHA-256, never stored.
+ */
+export class ApiKeyVerifier {
+  private readonly remembered = new Map<string, Remembered>();
+  private readonly used = new Set<string>();
+  private lastTouch = Date.now();
+
+  constructor(private readonly sql: Sql) {}
+
+  /** The key's row when it is live and carries `scope`; 401 when it is not a live key, 403 when it lacks the scope. */
+  async authorize(key: string | undefined, scope: Scope): Promise<ApiKeyRow> {
+    if (!key) throw new UnauthorizedError('send an API key as "Authorization: Bearer <key>" (create one with npm run apikey -- create NAME)');
+    const row = await this.lookup(key);
+    if (!row) throw new UnauthorizedError('API key not recognised, or revoked');
+    if (!row.scopes.includes(scope) && !row.scopes.includes('admin')) {
+      throw new ForbiddenError(`API key "${row.name}" lacks the "${scope}" scope (it has ${row.scopes.join(', ')})`);
+    }
+    this.noteUse(row.id);
+    return row;
+  }
+
+  private async lookup(key: string): Promise<ApiKeyRow | undefined> {
+    const hash = hashApiKey(key);
+    const now = Date.now();
+    const cached = this.remembered.get(hash);
+    if (cached && cached.until > now) return cached.key;
+    const row = await findLiveApiKey(this.sql, hash);
+    if (this.remembered.size >= CACHE_MAX_ENTRIES) this.remembered.clear();
+    this.remembered.set(hash, { key: row, until: now + CACHE_TTL_MS });
+    return row;
+  }
+
+  private noteUse(id: string): void {
+    this.used.add(id);
+    if (Date.now() - this.lastTouch < TOUCH_INTERVAL_MS) return;
+    this.lastTouch = Date.now();
+    const ids = [...this.used];
+    this.used.clear();
+    touchApiKeys(this.sql, ids).catch(() => {});
+  }
+}

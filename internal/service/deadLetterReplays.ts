@@ -1,0 +1,67 @@
+import { z } from 'zod';
+import type { Sql } from '../platform/database.ts';
+import { failedIdBatches, type DeadLetterFilter } from './deadLetterSearch.ts';
+import { replayDeadLetters } from './deadLetters.ts';
+import type { NotificationQueue } from '../queue/notificationQueue.ts';
+import { insertReplayRecord } from '../repository/deadLetterReplays.ts';
+
+/** Ids replayed per statement, so a large replay neither holds many locks nor builds huge commands. */
+export const REPLAY_BATCH_SIZE = 500;
+
+/** What to replay: these ids, or every FAILED row matching a filter (an empty filter: all of them). */
+export type ReplaySelection = { ids: string[] } | { all: true; filter: DeadLetterFilter };
+
+/** `POST /admin/dead-letters/replay`; the OpenAPI document is generated from this schema. */
+export const replaySummarySchema = z
+  .object({
+    replay_id: z.guid().meta({ description: 'the dead_letter_replays row recording this replay' }),
+    dry_run: z.boolean(),
+    replayed: z.int().min(0).meta({ description: 'put back to PENDING and queued (on a dry run: would have been)' }),
+    skipped: z.int().min(0).meta({ description: 'selected but not FAILED by the time their batch came: unknown, or replayed already' }),
+  })
+  .meta({ id: 'ReplaySummary' });
+
+export type ReplaySummary = z.infer<typeof replaySummarySchema>;
+
+/**
+ * Replays dead letters in batches of REPLAY_BATCH_SIZE through `replayDeadLetters`, then records
+ * the replay with what was asked and how many went back. A replay cut short by an error is recorded
+ * with the count it reached (when PostgreSQL still answers) before the error is passed on; sending
+ * the same request again replays the rest, since what went back is no longer FAILED.
+ */
+export async function replayAndRecord(
+  deps: { sql: Sql; queue: NotificationQueue },
+  selection: ReplaySelection,
+  options: { dryRun: boolean; requestedBy: string },
+): Promise<ReplaySummary> {
+  let replayed = 0;
+  let skipped = 0;
+  const batches = 'ids' in selection ? slices([...new Set(selection.ids)], REPLAY_BATCH_SIZE) : failedIdBatches(deps.sql, selection.filter, REPLAY_BATCH_SIZE);
+  try {
+    for await (const ids of batches) {
+      const result = await replayDeadLetters(deps.sql, deps.queue, ids, options.dryRun);
+      replayed += result.replayed.length;
+      skipped += result.skipped.length;
+    }
+  } catch (err) {
+    // The batches before the failing one did go back: that is recorded before the error goes on.
+    await recordReplay(deps.sql, selection, { ...options, count: replayed }).catch(() => {});
+    throw err;
+  }
+  const replayId = await recordReplay(deps.sql, selection, { ...options, count: replayed });
+  return { replay_id: replayId, dry_run: options.dryRun, replayed, skipped };
+}
+
+/** Writes the dead_letter_replays row; `filter` is `{ids}` or `{all: true, ...filters}`. */
+export async function recordReplay(
+  sql: Sql,
+  selection: ReplaySelection | { all: true; list: string },
+  record: { requestedBy: string; dryRun: boolean; count: number },
+): Promise<string> {
+  const filter = 'ids' in selection ? { ids: selection.ids } : 'list' in selection ? selection : { all: true, ...selection.filter };
+  return insertReplayRecord(sql, { requestedBy: record.requestedBy, filter, count: record.count, dryRun: record.dryRun });
+}
+
+function* slices<T>(items: T[], size: number): Generator<T[]> {
+  for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
+}

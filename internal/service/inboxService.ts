@@ -1,0 +1,50 @@
+import { z } from 'zod';
+import type { Sql } from '../platform/database.ts';
+import { runWithDeadline } from '../platform/deadline.ts';
+import { NotFoundError } from '../domain/errors.ts';
+import { inboxItemJsonSchema, toInboxItemJson } from '../queue/inboxPublisher.ts';
+import { archive, countUnread, listInbox, markAllRead, markRead, type InboxPage } from '../repository/inbox.ts';
+
+type Deps = { sql: Sql; requestTimeoutMs: number };
+
+/** A page of an inbox as `GET /inbox` and `GET /users/:id/inbox` answer it. */
+export const inboxListingSchema = z
+  .object({
+    items: z.array(inboxItemJsonSchema),
+    next_cursor: z.string().nullable().meta({ description: 'pass as `cursor` for the next (older) page; null on the last page' }),
+    unread: z.int().min(0),
+  })
+  .meta({ id: 'InboxPage' });
+
+export type InboxListing = z.infer<typeof inboxListingSchema>;
+
+/** A page of a user's inbox, newest first, with the unread count. */
+export async function readInbox(deps: Deps, userId: string, page: InboxPage): Promise<InboxListing> {
+  return runWithDeadline(deps.requestTimeoutMs, async () => {
+    const [items, unread] = await Promise.all([listInbox(deps.sql, userId, page), countUnread(deps.sql, userId)]);
+    const last = items.at(-1);
+    return {
+      items: items.map(toInboxItemJson),
+      next_cursor: items.length === page.limit && last ? String(last.seq) : null,
+      unread,
+    };
+  });
+}
+
+export async function unreadCount(deps: Deps, userId: string): Promise<number> {
+  return runWithDeadline(deps.requestTimeoutMs, () => countUnread(deps.sql, userId));
+}
+
+export async function readItem(deps: Deps, userId: string, notificationId: string): Promise<void> {
+  const found = await runWithDeadline(deps.requestTimeoutMs, () => markRead(deps.sql, userId, notificationId));
+  if (!found) throw new NotFoundError(`no inbox item ${notificationId} for this user`);
+}
+
+export async function readAll(deps: Deps, userId: string): Promise<number> {
+  return runWithDeadline(deps.requestTimeoutMs, () => markAllRead(deps.sql, userId));
+}
+
+export async function archiveItem(deps: Deps, userId: string, notificationId: string): Promise<void> {
+  const found = await runWithDeadline(deps.requestTimeoutMs, () => archive(deps.sql, userId, notificationId));
+  if (!found) throw new NotFoundError(`no inbox item ${notificationId} for this user`);
+}
