@@ -1,13 +1,8 @@
 import type { Channel, NotificationRow } from '../domain/notification.ts';
+import type { ProfileAddress } from '../domain/recipient.ts';
 
 /** What a notification says, the same for every user it goes to. */
 export type NotificationContent = Pick<NotificationRow, 'title' | 'body' | 'html' | 'data'>;
-
-/**
- * Where a channel finds a user's address when a request gives no `to`: a field of the user's
- * profile (`PUT /users/:id`), or the user's push subscriptions.
- */
-export type ProfileAddress = 'email' | 'phone' | 'webhook_url' | 'push_subscriptions';
 
 /**
  * How one channel delivers. `deliver` resolves when the notification is delivered; it throws

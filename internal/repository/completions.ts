@@ -1,7 +1,8 @@
 import type { Sql } from '../platform/database.ts';
 import type { NotificationRow } from '../domain/notification.ts';
 import { claimBatch, claimKey, type Claim, type ClaimedNotification } from './claims.ts';
-import { inboxInsertion, type InboxItem } from './inbox.ts';
+import type { InboxItem } from '../domain/inboxItem.ts';
+import { inboxInsertion } from './inbox.ts';
 
 /**
  * Takes a PENDING, due notification for `workerId` until the lease runs out. Returns undefined when

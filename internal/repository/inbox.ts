@@ -1,19 +1,7 @@
 import type postgres from 'postgres';
 import type { Sql } from '../platform/database.ts';
 import type { NotificationRow } from '../domain/notification.ts';
-
-/** One item of a user's in-app inbox. `seq` numbers a user's items in the order they arrived. */
-export interface InboxItem {
-  notification_id: string;
-  user_id: string;
-  seq: number;
-  title: string | null;
-  body: string;
-  data: Record<string, unknown> | null;
-  created_at: Date;
-  read_at: Date | null;
-  archived_at: Date | null;
-}
+import type { InboxItem } from '../domain/inboxItem.ts';
 
 const ITEM_COLUMNS = ['notification_id', 'user_id', 'seq', 'title', 'body', 'data', 'created_at', 'read_at', 'archived_at'];
 

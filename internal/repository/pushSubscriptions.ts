@@ -1,11 +1,6 @@
 import type { Sql } from '../platform/database.ts';
+import type { PushSubscription } from '../domain/recipient.ts';
 
-/** A browser's Web Push subscription (the JSON of a PushSubscription, flattened). */
-export interface PushSubscription {
-  endpoint: string;
-  p256dh: string;
-  auth: string;
-}
 
 export async function listPushSubscriptions(sql: Sql, userId: string): Promise<PushSubscription[]> {
   return sql<PushSubscription[]>`

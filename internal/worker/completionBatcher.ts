@@ -1,6 +1,6 @@
 import type { Sql } from '../platform/database.ts';
 import { GroupCommit } from '../platform/groupCommit.ts';
-import type { InboxItem } from '../repository/inbox.ts';
+import type { InboxItem } from '../domain/inboxItem.ts';
 import { claimKey } from '../repository/claims.ts';
 import { markSentMany, type Completion } from '../repository/completions.ts';
 

@@ -6,7 +6,7 @@ import { sign } from 'hono/jwt';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import WebSocket from 'ws';
 import { issueToken } from '../../internal/service/endUserToken.ts';
-import type { InboxItemJson } from '../../internal/queue/inboxPublisher.ts';
+import type { InboxItemJson } from '../../internal/domain/inboxItem.ts';
 import type { InboxEvent } from '../../internal/service/inboxSession.ts';
 import { claimKey } from '../../internal/repository/claims.ts';
 import { claimNotification, markSentMany } from '../../internal/repository/completions.ts';

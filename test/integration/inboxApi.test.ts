@@ -1,8 +1,9 @@
 import { sign } from 'hono/jwt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { issueToken } from '../../internal/service/endUserToken.ts';
-import type { InboxItemJson } from '../../internal/queue/inboxPublisher.ts';
-import { storeInInbox, type InboxItem } from '../../internal/repository/inbox.ts';
+import type { InboxItemJson } from '../../internal/domain/inboxItem.ts';
+import type { InboxItem } from '../../internal/domain/inboxItem.ts';
+import { storeInInbox } from '../../internal/repository/inbox.ts';
 import { claimKey } from '../../internal/repository/claims.ts';
 import { claimNotifications, markSentMany } from '../../internal/repository/completions.ts';
 import { createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
