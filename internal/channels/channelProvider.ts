@@ -42,6 +42,12 @@ export interface ChannelProvider {
   checkContent?(content: NotificationContent): void;
   /** Unset for a channel delivered when its attempt is recorded (see `deliveredWhenRecorded`). */
   deliver?(notification: NotificationRow, signal: AbortSignal, recipient: RecipientData): Promise<DeliveryChanges | void>;
+  /**
+   * One attempt's time limit, set by a channel whose stored data the caller reads first (PUSH): the
+   * caller runs that read, `deliver` and the write-back under it, so the whole attempt stays within
+   * the limit the lease is sized for.
+   */
+  readonly attemptTimeoutMs?: number;
   /** Closes connections the provider keeps open between deliveries. */
   close?(): Promise<void> | void;
   /**

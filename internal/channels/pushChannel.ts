@@ -63,6 +63,7 @@ function isRetryableStatus(status: number): boolean {
 export class PushChannel implements ChannelProvider {
   readonly channel = 'PUSH' as const;
   readonly profileAddress = 'push_subscriptions' as const;
+  readonly attemptTimeoutMs: number;
   private readonly client: TargetClient;
 
   constructor(private readonly options: PushOptions) {
@@ -75,6 +76,7 @@ export class PushChannel implements ChannelProvider {
       throw new Error(`invalid VAPID configuration: ${describeNetworkError(err)}`, { cause: err });
     }
     this.client = new TargetClient(options);
+    this.attemptTimeoutMs = options.timeoutMs;
   }
 
   checkAddress(to: string | undefined): null {
@@ -106,7 +108,8 @@ export class PushChannel implements ChannelProvider {
     const subscriptions = recipient.pushSubscriptions ?? [];
     if (subscriptions.length === 0) throw new PermanentDeliveryError(`user ${userId} has no push subscriptions`);
     // One limit for the whole attempt: it covers DNS too, so an attempt never outlives
-    // PROVIDER_TIMEOUT_MS (and the lease).
+    // PROVIDER_TIMEOUT_MS (and the lease). The caller's reading of the subscriptions counts against
+    // the same limit (`attemptTimeoutMs`).
     return withTimeLimit(signal, this.options.timeoutMs, async (attempt) => {
       // A push message's Topic replaces an undelivered one with the same Topic (RFC 8030 §5.4): a copy
       // resent by a retry does not reach an offline device twice.

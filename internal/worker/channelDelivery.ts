@@ -2,6 +2,7 @@ import type { ChannelProvider, DeliveryChanges, RecipientData } from '../channel
 import { failureChanges } from '../channels/failureChanges.ts';
 import { PermanentDeliveryError } from '../channels/permanentDeliveryError.ts';
 import { describeNetworkError } from '../channels/transport/networkError.ts';
+import { withTimeLimit } from '../channels/transport/timeLimit.ts';
 import { untilAborted } from '../channels/transport/untilAborted.ts';
 import type { NotificationRow } from '../domain/notification.ts';
 import type { Sql } from '../platform/database.ts';
@@ -12,7 +13,8 @@ import { deletePushSubscriptions, listPushSubscriptions } from '../repository/pu
  * One delivery attempt through a channel, with the stored data around it: reads what the channel
  * needs (a PUSH user's subscriptions), delivers, and writes back what the attempt found changed
  * (removes the subscriptions found expired), whether the delivery succeeded or failed. Channels
- * hold no SQL; this is where their stored data is read and written.
+ * hold no SQL; this is where their stored data is read and written, within the channel's
+ * `attemptTimeoutMs` where it has one.
  */
 export async function deliverThroughChannel(
   sql: Sql,
@@ -21,6 +23,11 @@ export async function deliverThroughChannel(
   signal: AbortSignal,
   logger: Logger,
 ): Promise<void> {
+  const attempt = (limited: AbortSignal) => deliverWithStoredData(sql, provider, row, limited, logger);
+  return provider.attemptTimeoutMs === undefined ? attempt(signal) : withTimeLimit(signal, provider.attemptTimeoutMs, attempt);
+}
+
+async function deliverWithStoredData(sql: Sql, provider: ChannelProvider, row: NotificationRow, signal: AbortSignal, logger: Logger): Promise<void> {
   if (!provider.deliver) throw new PermanentDeliveryError(`${row.type} is delivered by its claim, not by a delivery attempt`);
   const recipient = await recipientDataFor(sql, provider, row.user_id, signal);
   let changes: DeliveryChanges | void;
