@@ -24,7 +24,7 @@ for (const client of [redis, blocking]) {
 const queue = new NotificationQueue(redis, { queue: config.QUEUE_KEY, dlq: config.DLQ_KEY });
 const policy = retryPolicyFrom(config);
 
-const channels = createChannels(config, sql);
+const channels = createChannels(config);
 const workerId = newWorkerId();
 const metrics = new WorkerMetrics(queue, workerId);
 const worker = new Worker({

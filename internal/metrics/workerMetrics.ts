@@ -1,7 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { CHANNELS, type Channel, type NotificationRow } from '../domain/notification.ts';
-import type { NotificationQueue } from '../queue/notificationQueue.ts';
-import { newProcessRegistry } from './processRegistry.ts';
+import { newProcessRegistry, type QueueLengths } from './processRegistry.ts';
 
 /** The outcomes a worker's own attempt records (the sweeper's LEASE_EXPIRED and RELEASED are not attempts that ran to an end). */
 export type AttemptOutcome = 'SENT' | 'RETRY' | 'FAILED' | 'SKIPPED';
@@ -23,7 +22,7 @@ export class WorkerMetrics {
   private readonly latencySeconds: Histogram<'channel'>;
   private readonly inFlight: Gauge;
 
-  constructor(queue: Pick<NotificationQueue, 'depth' | 'deadLetterDepth'>, workerId: string) {
+  constructor(queue: QueueLengths, workerId: string) {
     this.registry = newProcessRegistry(queue);
     const registers = [this.registry];
     const perChannel = (name: string, help: string) => {

@@ -74,7 +74,7 @@ export async function buildApi(
     sql,
     redis,
     queue,
-    channels: createChannels(config, sql),
+    channels: createChannels(config),
     logger: createLogger(config, 'api'),
     requestTimeoutMs: options.requestTimeoutMs ?? config.REQUEST_TIMEOUT_MS,
     isDraining: options.isDraining ?? (() => false),

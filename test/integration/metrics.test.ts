@@ -58,7 +58,7 @@ describe('metrics and stats', () => {
       sql: api.sql,
       queue: api.queue,
       blocking,
-      channels: createChannels(config, api.sql),
+      channels: createChannels(config),
       policy,
       leaseMs: LEASE_MS,
       concurrency: 4,

@@ -3,7 +3,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../internal/platform/config.ts';
 import { NotificationQueue } from '../../internal/queue/notificationQueue.ts';
 import type { Redis } from '../../internal/platform/redis.ts';
-import { listInbox, storeInInbox } from '../../internal/repository/inbox.ts';
+import { listInbox } from '../../internal/repository/inbox.ts';
+import { insertInboxItem } from '../support/inboxItems.ts';
 import { deleteExpiredNotifications } from '../../internal/repository/retention.ts';
 import { Sweeper } from '../../internal/worker/sweeper.ts';
 import { createTestDatabase, testQueueKeys, type TestDatabase } from '../support/testEnvironment.ts';
@@ -138,7 +139,7 @@ describe('retention of finished notifications', () => {
 
   it("leaves the user's inbox item when its IN_APP notification is deleted: read state, seq and text stay", async () => {
     const id = await aged('SENT', 31);
-    await storeInInbox(db.sql, await rowOf(db.sql, id));
+    await insertInboxItem(db.sql, await rowOf(db.sql, id));
     await db.sql`update inbox_items set read_at = now() where notification_id = ${id}`;
     const [before] = await listInbox(db.sql, 'ret-user', { limit: 10 });
 

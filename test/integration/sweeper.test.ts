@@ -2,8 +2,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { connectDatabase, type Sql } from '../../internal/platform/database.ts';
 import { NotificationQueue, type QueueKeys } from '../../internal/queue/notificationQueue.ts';
 import type { Redis } from '../../internal/platform/redis.ts';
-import { claimNotification } from '../../internal/repository/completions.ts';
 import { Sweeper } from '../../internal/worker/sweeper.ts';
+import { claimOne } from '../support/claims.ts';
 import { connectTestRedis, createTestDatabase, testQueueKeys, type TestDatabase } from '../support/testEnvironment.ts';
 import { attemptsOf, connectReadyRedis, insertPending, rowOf, silentLogger } from './helpers.ts';
 
@@ -45,9 +45,10 @@ describe('Sweeper.sweepOnce', () => {
 
   /** A notification claimed by a worker that died: its lease ran out a second ago. */
   async function claimedAndExpired(retryCount: number): Promise<string> {
-    const { id } = await insertPending(db.sql);
+    // A channel delivered by an attempt: an IN_APP notification is delivered by its claim.
+    const { id } = await insertPending(db.sql, { type: 'WEBHOOK', recipient: 'https://example.com/hook' });
     await db.sql`update notifications set retry_count = ${retryCount} where id = ${id}`;
-    expect(await claimNotification(db.sql, id, 'dead-worker', LEASE_MS)).toBeDefined();
+    expect(await claimOne(db.sql, id, 'dead-worker', LEASE_MS)).toBeDefined();
     await db.sql`update notifications set lease_expires_at = now() - interval '1 second' where id = ${id}`;
     return id;
   }
@@ -82,8 +83,8 @@ describe('Sweeper.sweepOnce', () => {
   });
 
   it('leaves a claim whose lease still holds alone', async () => {
-    const { id } = await insertPending(db.sql);
-    await claimNotification(db.sql, id, 'live-worker', LEASE_MS);
+    const { id } = await insertPending(db.sql, { type: 'WEBHOOK', recipient: 'https://example.com/hook' });
+    await claimOne(db.sql, id, 'live-worker', LEASE_MS);
     const before = await rowOf(db.sql, id);
     const result = await sweeper().sweepOnce();
     expect(result.expired).toBe(0);
@@ -147,8 +148,8 @@ describe('Sweeper.sweepOnce', () => {
   });
 
   it('never queues rows that are PROCESSING, SENT or FAILED', async () => {
-    const processing = await insertPending(db.sql);
-    await claimNotification(db.sql, processing.id, 'w', LEASE_MS);
+    const processing = await insertPending(db.sql, { type: 'WEBHOOK', recipient: 'https://example.com/hook' });
+    await claimOne(db.sql, processing.id, 'w', LEASE_MS);
     const sent = await insertPending(db.sql);
     const failed = await insertPending(db.sql);
     await db.sql`update notifications set status = 'SENT', sent_at = now() where id = ${sent.id}`;
