@@ -8,7 +8,7 @@ import { NotificationQueue, type QueueKeys } from '../../internal/queue/notifica
 import { connectBlockingRedis, type Redis } from '../../internal/platform/redis.ts';
 import { claimNotification } from '../../internal/repository/completions.ts';
 import { deliverClaimed } from '../../internal/worker/deliveryAttempt.ts';
-import { Sweeper } from '../../internal/worker/sweeper.ts';
+import { ClaimRescuer } from '../../internal/worker/maintenance/claimRescuer.ts';
 import { Worker } from '../../internal/worker/worker.ts';
 import { connectTestRedis, createTestDatabase, testQueueKeys, testRedisUrl, type TestDatabase } from '../support/testEnvironment.ts';
 import { waitFor } from '../support/waitFor.ts';
@@ -57,12 +57,12 @@ describe('delivering claimed notifications', () => {
       const { id } = await insertPending(sql, { user_id: 'inbox-owner', title: 'T', body: 'B', data: { x: 1 } });
 
       // A first worker stores the item in the inbox and dies before it records SENT; its lease runs
-      // out and the sweeper hands the notification to another attempt.
+      // out and the claim rescuer hands the notification to another attempt.
       const claimed = await claimNotification(sql, id, 'worker-died', LEASE_MS);
       await deps(keys).channels.IN_APP!.deliver(claimed!, new AbortController().signal);
       await sql`update notifications set lease_expires_at = now() - interval '1 second' where id = ${id}`;
-      const sweeper = new Sweeper({ ...deps(keys), intervalMs: 1000, logger: silentLogger() });
-      expect((await sweeper.sweepOnce()).expired).toBe(1);
+      const rescuer = new ClaimRescuer(deps(keys), 1000);
+      expect(await rescuer.run()).toEqual({ rescued: 1 });
       await sql`update notifications set available_at = now() where id = ${id}`;
 
       await deliverOnce(id, keys);
