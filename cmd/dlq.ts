@@ -1,8 +1,8 @@
-import { parseArgs } from 'node:util';
 import { connectDatabase } from '../internal/platform/database.ts';
 import { replayAndRecord, REPLAY_BATCH_SIZE } from '../internal/service/deadLetterReplays.ts';
 import { listDeadLetters, purgeDeadLetters } from '../internal/service/deadLetters.ts';
 import { loadConfigOrExit } from '../internal/platform/processLifecycle.ts';
+import { failScript, parseScriptArguments } from '../internal/platform/scriptArguments.ts';
 import { NotificationQueue } from '../internal/queue/notificationQueue.ts';
 import { connectScriptRedis } from '../internal/platform/redis.ts';
 
@@ -18,24 +18,10 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const REQUESTED_BY = 'script';
 
 function fail(message: string): never {
-  console.error(`${message}\n\n${USAGE}`);
-  process.exit(2);
+  return failScript(USAGE, message);
 }
 
-const { values, positionals } = (() => {
-  try {
-    return parseArgs({
-      allowPositionals: true,
-      options: { all: { type: 'boolean', default: false }, 'dry-run': { type: 'boolean', default: false }, help: { type: 'boolean' } },
-    });
-  } catch (err) {
-    return fail((err as Error).message);
-  }
-})();
-if (values.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
+const { values, positionals } = parseScriptArguments(USAGE, { all: { type: 'boolean', default: false }, 'dry-run': { type: 'boolean', default: false } } as const);
 const [command, ...ids] = positionals;
 const dryRun = values['dry-run'];
 const prefix = dryRun ? '[dry run] ' : '';

@@ -78,11 +78,7 @@ export async function countUnread(sql: Sql, userId: string): Promise<number> {
 
 /** Marks one item read; false when the user has no such item. Reading twice keeps the first time. */
 export async function markRead(sql: Sql, userId: string, notificationId: string): Promise<boolean> {
-  const rows = await sql`
-    update inbox_items set read_at = coalesce(read_at, now())
-    where user_id = ${userId} and notification_id = ${notificationId}
-    returning notification_id`;
-  return rows.length === 1;
+  return stampOnce(sql, userId, notificationId, 'read_at');
 }
 
 /** Marks every unread item read; returns how many. */
@@ -96,8 +92,13 @@ export async function markAllRead(sql: Sql, userId: string): Promise<number> {
 
 /** Archives one item (it leaves the list and the unread count); false when the user has no such item. */
 export async function archive(sql: Sql, userId: string, notificationId: string): Promise<boolean> {
+  return stampOnce(sql, userId, notificationId, 'archived_at');
+}
+
+/** Sets one item's timestamp column to now unless it is set already: a repeat keeps the first time. */
+async function stampOnce(sql: Sql, userId: string, notificationId: string, column: 'read_at' | 'archived_at'): Promise<boolean> {
   const rows = await sql`
-    update inbox_items set archived_at = coalesce(archived_at, now())
+    update inbox_items set ${sql(column)} = coalesce(${sql(column)}, now())
     where user_id = ${userId} and notification_id = ${notificationId}
     returning notification_id`;
   return rows.length === 1;
