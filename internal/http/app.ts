@@ -3,10 +3,9 @@ import { createNodeWebSocket } from '@hono/node-ws';
 import { Hono } from 'hono';
 import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
-import type { InboxHub } from '../queue/inboxHub.ts';
 import type { ApiMetrics } from '../metrics/apiMetrics.ts';
 import type { NotificationServiceDeps } from '../service/notificationService.ts';
-import type { Redis } from '../platform/redis.ts';
+import type { ReadinessDeps } from '../service/readiness.ts';
 import type { ApiKeyVerifier } from '../service/apiKeyService.ts';
 import { requireApiKey } from './middleware/apiKeyAuth.ts';
 import { refuseWhenBacklogged } from './middleware/backpressure.ts';
@@ -15,7 +14,7 @@ import { adminRoutes } from './routes/adminRoutes.ts';
 import { dashboardRoutes } from './routes/dashboardRoutes.ts';
 import { devRoutes } from './routes/devRoutes.ts';
 import { docsRoutes } from './openapi/docsRoutes.ts';
-import { endUserInboxRoutes } from './routes/endUserInboxRoutes.ts';
+import { endUserInboxRoutes, type EndUserAccess } from './routes/endUserInboxRoutes.ts';
 import { handleError } from './errorHandler.ts';
 import { fanoutRoutes } from './routes/fanoutRoutes.ts';
 import { healthRoutes } from './routes/healthRoutes.ts';
@@ -27,8 +26,7 @@ import { statsRoutes } from './routes/statsRoutes.ts';
 import { topicRoutes } from './routes/topicRoutes.ts';
 import { userRoutes } from './routes/userRoutes.ts';
 
-export interface AppDeps extends NotificationServiceDeps {
-  redis: Redis;
+export interface AppDeps extends NotificationServiceDeps, ReadinessDeps {
   isDraining: () => boolean;
   /** Checks producers' API keys; 'disabled' lets every request in (AUTH_DISABLED, development only). */
   auth: ApiKeyVerifier | 'disabled';
@@ -36,8 +34,8 @@ export interface AppDeps extends NotificationServiceDeps {
   metrics?: ApiMetrics;
   /** Rate limits and the backlog bound; absent, neither applies. */
   protection?: { rateLimits: RateLimits; maxQueueDepth: number };
-  /** The end users' inbox: its token secret, live connections' hub and heartbeat, the example page, CORS. */
-  inbox?: { jwtSecret?: string; hub?: InboxHub; heartbeatMs: number; devPage: boolean; corsOrigins?: string[] };
+  /** The end users' inbox: its secret and hub (absent: the inbox is off), live heartbeat, the example page, CORS. */
+  inbox?: { endUsers?: EndUserAccess; heartbeatMs: number; devPage: boolean; corsOrigins?: string[] };
 }
 
 export interface HttpApi {
@@ -98,7 +96,7 @@ export function createApp(deps: AppDeps): HttpApi {
   // `/x/*` matches `/x` itself too: one registration each, so a request is counted once.
   const producerKey = requireApiKey(verifier, deps.requestTimeoutMs);
   for (const path of ['/notifications', '/users', '/topics', '/fanouts']) app.use(`${path}/*`, producerKey, perKey);
-  app.use('/notifications', refuseWhenBacklogged(deps.queue, deps.protection?.maxQueueDepth ?? 0));
+  app.use('/notifications', refuseWhenBacklogged(deps, deps.protection?.maxQueueDepth ?? 0));
   app.route('/notifications', notificationRoutes(deps));
   app.route('/users', inboxRoutes(deps));
   app.route('/users', userRoutes(deps));
@@ -107,7 +105,7 @@ export function createApp(deps: AppDeps): HttpApi {
   app.route('/admin', adminRoutes(deps));
   app.route('/admin', dashboardRoutes(deps));
   app.route('/inbox', endUserInboxRoutes({ ...deps, ...inbox, live, upgradeWebSocket }));
-  if (inbox.devPage && inbox.jwtSecret) app.route('/dev', devRoutes({ jwtSecret: inbox.jwtSecret }));
+  if (inbox.devPage && inbox.endUsers) app.route('/dev', devRoutes({ jwtSecret: inbox.endUsers.jwtSecret }));
   app.notFound((c) => {
     throw new HTTPException(404, { message: `no route for ${c.req.method} ${c.req.path}` });
   });

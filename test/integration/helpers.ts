@@ -7,12 +7,13 @@ import { createChannels } from '../../internal/channels/channelRegistry.ts';
 import { parseConfig } from '../../internal/platform/config.ts';
 import { connectDatabase, type Sql } from '../../internal/platform/database.ts';
 import { createApp } from '../../internal/http/app.ts';
-import { createRateLimits } from '../../internal/http/middleware/rateLimit.ts';
+import { createRateLimits } from '../../internal/queue/rateLimiters.ts';
 import { createLogger, type Logger } from '../../internal/platform/logger.ts';
 import { ApiMetrics } from '../../internal/metrics/apiMetrics.ts';
 import type { NotificationRow } from '../../internal/domain/notification.ts';
 import { NotificationQueue, type QueueKeys } from '../../internal/queue/notificationQueue.ts';
-import { connectRedis, type Redis } from '../../internal/platform/redis.ts';
+import { connectRedis, connectSubscriberRedis, type Redis } from '../../internal/platform/redis.ts';
+import { InboxHub } from '../../internal/queue/inboxHub.ts';
 import { insertNotification, type NewNotification } from '../../internal/repository/notifications.ts';
 import { testQueueKeys, testRedisUrl, type TestDatabase } from '../support/testEnvironment.ts';
 
@@ -70,12 +71,17 @@ export async function buildApi(
   const redis = options.redis ?? (await connectReadyRedis(config.REDIS_URL));
   const queue = new NotificationQueue(redis, keys);
   const metrics = new ApiMetrics(queue);
+  const logger = createLogger(config, 'api');
+  // As cmd/api.ts: the end users' inbox, with its Pub/Sub connection, where INBOX_JWT_SECRET is set.
+  const subscriber = config.INBOX_JWT_SECRET ? connectSubscriberRedis(config.REDIS_URL) : undefined;
+  subscriber?.on('error', () => {});
+  const endUsers = config.INBOX_JWT_SECRET && subscriber ? { jwtSecret: config.INBOX_JWT_SECRET, hub: new InboxHub(subscriber, config.INBOX_CHANNEL, logger) } : undefined;
   const { app } = createApp({
     sql,
     redis,
     queue,
     channels: createChannels(config, sql),
-    logger: createLogger(config, 'api'),
+    logger,
     requestTimeoutMs: options.requestTimeoutMs ?? config.REQUEST_TIMEOUT_MS,
     isDraining: options.isDraining ?? (() => false),
     auth: config.AUTH_DISABLED ? 'disabled' : new ApiKeyVerifier(sql),
@@ -88,8 +94,7 @@ export async function buildApi(
       }),
       maxQueueDepth: config.MAX_QUEUE_DEPTH,
     },
-    // No Pub/Sub hub in process: the live routes answer 503 here; end-to-end tests cover them.
-    inbox: { jwtSecret: config.INBOX_JWT_SECRET, heartbeatMs: config.INBOX_HEARTBEAT_MS, devPage: config.INBOX_DEV_PAGE },
+    inbox: { endUsers, heartbeatMs: config.INBOX_HEARTBEAT_MS, devPage: config.INBOX_DEV_PAGE },
   });
   return {
     app,
@@ -101,6 +106,7 @@ export async function buildApi(
     async close() {
       await sql.end({ timeout: 5 });
       redis.disconnect();
+      subscriber?.disconnect();
     },
   };
 }

@@ -1,7 +1,6 @@
 import { z } from 'zod';
-import type { FanoutView } from '../../service/fanoutService.ts';
+import type { FanoutMember, FanoutView } from '../../service/fanoutService.ts';
 import { CHANNELS, STATUSES } from '../../domain/notification.ts';
-import type { FanoutMember } from '../../repository/fanouts.ts';
 
 /** A fan-out as the API shows it; the OpenAPI document is generated from this schema. */
 export const fanoutJsonSchema = z

@@ -1,7 +1,7 @@
 import type { Context } from 'hono';
 import { z } from 'zod';
 import { ValidationError } from '../../domain/errors.ts';
-import type { InboxPage } from '../../repository/inbox.ts';
+import type { InboxPage } from '../../service/inboxService.ts';
 
 /** `?limit&cursor&unread` of an inbox listing; exported for the OpenAPI document. */
 export const inboxPageQuerySchema = z.object({

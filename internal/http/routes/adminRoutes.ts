@@ -1,12 +1,11 @@
 import { Hono, type Context } from 'hono';
 import { z } from 'zod';
 import { timestampSchema } from '../../domain/timestamp.ts';
-import type { Sql } from '../../platform/database.ts';
 import { replayAndRecord, type ReplaySelection } from '../../service/deadLetterReplays.ts';
 import { searchDeadLetters, type DeadLetterFilter } from '../../service/deadLetterSearch.ts';
 import { ValidationError } from '../../domain/errors.ts';
 import { CHANNELS } from '../../domain/notification.ts';
-import type { NotificationQueue } from '../../queue/notificationQueue.ts';
+import type { NotificationServiceDeps } from '../../service/notificationService.ts';
 import { isStorableText, UNSTORABLE_MESSAGE } from '../../domain/storableText.ts';
 import { limitBody, readJson } from '../request/jsonBody.ts';
 
@@ -61,7 +60,7 @@ export const replaySchema = z
  * Operators' routes, mounted under `/admin` behind the admin scope: dead letters listed from
  * PostgreSQL and replayed over HTTP, each replay recorded under the API key's name.
  */
-export function adminRoutes(deps: { sql: Sql; queue: NotificationQueue; requestTimeoutMs: number }): Hono {
+export function adminRoutes(deps: Pick<NotificationServiceDeps, 'sql' | 'queue' | 'requestTimeoutMs'>): Hono {
   const app = new Hono();
 
   app.get('/dead-letters', async (c) => {

@@ -3,10 +3,9 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Hono } from 'hono';
 import { z } from 'zod';
-import type { Sql } from '../../platform/database.ts';
-import { runWithDeadline } from '../../platform/deadline.ts';
 import { ValidationError } from '../../domain/errors.ts';
-import { countPerMinute } from '../../repository/throughput.ts';
+import type { NotificationServiceDeps } from '../../service/notificationService.ts';
+import { readThroughput } from '../../service/throughput.ts';
 
 const DASHBOARD_PAGE = path.join(import.meta.dirname, '..', 'public', 'dashboard.html');
 /** The longest window `GET /admin/throughput` answers: three hours of minutes is already a wide chart. */
@@ -41,7 +40,7 @@ export type ThroughputJson = z.infer<typeof throughputJsonSchema>;
  * served without a key (app.ts exempts exactly its path), and the per-minute counts it charts,
  * which need the admin scope like every other `/admin` route.
  */
-export function dashboardRoutes(deps: { sql: Sql; requestTimeoutMs: number }): Hono {
+export function dashboardRoutes(deps: Pick<NotificationServiceDeps, 'sql' | 'requestTimeoutMs'>): Hono {
   const app = new Hono();
 
   app.get('/dashboard', async (c) => {
@@ -56,7 +55,7 @@ export function dashboardRoutes(deps: { sql: Sql; requestTimeoutMs: number }): H
     const parsed = throughputQuerySchema.safeParse(c.req.query());
     if (!parsed.success) throw new ValidationError(`minutes must be a whole number from 1 to ${MAX_THROUGHPUT_MINUTES}`, 'invalid_request');
     const { minutes } = parsed.data;
-    const rows = await runWithDeadline(deps.requestTimeoutMs, () => countPerMinute(deps.sql, minutes));
+    const rows = await readThroughput(deps, minutes);
     const answer: ThroughputJson = {
       minutes,
       buckets: rows.map((r) => ({ minute: r.minute.toISOString(), created: r.created, sent: r.sent, failed: r.failed })),

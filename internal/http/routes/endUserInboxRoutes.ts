@@ -3,24 +3,29 @@ import { Hono } from 'hono';
 import type { UpgradeWebSocket } from 'hono/ws';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
-import type { Sql } from '../../platform/database.ts';
 import { userIdFromToken } from '../../service/endUserToken.ts';
-import { NotFoundError, UnauthorizedError, UnavailableError } from '../../domain/errors.ts';
-import type { InboxHub } from '../../queue/inboxHub.ts';
+import { NotFoundError, UnauthorizedError } from '../../domain/errors.ts';
 import { archiveItem, readAll, readInbox, readItem, unreadCount } from '../../service/inboxService.ts';
+import type { InboxSessionDeps } from '../../service/inboxSession.ts';
 import type { Logger } from '../../platform/logger.ts';
 import { inboxPage, sinceSeq } from '../request/inboxQuery.ts';
 import { inboxWebSocket, serveInboxEvents, type LiveConnections } from './liveInbox.ts';
 import { uuidParam } from '../request/pathParams.ts';
 
+/** What the end users' inbox needs once it is on (INBOX_JWT_SECRET set). */
+export interface EndUserAccess {
+  /** INBOX_JWT_SECRET, which tokens are signed with. */
+  jwtSecret: string;
+  /** The process's Pub/Sub connection, which every live connection shares. */
+  hub: InboxSessionDeps['hub'];
+}
+
 export interface EndUserInboxDeps {
-  sql: Sql;
+  sql: InboxSessionDeps['sql'];
   requestTimeoutMs: number;
   logger: Logger;
-  /** INBOX_JWT_SECRET; without it this API is off. */
-  jwtSecret?: string;
-  /** Absent where the process has no Pub/Sub connection: the live routes then answer 503. */
-  hub?: InboxHub;
+  /** Absent, this API is off: every route answers 404 saying so. */
+  endUsers?: EndUserAccess;
   heartbeatMs: number;
   live: LiveConnections;
   upgradeWebSocket: UpgradeWebSocket<WebSocket>;
@@ -63,25 +68,17 @@ export function endUserInboxRoutes(deps: EndUserInboxDeps): Hono<Env> {
     return c.body(null, 204);
   });
 
-  const hub = deps.hub;
-  if (hub) {
-    const live = { sql: deps.sql, hub, logger: deps.logger, heartbeatMs: deps.heartbeatMs };
-    app.get('/stream', (c) => serveInboxEvents(c, live, deps.live, c.get('userId'), sinceSeq(c)));
-    app.get(
-      '/ws',
-      (c, next) => {
-        sinceSeq(c); // a bad `since` is refused with 400 before the upgrade
-        return next();
-      },
-      inboxWebSocket(deps.upgradeWebSocket, live, deps.live, (c) => ({ userId: c.get('userId'), since: sinceSeq(c) })),
-    );
-  } else {
-    const unavailable = () => {
-      throw new UnavailableError('redis');
-    };
-    app.get('/stream', unavailable);
-    app.get('/ws', unavailable);
-  }
+  // Used only past `authenticate`, which lets nothing through while the inbox is off (no hub then).
+  const live = deps.endUsers && { sql: deps.sql, hub: deps.endUsers.hub, logger: deps.logger, heartbeatMs: deps.heartbeatMs };
+  app.get('/stream', (c) => serveInboxEvents(c, live!, deps.live, c.get('userId'), sinceSeq(c)));
+  app.get(
+    '/ws',
+    (c, next) => {
+      sinceSeq(c); // a bad `since` is refused with 400 before the upgrade
+      return next();
+    },
+    inboxWebSocket(deps.upgradeWebSocket, live!, deps.live, (c) => ({ userId: c.get('userId'), since: sinceSeq(c) })),
+  );
 
   return app;
 }
@@ -89,7 +86,7 @@ export function endUserInboxRoutes(deps: EndUserInboxDeps): Hono<Env> {
 function authenticate(deps: EndUserInboxDeps, options: { fromQuery: boolean }) {
   return async (c: Context<Env>, next: Next) => {
     if (c.get('userId')) return next();
-    if (!deps.jwtSecret) throw new NotFoundError('the end-user inbox API is off on this server: set INBOX_JWT_SECRET');
+    if (!deps.endUsers) throw new NotFoundError('the end-user inbox API is off on this server: set INBOX_JWT_SECRET');
     const header = c.req.header('authorization');
     const token = header?.match(/^Bearer\s+(\S+)$/i)?.[1] ?? (options.fromQuery ? c.req.query('access_token') : undefined);
     if (!token) {
@@ -97,7 +94,7 @@ function authenticate(deps: EndUserInboxDeps, options: { fromQuery: boolean }) {
         `send the user's inbox token as "Authorization: Bearer <token>"${options.fromQuery ? ' or ?access_token=<token>' : ''}`,
       );
     }
-    c.set('userId', await userIdFromToken(token, deps.jwtSecret));
+    c.set('userId', await userIdFromToken(token, deps.endUsers.jwtSecret));
     return next();
   };
 }

@@ -1,14 +1,8 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
-import type { Sql } from '../../platform/database.ts';
-import { runWithDeadline } from '../../platform/deadline.ts';
-import type { Redis } from '../../platform/redis.ts';
+import { checkReadiness, type ReadinessDeps } from '../../service/readiness.ts';
 
-const READINESS_TIMEOUT_MS = 2000;
-
-export interface HealthDeps {
-  sql: Sql;
-  redis: Redis;
+export interface HealthDeps extends ReadinessDeps {
   /** True once the process is shutting down: it stops looking ready so load balancers move away. */
   isDraining: () => boolean;
 }
@@ -29,10 +23,7 @@ export function healthRoutes(deps: HealthDeps): Hono {
   app.get('/healthz', (c) => c.json({ status: 'ok' } satisfies z.infer<typeof livenessJsonSchema>));
 
   app.get('/readyz', async (c) => {
-    const [postgres, redis] = await Promise.all([
-      probe(() => runWithDeadline(READINESS_TIMEOUT_MS, () => deps.sql`select 1`)),
-      probe(() => deps.redis.ping()),
-    ]);
+    const { postgres, redis } = await checkReadiness(deps);
     const draining = deps.isDraining();
     const ready = postgres && redis && !draining;
     const answer: z.infer<typeof readinessJsonSchema> = {
@@ -45,13 +36,6 @@ export function healthRoutes(deps: HealthDeps): Hono {
   });
 
   return app;
-}
-
-async function probe(check: () => Promise<unknown>): Promise<boolean> {
-  return check().then(
-    () => true,
-    () => false,
-  );
 }
 
 function up(ok: boolean): 'up' | 'down' {

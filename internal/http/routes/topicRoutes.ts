@@ -1,12 +1,12 @@
 import { Hono } from 'hono';
-import type { Sql } from '../../platform/database.ts';
+import type { NotificationServiceDeps } from '../../service/notificationService.ts';
 import { topicSubscribersSchema } from '../../domain/topic.ts';
 import { changeTopicSubscribers, getTopic } from '../../service/topicService.ts';
 import { limitBody, readJson } from '../request/jsonBody.ts';
 import { topicParam } from '../request/pathParams.ts';
 
 /** Topics: named groups of users a notification can fan out to (`POST /notifications` with `topic`). */
-export function topicRoutes(deps: { sql: Sql; requestTimeoutMs: number }): Hono {
+export function topicRoutes(deps: Pick<NotificationServiceDeps, 'sql' | 'requestTimeoutMs'>): Hono {
   const app = new Hono();
 
   app.put('/:topic/subscribers', limitBody, async (c) => {
