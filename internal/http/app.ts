@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import { createNodeWebSocket } from '@hono/node-ws';
-import { Hono } from 'hono';
+import { OpenAPIHono } from '@hono/zod-openapi';
 import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import type { ApiMetrics } from '../metrics/apiMetrics.ts';
@@ -13,6 +13,7 @@ import { byAddress, byApiKey, rateLimit, type RateLimits } from './middleware/ra
 import { adminRoutes } from './routes/adminRoutes.ts';
 import { dashboardRoutes } from './routes/dashboardRoutes.ts';
 import { devRoutes } from './routes/devRoutes.ts';
+import { apiDocument, describeApi } from './openapi/apiDocument.ts';
 import { docsRoutes } from './openapi/docsRoutes.ts';
 import { endUserInboxRoutes, type EndUserAccess } from './routes/endUserInboxRoutes.ts';
 import { handleError } from './errorHandler.ts';
@@ -20,7 +21,9 @@ import { fanoutRoutes } from './routes/fanoutRoutes.ts';
 import { healthRoutes } from './routes/healthRoutes.ts';
 import { inboxRoutes } from './routes/inboxRoutes.ts';
 import { LiveConnections } from './routes/liveInbox.ts';
-import { measureRequests, metricsRoutes } from '../metrics/metricsRoutes.ts';
+import { measureRequests } from '../metrics/metricsRoutes.ts';
+import { metricsRoutes } from './routes/metricsRoute.ts';
+import { refuseInvalid } from './request/invalidInput.ts';
 import { notificationRoutes } from './routes/notificationRoutes.ts';
 import { statsRoutes } from './routes/statsRoutes.ts';
 import { topicRoutes } from './routes/topicRoutes.ts';
@@ -39,8 +42,8 @@ export interface AppDeps extends NotificationServiceDeps, ReadinessDeps {
 }
 
 export interface HttpApi {
-  /** The routes; tests drive them with `app.request()`. */
-  app: Hono;
+  /** The routes, each declared once with its OpenAPI description (served at /openapi.json). */
+  app: OpenAPIHono;
   /** Lets the server hand WebSocket upgrades to the routes. */
   injectWebSocket(server: Server): void;
   /** The open WebSockets and event streams, which a stopping server closes. */
@@ -52,7 +55,9 @@ const DASHBOARD_PAGE = '/admin/dashboard';
 
 /** The HTTP API, built without a server. */
 export function createApp(deps: AppDeps): HttpApi {
-  const app = new Hono();
+  // A path or query that fails its declared schema is refused by the one onError (as a 400 naming the field).
+  const app = new OpenAPIHono({ defaultHook: refuseInvalid as never });
+  describeApi(app);
   const { upgradeWebSocket, injectWebSocket } = createNodeWebSocket({ app });
   const live = new LiveConnections();
   const inbox = deps.inbox ?? { heartbeatMs: 30_000, devPage: false };
@@ -91,7 +96,7 @@ export function createApp(deps: AppDeps): HttpApi {
   const perAddress = rateLimit(limits.perAddress, byAddress, 'client address');
   for (const path of ['/inbox/*', '/dev/*', '/openapi.json', '/docs', DASHBOARD_PAGE]) app.use(path, perAddress);
   // The API's documentation is public, as an API reference is; mounted after its rate limit so that applies.
-  app.route('/', docsRoutes());
+  app.route('/', docsRoutes(apiDocument(app)));
   // Producers' routes take an API key; the end users' inbox takes their own token instead.
   // `/x/*` matches `/x` itself too: one registration each, so a request is counted once.
   const producerKey = requireApiKey(verifier, deps.requestTimeoutMs);

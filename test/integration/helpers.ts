@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import net from 'node:net';
-import type { Hono } from 'hono';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { serve } from '@hono/node-server';
+import type { OpenAPIHono } from '@hono/zod-openapi';
 import { ApiKeyVerifier } from '../../internal/service/apiKeyService.ts';
 import { createChannels } from '../../internal/channels/channelRegistry.ts';
 import { parseConfig } from '../../internal/platform/config.ts';
@@ -38,8 +41,21 @@ export async function closedPort(): Promise<number> {
   return port;
 }
 
+/**
+ * The API behind a real Node.js server on a free port, as production runs it (the API reads
+ * headers and bodies from the Node request): `request()` takes what `app.request()` takes and sends
+ * it over HTTP.
+ */
+export interface ServedApp {
+  request(input: string | Request, init?: RequestInit): Promise<Response>;
+  /** The routes as the server has them (the OpenAPI test walks them). */
+  routes: OpenAPIHono;
+  /** `http://127.0.0.1:<port>`. */
+  url: string;
+}
+
 export interface TestApi {
-  app: Hono;
+  app: ServedApp;
   sql: Sql;
   redis: Redis;
   queue: NotificationQueue;
@@ -76,7 +92,7 @@ export async function buildApi(
   const subscriber = config.INBOX_JWT_SECRET ? connectSubscriberRedis(config.REDIS_URL) : undefined;
   subscriber?.on('error', () => {});
   const endUsers = config.INBOX_JWT_SECRET && subscriber ? { jwtSecret: config.INBOX_JWT_SECRET, hub: new InboxHub(subscriber, config.INBOX_CHANNEL, logger) } : undefined;
-  const { app } = createApp({
+  const api = createApp({
     sql,
     redis,
     queue,
@@ -96,19 +112,39 @@ export async function buildApi(
     },
     inbox: { endUsers, heartbeatMs: config.INBOX_HEARTBEAT_MS, devPage: config.INBOX_DEV_PAGE },
   });
+  const server = await listen(api.app.fetch);
+  api.injectWebSocket(server);
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
-    app,
+    app: { request: (input, init) => sendTo(url, input, init), routes: api.app, url },
     sql,
     redis,
     queue,
     keys,
     metrics,
     async close() {
+      api.live.closeAll();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
       await sql.end({ timeout: 5 });
       redis.disconnect();
       subscriber?.disconnect();
     },
   };
+}
+
+/** A Node.js server for `fetch` on 127.0.0.1 and a free port, once it listens. */
+async function listen(fetch: (request: Request) => Response | Promise<Response>): Promise<Server> {
+  return new Promise((resolve) => {
+    const server = serve({ fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(server as Server));
+  });
+}
+
+/** Sends a path (or a Request built for `app.request()`, whose host is a placeholder) to the server at `url`. */
+function sendTo(url: string, input: string | Request, init?: RequestInit): Promise<Response> {
+  if (typeof input === 'string') return fetch(new URL(input, url), init);
+  const { pathname, search } = new URL(input.url);
+  return fetch(new Request(new URL(pathname + search, url), input), init);
 }
 
 export function newNotification(overrides: Partial<NewNotification> = {}): NewNotification {
@@ -159,7 +195,7 @@ export async function countRows(sql: Sql, tables: string[]): Promise<Record<stri
 
 /** Sends `body` as JSON to the app with `method`; a string body is sent as it is. */
 export async function sendJson(
-  app: Hono,
+  app: Pick<ServedApp, 'request'>,
   method: 'POST' | 'PUT' | 'DELETE',
   path: string,
   body: unknown,

@@ -1,6 +1,9 @@
-import { Hono } from 'hono';
+import { OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
 import { checkReadiness, type ReadinessDeps } from '../../service/readiness.ts';
+import { json } from '../openapi/answers.ts';
+import { publicRoute } from '../openapi/routeDeclaration.ts';
+import { serveRoute } from '../openapi/serveRoute.ts';
 
 export interface HealthDeps extends ReadinessDeps {
   /** True once the process is shutting down: it stops looking ready so load balancers move away. */
@@ -8,21 +11,41 @@ export interface HealthDeps extends ReadinessDeps {
 }
 
 /** `GET /healthz`: the process answers. */
-export const livenessJsonSchema = z.object({ status: z.literal('ok') }).meta({ id: 'Liveness' });
+const livenessJsonSchema = z.object({ status: z.literal('ok') }).meta({ id: 'Liveness' });
 
 const upDown = z.enum(['up', 'down']);
 
 /** `GET /readyz`, 200 or 503: whether this process should get traffic, and why not. */
-export const readinessJsonSchema = z
+const readinessJsonSchema = z
   .object({ status: z.enum(['ready', 'unavailable']), postgres: upDown, redis: upDown, draining: z.boolean() })
   .meta({ id: 'Readiness' });
 
-export function healthRoutes(deps: HealthDeps): Hono {
-  const app = new Hono();
+// For load balancers and orchestrators: no key, not rate limited.
+const livenessRoute = publicRoute(
+  { method: 'get', path: '/healthz', tag: 'Health', summary: 'Liveness', responses: { 200: json(livenessJsonSchema, 'the process runs') } },
+  false,
+);
 
-  app.get('/healthz', (c) => c.json({ status: 'ok' } satisfies z.infer<typeof livenessJsonSchema>));
+const readinessRoute = publicRoute(
+  {
+    method: 'get',
+    path: '/readyz',
+    tag: 'Health',
+    summary: 'Readiness: route traffic here only while 200',
+    responses: {
+      200: json(readinessJsonSchema, 'PostgreSQL and Redis answer and the process is not draining'),
+      503: json(readinessJsonSchema, 'not ready: which dependency is down, or the process is draining'),
+    },
+  },
+  false,
+);
 
-  app.get('/readyz', async (c) => {
+export function healthRoutes(deps: HealthDeps): OpenAPIHono {
+  const app = new OpenAPIHono();
+
+  serveRoute(app, livenessRoute, (c) => c.json({ status: 'ok' as const }, 200));
+
+  serveRoute(app, readinessRoute, async (c) => {
     const { postgres, redis } = await checkReadiness(deps);
     const draining = deps.isDraining();
     const ready = postgres && redis && !draining;
@@ -32,7 +55,7 @@ export function healthRoutes(deps: HealthDeps): Hono {
       redis: up(redis),
       draining,
     };
-    return c.json(answer, ready ? 200 : 503);
+    return ready ? c.json(answer, 200) : c.json(answer, 503);
   });
 
   return app;
