@@ -22,7 +22,7 @@ export async function createApiKey(sql: Sql, name: string, scopes: Scope[]): Pro
 }
 
 /** How long a key's check is remembered: a revoked key stops working within this time. */
-const CACHE_TTL_MS = 10_000;
+export const CACHE_TTL_MS = 10_000;
 /** Keys remembered at most; past it the memory starts over, so a flood of bad keys cannot grow it. */
 const CACHE_MAX_ENTRIES = 10_000;
 /** How often last_used_at is written for the keys used since. */
