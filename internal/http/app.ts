@@ -33,12 +33,12 @@ export interface AppDeps extends NotificationServiceDeps, ReadinessDeps {
   isDraining: () => boolean;
   /** Checks producers' API keys; 'disabled' lets every request in (AUTH_DISABLED, development only). */
   auth: ApiKeyVerifier | 'disabled';
-  /** The process's Prometheus metrics, served on /metrics; absent, requests are not measured. */
-  metrics?: ApiMetrics;
-  /** Rate limits and the backlog bound; absent, neither applies. */
-  protection?: { rateLimits: RateLimits; maxQueueDepth: number };
+  /** The process's Prometheus metrics, served on /metrics. */
+  metrics: ApiMetrics;
+  /** Rate limits (one that is off is absent) and the backlog bound (0: none). */
+  protection: { rateLimits: RateLimits; maxQueueDepth: number };
   /** The end users' inbox: its secret and hub (absent: the inbox is off), live heartbeat, the example page, CORS. */
-  inbox?: { endUsers?: EndUserAccess; heartbeatMs: number; devPage: boolean; corsOrigins?: string[] };
+  inbox: { endUsers?: EndUserAccess; heartbeatMs: number; devPage: boolean; corsOrigins?: string[] };
 }
 
 export interface HttpApi {
@@ -60,7 +60,7 @@ export function createApp(deps: AppDeps): HttpApi {
   describeApi(app);
   const { upgradeWebSocket, injectWebSocket } = createNodeWebSocket({ app });
   const live = new LiveConnections();
-  const inbox = deps.inbox ?? { heartbeatMs: 30_000, devPage: false };
+  const { inbox } = deps;
   // While draining, each answer closes its connection, so kept-alive clients reconnect to a live
   // process instead of holding this one open until it cuts them off.
   app.use(async (c, next) => {
@@ -69,9 +69,9 @@ export function createApp(deps: AppDeps): HttpApi {
   });
   app.route('/', healthRoutes(deps));
   // Requests are measured from here on (not the health checks, which are polled constantly).
-  if (deps.metrics) app.use(measureRequests(deps.metrics));
+  app.use(measureRequests(deps.metrics));
   const verifier = deps.auth === 'disabled' ? undefined : deps.auth;
-  const limits = deps.protection?.rateLimits ?? {};
+  const limits = deps.protection.rateLimits;
   // Producers' and operators' routes count per API key, once the key is checked.
   const perKey = rateLimit(limits.perKey, byApiKey, 'API key');
   // Operators' routes need the admin scope, whatever the method. The one exception is the dashboard
@@ -85,7 +85,7 @@ export function createApp(deps: AppDeps): HttpApi {
       await perKey(c, next);
     });
   });
-  if (deps.metrics) app.route('/metrics', metricsRoutes(deps.metrics.registry));
+  app.route('/metrics', metricsRoutes(deps.metrics.registry));
   app.route('/stats', statsRoutes(deps));
   // The product's own pages call the end users' inbox from their origins. Before the inbox's token
   // check, so a browser's preflight (which carries no token) is answered.
@@ -101,7 +101,7 @@ export function createApp(deps: AppDeps): HttpApi {
   // `/x/*` matches `/x` itself too: one registration each, so a request is counted once.
   const producerKey = requireApiKey(verifier, deps.requestTimeoutMs);
   for (const path of ['/notifications', '/users', '/topics', '/fanouts']) app.use(`${path}/*`, producerKey, perKey);
-  app.use('/notifications', refuseWhenBacklogged(deps, deps.protection?.maxQueueDepth ?? 0));
+  app.use('/notifications', refuseWhenBacklogged(deps, deps.protection.maxQueueDepth));
   app.route('/notifications', notificationRoutes(deps));
   app.route('/users', inboxRoutes(deps));
   app.route('/users', userRoutes(deps));

@@ -10,7 +10,6 @@ const metricsRoute = operatorRoute({
   path: '/',
   tag: 'Operations',
   summary: "The process's Prometheus metrics",
-  description: 'Served where the process was started with metrics (cmd/api.ts does).',
   responses: { 200: text('text/plain', "Prometheus' text format") },
 });
 
