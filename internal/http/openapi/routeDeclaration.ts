@@ -1,6 +1,7 @@
 import { createRoute, type RouteConfig } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
 import { scopeForMethod } from '../middleware/apiKeyAuth.ts';
+import { limitBody } from '../request/jsonBody.ts';
 import { errorAnswer, type ErrorStatus } from './answers.ts';
 
 type Method = 'get' | 'post' | 'put' | 'delete';
@@ -20,7 +21,7 @@ export interface Operation<M extends Method, P extends string, R extends RouteCo
   request?: R;
   responses: Responses;
   errors?: Notes;
-  /** Runs before the route's validators, e.g. a body limit or a WebSocket upgrade. */
+  /** Runs before the route's validators, e.g. a WebSocket upgrade (a body's limit is added by itself). */
   middleware?: MiddlewareHandler[];
 }
 
@@ -31,11 +32,16 @@ interface Access {
   errors: Notes;
 }
 
+/** What every route with a JSON body can answer besides its own: the body is invalid, too large, or not JSON. */
+const BODY_ERRORS: Notes = { 400: undefined, 413: undefined, 415: undefined };
+
 function declare<M extends Method, P extends string, R extends RouteConfig['request']>(access: Access, op: Operation<M, P, R>) {
+  const withBody = op.request?.body !== undefined;
+  const own: Notes = { ...(withBody ? BODY_ERRORS : {}), ...op.errors };
   const errors: Responses = {};
-  const statuses = new Set([...Object.keys(access.errors), ...Object.keys(op.errors ?? {})].map(Number) as ErrorStatus[]);
+  const statuses = new Set([...Object.keys(access.errors), ...Object.keys(own)].map(Number) as ErrorStatus[]);
   for (const status of [...statuses].sort((a, b) => a - b)) {
-    const notes = [op.errors?.[status], access.errors[status]].filter((n) => n !== undefined);
+    const notes = [own[status], access.errors[status]].filter((n) => n !== undefined);
     errors[status] = errorAnswer(status, notes.join('; ') || undefined);
   }
   return createRoute({
@@ -47,7 +53,8 @@ function declare<M extends Method, P extends string, R extends RouteConfig['requ
     security: access.security,
     request: op.request as R,
     responses: { ...op.responses, ...errors },
-    middleware: op.middleware,
+    // A body over MAX_BODY_BYTES is refused by its declared length before anything else reads it.
+    middleware: withBody ? [limitBody, ...(op.middleware ?? [])] : op.middleware,
   });
 }
 

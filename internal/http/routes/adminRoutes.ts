@@ -10,7 +10,7 @@ import { isStorableText, UNSTORABLE_MESSAGE } from '../../domain/storableText.ts
 import { json, jsonBody } from '../openapi/answers.ts';
 import { operatorRoute } from '../openapi/routeDeclaration.ts';
 import { serveRoute } from '../openapi/serveRoute.ts';
-import { limitBody, readJson } from '../request/jsonBody.ts';
+import { readJson } from '../request/jsonBody.ts';
 
 /** Ids one `{ids: [...]}` replay may name; `{all: true}` with filters reaches any number. */
 export const MAX_REPLAY_IDS = 10_000;
@@ -81,10 +81,8 @@ const replayRoute = operatorRoute({
   tag: 'Operations',
   summary: 'Put dead letters back to PENDING: `ids`, or `all` matching filters',
   description: "Recorded under the API key's name. `dry_run` counts without changing anything.",
-  middleware: [limitBody],
   request: { body: jsonBody(replaySchema) },
   responses: { 200: json(replaySummarySchema, 'what was (or, on a dry run, would be) replayed') },
-  errors: { 400: undefined, 413: undefined, 415: undefined },
 });
 
 /**

@@ -7,7 +7,7 @@ import { json, jsonBody, location } from '../openapi/answers.ts';
 import { producerRoute } from '../openapi/routeDeclaration.ts';
 import { serveRoute } from '../openapi/serveRoute.ts';
 import { fanoutJson, fanoutJsonSchema, fanoutWithMembersJson, fanoutWithMembersJsonSchema } from '../request/fanoutJson.ts';
-import { limitBody, readJson } from '../request/jsonBody.ts';
+import { readJson } from '../request/jsonBody.ts';
 import { requestHeader } from '../request/nodeRequest.ts';
 import { idParams, refuseId } from '../request/pathParams.ts';
 
@@ -20,7 +20,6 @@ const createRoute = producerRoute({
   summary: 'Create a notification, or one per user of a list or a topic',
   description:
     'Exactly one of `user_id`, `user_ids` (up to 1,000) or `topic`. A notification is answered only once it is committed in PostgreSQL. With an `Idempotency-Key`, a repeat of the same body answers the first outcome with 200.',
-  middleware: [limitBody],
   request: {
     headers: z.object({
       'Idempotency-Key': z
@@ -39,8 +38,6 @@ const createRoute = producerRoute({
   },
   errors: {
     400: '`channel_not_configured`, `no_address` (the users in `details`), `webhook_target_not_allowed`, `invalid_idempotency_key` too',
-    413: undefined,
-    415: undefined,
     422: undefined,
     503: 'or more than MAX_QUEUE_DEPTH notifications wait for delivery (`overloaded`)',
   },

@@ -5,7 +5,7 @@ import { changeTopicSubscribers, getTopic, topicChangeSchema, topicSummarySchema
 import { json, jsonBody } from '../openapi/answers.ts';
 import { producerRoute } from '../openapi/routeDeclaration.ts';
 import { serveRoute } from '../openapi/serveRoute.ts';
-import { limitBody, readJson } from '../request/jsonBody.ts';
+import { readJson } from '../request/jsonBody.ts';
 import { refuseTopic, topicParam, topicParams } from '../request/pathParams.ts';
 
 /** PUT adds subscribers, DELETE removes them: the same request, answered the same way. */
@@ -15,11 +15,9 @@ const changeRoute = (method: 'put' | 'delete', summary: string, changed: string)
     path: '/{topic}/subscribers',
     tag: 'Topics',
     summary,
-    middleware: [limitBody],
-    request: { params: topicParams, body: jsonBody(topicSubscribersSchema) },
+      request: { params: topicParams, body: jsonBody(topicSubscribersSchema) },
     responses: { 200: json(topicChangeSchema, `the topic's subscribers now, and how many this ${changed}`) },
-    errors: { 400: undefined, 413: undefined, 415: undefined },
-  });
+    });
 
 const readRoute = producerRoute({
   method: 'get',

@@ -4,7 +4,7 @@ import { getPreferences, getRecipient, putPreferences, putRecipient, type Recipi
 import { json, jsonBody } from '../openapi/answers.ts';
 import { producerRoute } from '../openapi/routeDeclaration.ts';
 import { serveRoute } from '../openapi/serveRoute.ts';
-import { limitBody, readJson } from '../request/jsonBody.ts';
+import { readJson } from '../request/jsonBody.ts';
 import { refuseUserId, userParams } from '../request/pathParams.ts';
 
 const putProfileRoute = producerRoute({
@@ -13,10 +13,8 @@ const putProfileRoute = producerRoute({
   tag: 'Recipients',
   summary: "Store a user's profile (addresses, push subscriptions), replacing the previous one",
   description: 'A field left out is cleared.',
-  middleware: [limitBody],
   request: { params: userParams, body: jsonBody(recipientProfileSchema) },
   responses: { 200: json(recipientProfileJsonSchema, 'the profile as stored') },
-  errors: { 400: undefined, 413: undefined, 415: undefined },
 });
 
 const getProfileRoute = producerRoute({
@@ -35,10 +33,8 @@ const putPreferencesRoute = producerRoute({
   tag: 'Recipients',
   summary: 'Replace the channels a user opted out of',
   description: 'Notifications on those channels end SKIPPED, unless they are `critical`.',
-  middleware: [limitBody],
   request: { params: userParams, body: jsonBody(preferencesSchema) },
   responses: { 200: json(preferencesJsonSchema, 'the opt-outs as stored') },
-  errors: { 400: undefined, 413: undefined, 415: undefined },
 });
 
 const getPreferencesRoute = producerRoute({
