@@ -1,4 +1,5 @@
 import type { MiddlewareHandler } from 'hono';
+import { requestHeader } from '../request/nodeRequest.ts';
 import { authorizeRequest, type ApiKeyRow, type ApiKeyVerifier, type Scope } from '../../service/apiKeyService.ts';
 
 declare module 'hono' {
@@ -25,7 +26,7 @@ export function requireApiKey(
 ): MiddlewareHandler {
   return async (c, next) => {
     if (verifier) {
-      const key = c.req.header('authorization')?.match(/^Bearer\s+(\S+)$/i)?.[1];
+      const key = requestHeader(c, 'authorization')?.match(/^Bearer\s+(\S+)$/i)?.[1];
       // Kept for what follows: the rate limit counts per key, records name who acted.
       c.set('apiKey', await authorizeRequest({ verifier, requestTimeoutMs }, key, scopeFor(c.req.method)));
     }

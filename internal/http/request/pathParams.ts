@@ -21,7 +21,7 @@ export const userParams = z.object({ userId: userIdPathSchema });
 export const topicParams = z.object({ topic: topicKeySchema });
 
 /** A path segment that must be a UUID (a notification or fan-out id). */
-export function uuidParam(value: string, what: string): string {
+function uuidParam(value: string, what: string): string {
   if (!isUuid(value)) {
     throw new ValidationError(`"${value.slice(0, 64)}" is not a ${what} id (a UUID)`, 'invalid_id');
   }

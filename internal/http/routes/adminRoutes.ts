@@ -13,7 +13,7 @@ import { serveRoute } from '../openapi/serveRoute.ts';
 import { readJson } from '../request/jsonBody.ts';
 
 /** Ids one `{ids: [...]}` replay may name; `{all: true}` with filters reaches any number. */
-export const MAX_REPLAY_IDS = 10_000;
+const MAX_REPLAY_IDS = 10_000;
 
 /** Who a replay is recorded as when AUTH_DISABLED lets requests in without a key. */
 const NO_API_KEY = 'unauthenticated';

@@ -13,7 +13,7 @@ import { refuseAs } from '../request/invalidInput.ts';
 
 const DASHBOARD_PAGE = path.join(import.meta.dirname, '..', 'public', 'dashboard.html');
 /** The longest window `GET /admin/throughput` answers: three hours of minutes is already a wide chart. */
-export const MAX_THROUGHPUT_MINUTES = 180;
+const MAX_THROUGHPUT_MINUTES = 180;
 
 /** `GET /admin/throughput` query. */
 const throughputQuerySchema = z.object({

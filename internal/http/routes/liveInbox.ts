@@ -28,10 +28,6 @@ export class LiveConnections {
   closeAll(): void {
     for (const close of [...this.open]) close();
   }
-
-  get size(): number {
-    return this.open.size;
-  }
 }
 
 /**
