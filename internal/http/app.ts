@@ -56,7 +56,7 @@ const DASHBOARD_PAGE = '/admin/dashboard';
 /** The HTTP API, built without a server. */
 export function createApp(deps: AppDeps): HttpApi {
   // A path or query that fails its declared schema is refused by the one onError (as a 400 naming the field).
-  const app = new OpenAPIHono({ defaultHook: refuseInvalid as never });
+  const app = new OpenAPIHono({ defaultHook: refuseInvalid });
   describeApi(app);
   const { upgradeWebSocket, injectWebSocket } = createNodeWebSocket({ app });
   const live = new LiveConnections();

@@ -16,5 +16,5 @@ export function serveRoute<E extends Env, R extends RouteConfig>(app: OpenAPIHon
   const { middleware: _middleware, ...documented } = route;
   app.openAPIRegistry.registerPath(documented);
   const { body: _body, headers: _headers, ...validated } = route.request ?? {};
-  app.openapi({ ...route, request: validated, hide: true }, handler as never, refuse as never);
+  app.openapi({ ...route, request: validated, hide: true }, handler as never, refuse);
 }

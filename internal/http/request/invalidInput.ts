@@ -1,12 +1,9 @@
+import type { Hook } from '@hono/zod-openapi';
 import type { Context } from 'hono';
-import type { z } from 'zod';
 import { ValidationError } from '../../domain/errors.ts';
 
-/** What zod-openapi hands a hook once it has checked a path or a query. */
-type Checked = { target: string } & ({ success: true } | { success: false; error: z.ZodError });
-
-/** A hook that throws the API's ValidationError for an input that failed its declared schema. */
-export type InputRefusal = (result: Checked, c: Context<any, any, any>) => void;
+/** A zod-openapi hook that throws the API's ValidationError for an input that failed its declared schema. */
+export type InputRefusal = Hook<unknown, any, any, undefined>;
 
 /**
  * The app's default: a path or query that fails its declared schema is refused with the API's
