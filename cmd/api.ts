@@ -4,7 +4,7 @@ import { ApiKeyVerifier } from '../internal/service/apiKeyService.ts';
 import { closeChannels, createChannels } from '../internal/channels/channelRegistry.ts';
 import { connectDatabase } from '../internal/platform/database.ts';
 import { createApp } from '../internal/http/app.ts';
-import { createRateLimits } from '../internal/http/middleware/rateLimit.ts';
+import { createRateLimits } from '../internal/queue/rateLimiters.ts';
 import { InboxHub } from '../internal/queue/inboxHub.ts';
 import { createLogger } from '../internal/platform/logger.ts';
 import { ApiMetrics } from '../internal/metrics/apiMetrics.ts';
@@ -26,7 +26,7 @@ const queue = new NotificationQueue(redis, { queue: config.QUEUE_KEY, dlq: confi
 // Live inbox connections share one Pub/Sub connection, opened only where end users can connect.
 const subscriber = config.INBOX_JWT_SECRET ? connectSubscriberRedis(config.REDIS_URL) : undefined;
 subscriber?.on('error', (err) => logger.warn({ err: err.message }, 'redis subscriber connection error'));
-const hub = subscriber && new InboxHub(subscriber, config.INBOX_CHANNEL, logger);
+const endUsers = config.INBOX_JWT_SECRET && subscriber ? { jwtSecret: config.INBOX_JWT_SECRET, hub: new InboxHub(subscriber, config.INBOX_CHANNEL, logger) } : undefined;
 
 if (config.AUTH_DISABLED) logger.warn('AUTH_DISABLED: the API takes requests without an API key; never expose it like this');
 if (config.INBOX_DEV_PAGE) logger.warn('INBOX_DEV_PAGE: /dev/token logs anyone in as any user; never expose it like this');
@@ -52,8 +52,7 @@ const api = createApp({
     maxQueueDepth: config.MAX_QUEUE_DEPTH,
   },
   inbox: {
-    jwtSecret: config.INBOX_JWT_SECRET,
-    hub,
+    endUsers,
     heartbeatMs: config.INBOX_HEARTBEAT_MS,
     devPage: config.INBOX_DEV_PAGE,
     corsOrigins: config.INBOX_CORS_ORIGINS,

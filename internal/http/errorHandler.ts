@@ -12,7 +12,7 @@ import {
   UnavailableError,
   ValidationError,
 } from '../domain/errors.ts';
-import { isPostgresUnavailable, isRedisUnavailable } from '../platform/dependencyErrors.ts';
+import { isPostgresUnavailable, isRedisUnavailable } from '../domain/dependencyErrors.ts';
 import type { Logger } from '../platform/logger.ts';
 
 /** Every error the API answers, whatever the status; the OpenAPI document refers to this schema. */
@@ -28,7 +28,7 @@ export const errorBodySchema = z
 
 export type ErrorBody = z.infer<typeof errorBodySchema>;
 
-export function errorBody(code: string, message: string, details?: unknown): ErrorBody {
+function errorBody(code: string, message: string, details?: unknown): ErrorBody {
   return { error: details === undefined ? { code, message } : { code, message, details } };
 }
 

@@ -1,4 +1,4 @@
-import { Hono, type Context, type MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { matchedRoutes } from 'hono/route';
 import type { Registry } from 'prom-client';
@@ -7,11 +7,9 @@ import type { ApiMetrics } from './apiMetrics.ts';
 /** The route label of a request no route answered: one series for every unknown path. */
 const UNMATCHED = 'unmatched';
 
-/** `GET /metrics`: the registry in Prometheus' text format. */
-export function metricsRoutes(registry: Registry): Hono {
-  const app = new Hono();
-  app.get('/', async (c) => c.body(await registry.metrics(), 200, { 'content-type': registry.contentType }));
-  return app;
+/** `GET /metrics`'s answer (declared with the HTTP routes): the registry in Prometheus' text format. */
+export async function metricsAnswer(c: Context, registry: Registry): Promise<Response> {
+  return c.body(await registry.metrics(), 200, { 'content-type': registry.contentType });
 }
 
 /**

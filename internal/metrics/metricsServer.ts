@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import type { Registry } from 'prom-client';
-import { metricsRoutes } from './metricsRoutes.ts';
+import { metricsAnswer } from './metricsRoutes.ts';
 import type { Logger } from '../platform/logger.ts';
 
 export interface MetricsServer {
@@ -19,7 +19,7 @@ export interface MetricsServer {
  */
 export function serveMetrics(registry: Registry, port: number, logger: Logger): MetricsServer {
   const app = new Hono();
-  app.route('/metrics', metricsRoutes(registry));
+  app.get('/metrics', (c) => metricsAnswer(c, registry));
   const server = serve({ fetch: app.fetch, port }, (info: AddressInfo) => {
     logger.info({ port: info.port }, 'metrics listening');
   });

@@ -1,5 +1,5 @@
 import { UnavailableError } from '../domain/errors.ts';
-import { isPostgresUnavailable } from './dependencyErrors.ts';
+import { isPostgresUnavailable } from '../domain/dependencyErrors.ts';
 
 /** Thrown inside a transaction whose caller already answered 503, so the transaction rolls back. */
 class AbandonedError extends Error {

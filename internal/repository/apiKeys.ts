@@ -1,4 +1,5 @@
 import type { Sql } from '../platform/database.ts';
+import { isUuid } from '../domain/uuid.ts';
 
 export const SCOPES = ['send', 'read', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
@@ -45,7 +46,7 @@ export async function listApiKeys(sql: Sql): Promise<ApiKeyRow[]> {
 
 /** Revokes the key with this id or prefix; returns the keys revoked (none when unknown or already revoked). */
 export async function revokeApiKey(sql: Sql, idOrPrefix: string): Promise<ApiKeyRow[]> {
-  const byId = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(idOrPrefix);
+  const byId = isUuid(idOrPrefix);
   return sql<ApiKeyRow[]>`
     update api_keys set revoked_at = now()
     where revoked_at is null and ${byId ? sql`id = ${idOrPrefix}` : sql`prefix = ${idOrPrefix}`}

@@ -1,7 +1,10 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Sql } from '../platform/database.ts';
+import { runWithDeadline } from '../platform/deadline.ts';
 import { ForbiddenError, UnauthorizedError } from '../domain/errors.ts';
 import { findLiveApiKey, insertApiKey, touchApiKeys, type ApiKeyRow, type Scope } from '../repository/apiKeys.ts';
+
+export type { ApiKeyRow, Scope };
 
 /** Keys look like `hk_<43 characters>`: 256 random bits, URL-safe base64. */
 const KEY_PREFIX = 'hk_';
@@ -19,7 +22,7 @@ export async function createApiKey(sql: Sql, name: string, scopes: Scope[]): Pro
 }
 
 /** How long a key's check is remembered: a revoked key stops working within this time. */
-const CACHE_TTL_MS = 10_000;
+export const CACHE_TTL_MS = 10_000;
 /** Keys remembered at most; past it the memory starts over, so a flood of bad keys cannot grow it. */
 const CACHE_MAX_ENTRIES = 10_000;
 /** How often last_used_at is written for the keys used since. */
@@ -72,4 +75,13 @@ export class ApiKeyVerifier {
     this.used.clear();
     touchApiKeys(this.sql, ids).catch(() => {});
   }
+}
+
+/** Checks a request's key as `authorize` does, refused with 503 when PostgreSQL cannot say within `requestTimeoutMs`. */
+export async function authorizeRequest(
+  deps: { verifier: ApiKeyVerifier; requestTimeoutMs: number },
+  key: string | undefined,
+  scope: Scope,
+): Promise<ApiKeyRow> {
+  return runWithDeadline(deps.requestTimeoutMs, () => deps.verifier.authorize(key, scope));
 }

@@ -4,6 +4,8 @@ import { NotFoundError } from '../domain/errors.ts';
 import type { Status } from '../domain/notification.ts';
 import { countFanoutStatuses, findFanout, type FanoutRow } from '../repository/fanouts.ts';
 
+export type { FanoutMember } from '../repository/fanouts.ts';
+
 export interface FanoutView {
   fanout: FanoutRow;
   /** The fan-out's notifications by status. */

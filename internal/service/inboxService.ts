@@ -5,6 +5,8 @@ import { NotFoundError } from '../domain/errors.ts';
 import { inboxItemJsonSchema, toInboxItemJson } from '../domain/inboxItem.ts';
 import { archive, countUnread, listInbox, markAllRead, markRead, type InboxPage } from '../repository/inbox.ts';
 
+export type { InboxPage };
+
 type Deps = { sql: Sql; requestTimeoutMs: number };
 
 /** A page of an inbox as `GET /inbox` and `GET /users/:id/inbox` answer it. */

@@ -4,7 +4,8 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from '../platform/logger.ts';
 import type { WorkerMetrics } from '../metrics/workerMetrics.ts';
 import type { Redis } from '../platform/redis.ts';
-import { isPostgresUnavailable, isTransactionConflict } from '../platform/dependencyErrors.ts';
+import { isPostgresUnavailable, isTransactionConflict } from '../domain/dependencyErrors.ts';
+import { isUuid } from '../domain/uuid.ts';
 import { CHANNELS, type Channel } from '../domain/notification.ts';
 import { claimBatch, type BatchClaim, type InboxDelivery } from '../repository/claims.ts';
 import { releaseClaim, type Claim, type ClaimedNotification } from '../repository/claims.ts';
@@ -16,7 +17,6 @@ import { deliverClaimed, type AttemptDeps } from './deliveryAttempt.ts';
 export const POP_TIMEOUT_SECONDS = 1;
 /** Pause after Redis fails a pop or PostgreSQL a claim, so an outage is not a busy loop. */
 const POP_ERROR_PAUSE_MS = 1000;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface WorkerDeps extends Omit<AttemptDeps, 'completions'> {
   /** Announces the inbox items the claims stored to live clients. */
@@ -268,9 +268,9 @@ export class Worker {
 
   /** An entry that is not a UUID can name no notification, and would fail the whole batch's claim. */
   private dropMalformed(ids: string[]): string[] {
-    const wellFormed = ids.filter((id) => UUID.test(id));
+    const wellFormed = ids.filter((id) => isUuid(id));
     if (wellFormed.length < ids.length) {
-      this.deps.logger.warn({ entries: ids.filter((id) => !UUID.test(id)) }, 'malformed queue entries dropped');
+      this.deps.logger.warn({ entries: ids.filter((id) => !isUuid(id)) }, 'malformed queue entries dropped');
     }
     return wellFormed;
   }

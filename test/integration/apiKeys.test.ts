@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApiKey } from '../../internal/service/apiKeyService.ts';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { CACHE_TTL_MS, createApiKey } from '../../internal/service/apiKeyService.ts';
 import { revokeApiKey } from '../../internal/repository/apiKeys.ts';
 import { issueToken } from '../../internal/service/endUserToken.ts';
 import { createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
@@ -95,7 +95,7 @@ describe('API keys on producer routes', () => {
     expect((await get('/inbox', token)).status).toBe(200);
   });
 
-  it('stores only a hash of each key, and stops taking a revoked one', async () => {
+  it('stores only a hash of each key, and a running API stops taking a revoked one within its cache time', async () => {
     const { key, row } = await createApiKey(db.sql, 'to-revoke', ['send', 'read']);
     const stored = await db.sql`select * from api_keys where id = ${row.id}`;
     expect(JSON.stringify(stored)).not.toContain(key);
@@ -103,7 +103,18 @@ describe('API keys on producer routes', () => {
 
     expect((await post(key)).status).toBe(201);
     expect(await revokeApiKey(db.sql, row.prefix)).toHaveLength(1);
-    // A fresh process has nothing remembered; the running one forgets within seconds.
+    // The running API remembers the key's check for CACHE_TTL_MS; once that has passed (the clock
+    // is moved on rather than waited for) it asks PostgreSQL again and refuses the key.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(Date.now() + CACHE_TTL_MS + 1);
+      const res = await post(key);
+      expect(res.status).toBe(401);
+      expect(((await res.json()) as { error: { message: string } }).error.message).toContain('revoked');
+    } finally {
+      vi.useRealTimers();
+    }
+    // A fresh process has nothing remembered.
     const fresh = await buildApi(db, { env: { AUTH_DISABLED: 'false' } });
     try {
       const res = await fresh.app.request('/notifications', {

@@ -1,11 +1,9 @@
-import type { ResponseConfig } from '@asteasolutions/zod-to-openapi';
-import type { Hono } from 'hono';
+import type { ResponseConfig, RouteConfig } from '@asteasolutions/zod-to-openapi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import { createApiKey } from '../../internal/service/apiKeyService.ts';
 import { issueToken } from '../../internal/service/endUserToken.ts';
 import { errorBodySchema } from '../../internal/http/errorHandler.ts';
-import { apiRegistry } from '../../internal/http/openapi/openapi.ts';
 import { fuzzSeed, Random } from '../support/fuzzRandom.ts';
 import {
   emptyPools,
@@ -23,7 +21,7 @@ import { shrink } from '../support/fuzzShrink.ts';
 import { changes, snapshot, TABLES } from '../support/fuzzSnapshot.ts';
 import { createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
 import { deliverToInboxes } from '../support/claims.ts';
-import { buildApi, insertPending, sendJson, type TestApi } from './helpers.ts';
+import { buildApi, insertPending, sendJson, type ServedApp, type TestApi } from './helpers.ts';
 
 /*
  * Random requests at every route the OpenAPI document lists: path parameters, queries, bodies and
@@ -40,7 +38,7 @@ const INBOX_SECRET = 'fuzz-test-inbox-secret-0123456789abcdef';
 /** Requests without API keys (AUTH_DISABLED), then with them; tuned to stay well under a minute on 2 cores. */
 const REQUESTS_WITHOUT_KEYS = Number(process.env.FUZZ_REQUESTS ?? 4000);
 const REQUESTS_WITH_KEYS = Math.ceil(REQUESTS_WITHOUT_KEYS / 4);
-/** The live routes: in process there is no Pub/Sub hub, so they answer 503 and are fuzzed apart. */
+/** The live routes: a stream that stays open, or a WebSocket; fuzzed apart. */
 const LIVE_ROUTES = new Set(['GET /inbox/stream', 'GET /inbox/ws']);
 /** Routes with a body get more of the volume, creating notifications most: most of what can go wrong is in a body. */
 const weightOf = (op: FuzzOperation) => (op.name === 'POST /notifications' ? 10 : op.body ? 4 : 1);
@@ -50,8 +48,18 @@ const SHRUNK_PER_RUN = 5;
 /** Users with a profile, inbox items and a FAILED notification before the fuzzing starts. */
 const SEEDED_USERS = ['u-seed-a', 'u-seed-b', 'Zoë', 'a b'];
 
-async function send(app: Hono, request: FuzzRequest): Promise<Response> {
-  return app.request(request.url, { method: request.method, headers: request.headers, body: request.body });
+/** Connection-level headers `fetch` will not send (it manages the connection itself). */
+const HOP_BY_HOP = new Set(['connection', 'upgrade', 'keep-alive', 'transfer-encoding', 'expect', 'te', 'trailer']);
+
+/**
+ * Sends the request over HTTP. Control characters in a header value are sent as spaces: no HTTP
+ * client sends them, and Node's parser would refuse the request before the API saw it.
+ */
+async function send(app: ServedApp, request: FuzzRequest): Promise<Response> {
+  const headers = request.headers
+    .filter(([name]) => !HOP_BY_HOP.has(name.toLowerCase()))
+    .map(([name, value]) => [name, value.replace(/[^\t\x20-\x7e\x80-\xff]/g, ' ')] as [string, string]);
+  return app.request(request.url, { method: request.method, headers, body: request.body });
 }
 
 /** A request as it could be typed again: method, URL, headers, and the body as a JSON string (escapes visible). */
@@ -66,11 +74,14 @@ function describeRequest(request: FuzzRequest): string {
   return lines.join('\n');
 }
 
-/** The zod schema registered for a route's answer with this status, when it is JSON. */
+/** The route declarations the document is generated from, as the app has them. */
+let registry: { definitions: ({ type: 'route'; route: RouteConfig } | { type: string; route?: undefined })[] };
+
+/** The zod schema declared for a route's answer with this status, when it is JSON. */
 function registeredSchema(operation: string, status: number): z.ZodType | undefined {
   const [method, path] = operation.split(' ');
-  for (const d of apiRegistry.definitions) {
-    if (d.type !== 'route' || d.route.method !== method!.toLowerCase() || d.route.path !== path) continue;
+  for (const d of registry.definitions) {
+    if (!d.route || d.route.method !== method!.toLowerCase() || d.route.path !== path) continue;
     const media = (d.route.responses[String(status)] as ResponseConfig | undefined)?.content?.['application/json'];
     const schema = media && 'schema' in media ? media.schema : undefined;
     return schema && typeof schema === 'object' && 'safeParse' in schema ? (schema as z.ZodType) : undefined;
@@ -85,10 +96,20 @@ interface Finding {
   detail: string;
 }
 
+/**
+ * Node's HTTP server refuses some requests before the API sees them (headers past 16 KB: 431; bytes
+ * its parser does not take: 400), with an empty body and no content type, which an answer of the
+ * API never has. Those are the server's, as they would be in production, and not judged here.
+ */
+function refusedByServer(res: Response, text: string): boolean {
+  return (res.status === 400 || res.status === 431) && text === '' && !res.headers.get('content-type');
+}
+
 /** What is wrong with one answer, apart from stray changes (which need the snapshots). */
 async function judge(op: FuzzOperation, request: FuzzRequest, res: Response): Promise<{ findings: Omit<Finding, 'request'>[]; body: unknown }> {
   const findings: Omit<Finding, 'request'>[] = [];
   const text = await res.text();
+  if (refusedByServer(res, text)) return { findings, body: undefined };
   let body: unknown;
   try {
     body = text === '' ? undefined : JSON.parse(text);
@@ -197,6 +218,7 @@ describe('fuzzing every documented route', () => {
     console.log(`fuzz seed ${seed}: FUZZ_SEED=${seed} npx vitest run test/integration/fuzz.test.ts repeats this run`);
     db = await createTestDatabase();
     api = await buildApi(db, { env: { INBOX_JWT_SECRET: INBOX_SECRET, INBOX_DEV_PAGE: 'true' } });
+    registry = api.app.routes.openAPIRegistry as typeof registry;
     const res = await api.app.request('/openapi.json');
     expect(res.status).toBe(200);
     doc = (await res.json()) as OpenApiDocument;
@@ -262,7 +284,7 @@ describe('fuzzing every documented route', () => {
     }
   });
 
-  it('answers exactly 503 on the live routes, which have no Pub/Sub hub in process', async () => {
+  it('opens the live stream or refuses with the error body on the live routes, never 5xx', async () => {
     const r = new Random(seed + 2);
     for (let i = 0; i < 40; i++) {
       const path = r.pick(['/inbox/stream', '/inbox/ws']);
@@ -273,10 +295,17 @@ describe('fuzzing every documented route', () => {
         .join('&');
       const headers: Record<string, string> = inQuery ? {} : { authorization: `Bearer ${token}` };
       if (r.chance(0.5)) headers['last-event-id'] = r.pick(['1', 'abc', '-5', '99999999999999999999', ' ']);
-      if (r.chance(0.3)) Object.assign(headers, { connection: 'upgrade', upgrade: 'websocket' });
       const res = await api.app.request(query ? `${path}?${query}` : path, { headers });
-      expect(res.status, `${path}?${query} ${JSON.stringify(headers)}`).toBe(503);
-      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('unavailable');
+      const name = `${path}?${query} ${JSON.stringify(headers)}`;
+      // The stream opens (and is dropped here); a bad `since` is 400; a WebSocket route not asked
+      // for an upgrade (fetch cannot ask) is 404.
+      expect(path === '/inbox/stream' ? [200, 400] : [400, 404], name).toContain(res.status);
+      if (res.status === 200) {
+        expect(res.headers.get('content-type'), name).toContain('text/event-stream');
+        await res.body?.cancel();
+      } else {
+        expect(errorBodySchema.safeParse(await res.json()).success, name).toBe(true);
+      }
     }
   });
 

@@ -1,18 +1,22 @@
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import net from 'node:net';
-import type { Hono } from 'hono';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { serve } from '@hono/node-server';
+import type { OpenAPIHono } from '@hono/zod-openapi';
 import { ApiKeyVerifier } from '../../internal/service/apiKeyService.ts';
 import { createChannels } from '../../internal/channels/channelRegistry.ts';
 import { parseConfig } from '../../internal/platform/config.ts';
 import { connectDatabase, type Sql } from '../../internal/platform/database.ts';
 import { createApp } from '../../internal/http/app.ts';
-import { createRateLimits } from '../../internal/http/middleware/rateLimit.ts';
+import { createRateLimits } from '../../internal/queue/rateLimiters.ts';
 import { createLogger, type Logger } from '../../internal/platform/logger.ts';
 import { ApiMetrics } from '../../internal/metrics/apiMetrics.ts';
 import type { NotificationRow } from '../../internal/domain/notification.ts';
 import { NotificationQueue, type QueueKeys } from '../../internal/queue/notificationQueue.ts';
-import { connectRedis, type Redis } from '../../internal/platform/redis.ts';
+import { connectRedis, connectSubscriberRedis, type Redis } from '../../internal/platform/redis.ts';
+import { InboxHub } from '../../internal/queue/inboxHub.ts';
 import { insertNotification, type NewNotification } from '../../internal/repository/notifications.ts';
 import { testQueueKeys, testRedisUrl, type TestDatabase } from '../support/testEnvironment.ts';
 
@@ -37,8 +41,21 @@ export async function closedPort(): Promise<number> {
   return port;
 }
 
+/**
+ * The API behind a real Node.js server on a free port, as production runs it (the API reads
+ * headers and bodies from the Node request): `request()` takes what `app.request()` takes and sends
+ * it over HTTP.
+ */
+export interface ServedApp {
+  request(input: string | Request, init?: RequestInit): Promise<Response>;
+  /** The routes as the server has them (the OpenAPI test walks them). */
+  routes: OpenAPIHono;
+  /** `http://127.0.0.1:<port>`. */
+  url: string;
+}
+
 export interface TestApi {
-  app: Hono;
+  app: ServedApp;
   sql: Sql;
   redis: Redis;
   queue: NotificationQueue;
@@ -70,12 +87,17 @@ export async function buildApi(
   const redis = options.redis ?? (await connectReadyRedis(config.REDIS_URL));
   const queue = new NotificationQueue(redis, keys);
   const metrics = new ApiMetrics(queue);
-  const { app } = createApp({
+  const logger = createLogger(config, 'api');
+  // As cmd/api.ts: the end users' inbox, with its Pub/Sub connection, where INBOX_JWT_SECRET is set.
+  const subscriber = config.INBOX_JWT_SECRET ? connectSubscriberRedis(config.REDIS_URL) : undefined;
+  subscriber?.on('error', () => {});
+  const endUsers = config.INBOX_JWT_SECRET && subscriber ? { jwtSecret: config.INBOX_JWT_SECRET, hub: new InboxHub(subscriber, config.INBOX_CHANNEL, logger) } : undefined;
+  const api = createApp({
     sql,
     redis,
     queue,
     channels: createChannels(config),
-    logger: createLogger(config, 'api'),
+    logger,
     requestTimeoutMs: options.requestTimeoutMs ?? config.REQUEST_TIMEOUT_MS,
     isDraining: options.isDraining ?? (() => false),
     auth: config.AUTH_DISABLED ? 'disabled' : new ApiKeyVerifier(sql),
@@ -88,21 +110,41 @@ export async function buildApi(
       }),
       maxQueueDepth: config.MAX_QUEUE_DEPTH,
     },
-    // No Pub/Sub hub in process: the live routes answer 503 here; end-to-end tests cover them.
-    inbox: { jwtSecret: config.INBOX_JWT_SECRET, heartbeatMs: config.INBOX_HEARTBEAT_MS, devPage: config.INBOX_DEV_PAGE },
+    inbox: { endUsers, heartbeatMs: config.INBOX_HEARTBEAT_MS, devPage: config.INBOX_DEV_PAGE },
   });
+  const server = await listen(api.app.fetch);
+  api.injectWebSocket(server);
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
-    app,
+    app: { request: (input, init) => sendTo(url, input, init), routes: api.app, url },
     sql,
     redis,
     queue,
     keys,
     metrics,
     async close() {
+      api.live.closeAll();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
       await sql.end({ timeout: 5 });
       redis.disconnect();
+      subscriber?.disconnect();
     },
   };
+}
+
+/** A Node.js server for `fetch` on 127.0.0.1 and a free port, once it listens. */
+async function listen(fetch: (request: Request) => Response | Promise<Response>): Promise<Server> {
+  return new Promise((resolve) => {
+    const server = serve({ fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(server as Server));
+  });
+}
+
+/** Sends a path (or a Request built for `app.request()`, whose host is a placeholder) to the server at `url`. */
+function sendTo(url: string, input: string | Request, init?: RequestInit): Promise<Response> {
+  if (typeof input === 'string') return fetch(new URL(input, url), init);
+  const { pathname, search } = new URL(input.url);
+  return fetch(new Request(new URL(pathname + search, url), input), init);
 }
 
 export function newNotification(overrides: Partial<NewNotification> = {}): NewNotification {
@@ -153,7 +195,7 @@ export async function countRows(sql: Sql, tables: string[]): Promise<Record<stri
 
 /** Sends `body` as JSON to the app with `method`; a string body is sent as it is. */
 export async function sendJson(
-  app: Hono,
+  app: Pick<ServedApp, 'request'>,
   method: 'POST' | 'PUT' | 'DELETE',
   path: string,
   body: unknown,

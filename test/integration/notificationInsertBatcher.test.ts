@@ -63,7 +63,10 @@ describe('group commit of creates without an Idempotency-Key', () => {
     const api = await buildApi(db);
     try {
       const count = 200;
-      const responses = await Promise.all(
+      // The requests come over sockets, one after another; the first batch is held on a lock while
+      // the rest arrive, so they wait together, as a busy API's do.
+      const lock = await lockNotifications();
+      const sent = Promise.all(
         Array.from({ length: count }, (_, i) =>
           api.app.request('/notifications', {
             method: 'POST',
@@ -72,6 +75,10 @@ describe('group commit of creates without an Idempotency-Key', () => {
           }),
         ),
       );
+      await waitingOnLock();
+      await new Promise((r) => setTimeout(r, 500));
+      await lock.release();
+      const responses = await sent;
       const answers = await Promise.all(responses.map(async (res) => ({ status: res.status, json: (await res.json()) as NotificationJson })));
       const ids = answers.map((a) => a.json.id);
       answers.forEach((a, i) => {

@@ -292,29 +292,7 @@ describe('HTTP API', () => {
       );
     });
 
-    it('refuses a streamed body over 1 MB with 413 without reading it whole', async () => {
-      let pulled = 0;
-      const chunk = new TextEncoder().encode('x'.repeat(64 * 1024));
-      const stream = new ReadableStream<Uint8Array>({
-        start(controller) {
-          controller.enqueue(new TextEncoder().encode('{"user_id":"u","type":"IN_APP","body":"'));
-        },
-        pull(controller) {
-          pulled += chunk.length;
-          // Far more than the limit is on offer; the server must stop pulling soon after 1 MB.
-          if (pulled > 8 * MAX_BODY_BYTES) controller.close();
-          else controller.enqueue(chunk);
-        },
-      });
-      const request = new Request('http://localhost/notifications', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: stream,
-        duplex: 'half',
-      } as RequestInit);
-      await expectRefused(() => api.app.request(request), 413, 'payload_too_large');
-      expect(pulled).toBeLessThan(2 * MAX_BODY_BYTES);
-    });
+    // A chunked body over 1 MB is refused as it arrives: nodeServerBody.test.ts sends one that never ends.
 
     it('accepts a body just under 1 MB', async () => {
       const body = 'y'.repeat(90_000);

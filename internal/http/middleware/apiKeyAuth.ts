@@ -1,7 +1,6 @@
 import type { MiddlewareHandler } from 'hono';
-import type { ApiKeyVerifier } from '../../service/apiKeyService.ts';
-import { runWithDeadline } from '../../platform/deadline.ts';
-import type { ApiKeyRow, Scope } from '../../repository/apiKeys.ts';
+import { requestHeader } from '../request/nodeRequest.ts';
+import { authorizeRequest, type ApiKeyRow, type ApiKeyVerifier, type Scope } from '../../service/apiKeyService.ts';
 
 declare module 'hono' {
   interface ContextVariableMap {
@@ -27,9 +26,9 @@ export function requireApiKey(
 ): MiddlewareHandler {
   return async (c, next) => {
     if (verifier) {
-      const key = c.req.header('authorization')?.match(/^Bearer\s+(\S+)$/i)?.[1];
+      const key = requestHeader(c, 'authorization')?.match(/^Bearer\s+(\S+)$/i)?.[1];
       // Kept for what follows: the rate limit counts per key, records name who acted.
-      c.set('apiKey', await runWithDeadline(requestTimeoutMs, () => verifier.authorize(key, scopeFor(c.req.method))));
+      c.set('apiKey', await authorizeRequest({ verifier, requestTimeoutMs }, key, scopeFor(c.req.method)));
     }
     await next();
   };

@@ -1,6 +1,6 @@
 import type { MiddlewareHandler } from 'hono';
 import { OverloadedError } from '../../domain/errors.ts';
-import type { NotificationQueue } from '../../queue/notificationQueue.ts';
+import { readBacklog, type BacklogDeps } from '../../service/backlog.ts';
 
 /** How stale the queue depth may be; reading it on every request would add a Redis call to each. */
 const DEPTH_REFRESH_MS = 1000;
@@ -13,15 +13,14 @@ const RETRY_AFTER_MS = 5000;
  * The depth is read at most once a second, in the background; while Redis cannot say, requests
  * pass (PostgreSQL is the record, and the sweeper queues them later).
  */
-export function refuseWhenBacklogged(queue: Pick<NotificationQueue, 'depth'>, maxDepth: number): MiddlewareHandler {
+export function refuseWhenBacklogged(deps: BacklogDeps, maxDepth: number): MiddlewareHandler {
   let depth = 0;
   let readAt = 0;
   let reading = false;
   const refresh = () => {
     if (reading || Date.now() - readAt < DEPTH_REFRESH_MS) return;
     reading = true;
-    queue
-      .depth()
+    readBacklog(deps)
       .then((d) => (depth = d), () => (depth = 0))
       .finally(() => {
         readAt = Date.now();

@@ -1,12 +1,12 @@
 import { z } from 'zod';
-import type { FanoutView } from '../../service/fanoutService.ts';
+import type { FanoutMember, FanoutView } from '../../service/fanoutService.ts';
 import { CHANNELS, STATUSES } from '../../domain/notification.ts';
-import type { FanoutMember } from '../../repository/fanouts.ts';
+import { uuidSchema } from '../../domain/uuid.ts';
 
 /** A fan-out as the API shows it; the OpenAPI document is generated from this schema. */
 export const fanoutJsonSchema = z
   .object({
-    fanout_id: z.guid(),
+    fanout_id: uuidSchema,
     topic: z.string().nullable().meta({ description: 'null for a list of `user_ids`' }),
     type: z.enum(CHANNELS),
     status: z.enum(['RUNNING', 'DONE']),
@@ -22,7 +22,7 @@ export type FanoutJson = z.infer<typeof fanoutJsonSchema>;
 /** A fan-out to a list of users, answered with every notification it created. */
 export const fanoutWithMembersJsonSchema = fanoutJsonSchema
   .extend({
-    notifications: z.array(z.object({ id: z.guid(), user_id: z.string(), status: z.enum(STATUSES) })),
+    notifications: z.array(z.object({ id: uuidSchema, user_id: z.string(), status: z.enum(STATUSES) })),
   })
   .meta({ id: 'FanoutWithNotifications' });
 

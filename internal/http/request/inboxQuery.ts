@@ -1,9 +1,9 @@
 import type { Context } from 'hono';
 import { z } from 'zod';
 import { ValidationError } from '../../domain/errors.ts';
-import type { InboxPage } from '../../repository/inbox.ts';
+import type { InboxPage } from '../../service/inboxService.ts';
 
-/** `?limit&cursor&unread` of an inbox listing; exported for the OpenAPI document. */
+/** `?limit&cursor&unread` of an inbox listing. */
 export const inboxPageQuerySchema = z.object({
   limit: z.coerce.number().int().min(1).max(200).default(50),
   // seq is an int column: larger numbers name no item and PostgreSQL would refuse them.
@@ -12,8 +12,8 @@ export const inboxPageQuerySchema = z.object({
 });
 
 /** `?limit=1..200&cursor=<next_cursor>&unread=true` of an inbox listing. */
-export function inboxPage(c: Context): InboxPage {
-  const parsed = inboxPageQuerySchema.safeParse(c.req.query());
+export function inboxPage(query: unknown): InboxPage {
+  const parsed = inboxPageQuerySchema.safeParse(query);
   if (!parsed.success) {
     throw new ValidationError('limit must be 1 to 200, cursor a next_cursor from an earlier page, unread true or false', 'invalid_request');
   }

@@ -1,7 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Context, MiddlewareHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
-import { bodyLimit } from 'hono/body-limit';
 import type { z } from 'zod';
 import { ValidationError } from '../../domain/errors.ts';
 import { nodeRequest, requestHeader } from './nodeRequest.ts';
@@ -13,35 +12,25 @@ function tooLarge(): HTTPException {
   return new HTTPException(413, { message: `request body is larger than ${MAX_BODY_BYTES} bytes` });
 }
 
-const webBodyLimit = bodyLimit({
-  maxSize: MAX_BODY_BYTES,
-  onError: () => {
-    throw tooLarge();
-  },
-});
-
 /**
  * Refuses a body over MAX_BODY_BYTES with 413 before it is read whole: at once when its
  * Content-Length says so, else while `readJson` reads it (a chunked body is counted as it comes).
  */
 export const limitBody: MiddlewareHandler = async (c, next) => {
-  const incoming = nodeRequest(c);
-  if (!incoming) return webBodyLimit(c, next);
-  const declared = incoming.headers['content-length'];
+  const declared = nodeRequest(c).headers['content-length'];
   if (declared !== undefined && Number(declared) > MAX_BODY_BYTES) throw tooLarge();
   await next();
 };
 
 /** Reads a JSON body and validates it: 415 when it is not JSON, 400 when malformed or invalid. */
 export async function readJson<S extends z.ZodType>(c: Context, schema: S): Promise<z.infer<S>> {
-  const incoming = nodeRequest(c);
   const type = requestHeader(c, 'content-type') ?? '';
   if (!/^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(type)) {
     throw new HTTPException(415, { message: 'send the body as JSON with Content-Type: application/json' });
   }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(incoming ? await readNodeBody(incoming) : await c.req.text());
+    parsed = JSON.parse(await readNodeBody(nodeRequest(c)));
   } catch (err) {
     if (err instanceof HTTPException) throw err;
     throw new ValidationError('request body is not valid JSON', 'malformed_json');

@@ -1,17 +1,19 @@
-import { Hono, type Context } from 'hono';
+import { OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
 import { timestampSchema } from '../../domain/timestamp.ts';
-import type { Sql } from '../../platform/database.ts';
-import { replayAndRecord, type ReplaySelection } from '../../service/deadLetterReplays.ts';
-import { searchDeadLetters, type DeadLetterFilter } from '../../service/deadLetterSearch.ts';
-import { ValidationError } from '../../domain/errors.ts';
+import { uuidSchema } from '../../domain/uuid.ts';
+import { replayAndRecord, replaySummarySchema, type ReplaySelection } from '../../service/deadLetterReplays.ts';
+import { deadLetterPageSchema, searchDeadLetters, type DeadLetterFilter } from '../../service/deadLetterSearch.ts';
 import { CHANNELS } from '../../domain/notification.ts';
-import type { NotificationQueue } from '../../queue/notificationQueue.ts';
+import type { NotificationServiceDeps } from '../../service/notificationService.ts';
 import { isStorableText, UNSTORABLE_MESSAGE } from '../../domain/storableText.ts';
-import { limitBody, readJson } from '../request/jsonBody.ts';
+import { json, jsonBody } from '../openapi/answers.ts';
+import { operatorRoute } from '../openapi/routeDeclaration.ts';
+import { serveRoute } from '../openapi/serveRoute.ts';
+import { readJson } from '../request/jsonBody.ts';
 
 /** Ids one `{ids: [...]}` replay may name; `{all: true}` with filters reaches any number. */
-export const MAX_REPLAY_IDS = 10_000;
+const MAX_REPLAY_IDS = 10_000;
 
 /** Who a replay is recorded as when AUTH_DISABLED lets requests in without a key. */
 const NO_API_KEY = 'unauthenticated';
@@ -29,19 +31,25 @@ function sinceBeforeUntil(f: { since?: string; until?: string }, ctx: z.Refineme
   }
 }
 
-/** `GET /admin/dead-letters` query; exported for the OpenAPI document. */
-export const listQuerySchema = z
+/** A query parameter given empty (`?channel=`) counts as absent. */
+const emptyAsAbsent = <S extends z.ZodType>(schema: S) => z.preprocess((v) => (v === '' ? undefined : v), schema);
+
+/** `GET /admin/dead-letters` query. */
+const listQuerySchema = z
   .object({
-    ...filterFields,
-    limit: z.coerce.number().int().min(1).max(200).default(50),
-    cursor: z.string().min(1).max(200).optional(),
+    channel: emptyAsAbsent(filterFields.channel),
+    error: emptyAsAbsent(filterFields.error),
+    since: emptyAsAbsent(filterFields.since),
+    until: emptyAsAbsent(filterFields.until),
+    limit: emptyAsAbsent(z.coerce.number().int().min(1).max(200).default(50)),
+    cursor: emptyAsAbsent(z.string().min(1).max(200).optional()),
   })
   .superRefine(sinceBeforeUntil);
 
 /** `{ids: [...]}` or `{all: true, channel?, error?, since?, until?}`, with `dry_run`. */
-export const replaySchema = z
+const replaySchema = z
   .object({
-    ids: z.array(z.guid()).min(1).max(MAX_REPLAY_IDS).optional(),
+    ids: z.array(uuidSchema).min(1).max(MAX_REPLAY_IDS).optional(),
     all: z.literal(true).optional(),
     ...filterFields,
     dry_run: z.boolean().default(false),
@@ -57,39 +65,48 @@ export const replaySchema = z
     sinceBeforeUntil(body, ctx);
   });
 
+const listRoute = operatorRoute({
+  method: 'get',
+  path: '/dead-letters',
+  tag: 'Operations',
+  summary: 'FAILED notifications, the latest failure first',
+  request: { query: listQuerySchema },
+  responses: { 200: json(deadLetterPageSchema, 'a page of dead letters') },
+  errors: { 400: 'a bad filter, `limit` or `cursor`' },
+});
+
+const replayRoute = operatorRoute({
+  method: 'post',
+  path: '/dead-letters/replay',
+  tag: 'Operations',
+  summary: 'Put dead letters back to PENDING: `ids`, or `all` matching filters',
+  description: "Recorded under the API key's name. `dry_run` counts without changing anything.",
+  request: { body: jsonBody(replaySchema) },
+  responses: { 200: json(replaySummarySchema, 'what was (or, on a dry run, would be) replayed') },
+});
+
 /**
  * Operators' routes, mounted under `/admin` behind the admin scope: dead letters listed from
  * PostgreSQL and replayed over HTTP, each replay recorded under the API key's name.
  */
-export function adminRoutes(deps: { sql: Sql; queue: NotificationQueue; requestTimeoutMs: number }): Hono {
-  const app = new Hono();
+export function adminRoutes(deps: Pick<NotificationServiceDeps, 'sql' | 'queue' | 'requestTimeoutMs'>): OpenAPIHono {
+  const app = new OpenAPIHono();
 
-  app.get('/dead-letters', async (c) => {
-    const query = parseQuery(c);
-    return c.json(await searchDeadLetters(deps, filterOf(query), { limit: query.limit, cursor: query.cursor }));
+  // A bad query is refused by the app's default hook: `invalid query: <field>: <why>`, every field in details.
+  serveRoute(app, listRoute, async (c) => {
+    const query = c.req.valid('query');
+    return c.json(await searchDeadLetters(deps, filterOf(query), { limit: query.limit, cursor: query.cursor }), 200);
   });
 
   // Not bounded by REQUEST_TIMEOUT_MS: a large replay takes as many batches as it needs.
-  app.post('/dead-letters/replay', limitBody, async (c) => {
+  serveRoute(app, replayRoute, async (c) => {
     const body = await readJson(c, replaySchema);
     const selection: ReplaySelection = body.ids ? { ids: body.ids } : { all: true, filter: filterOf(body) };
     const requestedBy = c.get('apiKey')?.name ?? NO_API_KEY;
-    return c.json(await replayAndRecord(deps, selection, { dryRun: body.dry_run, requestedBy }));
+    return c.json(await replayAndRecord(deps, selection, { dryRun: body.dry_run, requestedBy }), 200);
   });
 
   return app;
-}
-
-/** The listing's query; an empty parameter (`?channel=`) counts as absent. */
-function parseQuery(c: Context): z.infer<typeof listQuerySchema> {
-  const given = Object.fromEntries(Object.entries(c.req.query()).filter(([, v]) => v !== ''));
-  const result = listQuerySchema.safeParse(given);
-  if (!result.success) {
-    const details = result.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
-    const first = details[0]!;
-    throw new ValidationError(`invalid query: ${first.path || 'query'}: ${first.message}`, 'invalid_request', details);
-  }
-  return result.data;
 }
 
 /** Only the filters given, so a recorded replay shows exactly what was asked. */

@@ -1,24 +1,27 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Hono } from 'hono';
+import { OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
-import type { Sql } from '../../platform/database.ts';
-import { runWithDeadline } from '../../platform/deadline.ts';
 import { ValidationError } from '../../domain/errors.ts';
-import { countPerMinute } from '../../repository/throughput.ts';
+import type { NotificationServiceDeps } from '../../service/notificationService.ts';
+import { readThroughput } from '../../service/throughput.ts';
+import { json, text } from '../openapi/answers.ts';
+import { operatorRoute, publicRoute } from '../openapi/routeDeclaration.ts';
+import { serveRoute } from '../openapi/serveRoute.ts';
+import { refuseAs } from '../request/invalidInput.ts';
 
 const DASHBOARD_PAGE = path.join(import.meta.dirname, '..', 'public', 'dashboard.html');
 /** The longest window `GET /admin/throughput` answers: three hours of minutes is already a wide chart. */
-export const MAX_THROUGHPUT_MINUTES = 180;
+const MAX_THROUGHPUT_MINUTES = 180;
 
-/** `GET /admin/throughput` query; exported for the OpenAPI document. */
-export const throughputQuerySchema = z.object({
+/** `GET /admin/throughput` query. */
+const throughputQuerySchema = z.object({
   minutes: z.coerce.number().int().min(1).max(MAX_THROUGHPUT_MINUTES).default(15),
 });
 
-/** `GET /admin/throughput`; the OpenAPI document is generated from this schema. */
-export const throughputJsonSchema = z
+/** `GET /admin/throughput`. */
+const throughputJsonSchema = z
   .object({
     minutes: z.int().min(1),
     buckets: z
@@ -34,35 +37,64 @@ export const throughputJsonSchema = z
   })
   .meta({ id: 'Throughput' });
 
-export type ThroughputJson = z.infer<typeof throughputJsonSchema>;
+type ThroughputJson = z.infer<typeof throughputJsonSchema>;
+
+// The page holds no data: it asks for an admin key and reads the routes with it.
+const pageRoute = publicRoute(
+  {
+    method: 'get',
+    path: '/dashboard',
+    tag: 'Operations',
+    summary: "Operators' dashboard (an HTML page that asks for an admin API key)",
+    responses: { 200: text('text/html', 'the page') },
+  },
+  true,
+);
+
+const throughputRoute = operatorRoute({
+  method: 'get',
+  path: '/throughput',
+  tag: 'Operations',
+  summary: 'Notifications created, sent and failed per minute, over the last `minutes`',
+  request: { query: throughputQuerySchema },
+  responses: { 200: json(throughputJsonSchema, 'one count per minute, oldest first') },
+  errors: { 400: 'a bad `minutes`' },
+});
+
+const badMinutes = refuseAs(() => {
+  throw new ValidationError(`minutes must be a whole number from 1 to ${MAX_THROUGHPUT_MINUTES}`, 'invalid_request');
+});
 
 /**
  * The operators' dashboard, mounted under `/admin`: the page itself, which holds no data and is
  * served without a key (app.ts exempts exactly its path), and the per-minute counts it charts,
  * which need the admin scope like every other `/admin` route.
  */
-export function dashboardRoutes(deps: { sql: Sql; requestTimeoutMs: number }): Hono {
-  const app = new Hono();
+export function dashboardRoutes(deps: Pick<NotificationServiceDeps, 'sql' | 'requestTimeoutMs'>): OpenAPIHono {
+  const app = new OpenAPIHono();
 
-  app.get('/dashboard', async (c) => {
+  serveRoute(app, pageRoute, async (c) => {
     const page = await dashboardPage();
     c.header('Content-Security-Policy', page.policy);
     c.header('X-Frame-Options', 'DENY');
     c.header('Referrer-Policy', 'no-referrer');
-    return c.html(page.html);
+    return c.html(page.html, 200);
   });
 
-  app.get('/throughput', async (c) => {
-    const parsed = throughputQuerySchema.safeParse(c.req.query());
-    if (!parsed.success) throw new ValidationError(`minutes must be a whole number from 1 to ${MAX_THROUGHPUT_MINUTES}`, 'invalid_request');
-    const { minutes } = parsed.data;
-    const rows = await runWithDeadline(deps.requestTimeoutMs, () => countPerMinute(deps.sql, minutes));
-    const answer: ThroughputJson = {
-      minutes,
-      buckets: rows.map((r) => ({ minute: r.minute.toISOString(), created: r.created, sent: r.sent, failed: r.failed })),
-    };
-    return c.json(answer);
-  });
+  serveRoute(
+    app,
+    throughputRoute,
+    async (c) => {
+      const { minutes } = c.req.valid('query');
+      const rows = await readThroughput(deps, minutes);
+      const answer: ThroughputJson = {
+        minutes,
+        buckets: rows.map((r) => ({ minute: r.minute.toISOString(), created: r.created, sent: r.sent, failed: r.failed })),
+      };
+      return c.json(answer, 200);
+    },
+    badMinutes,
+  );
 
   return app;
 }

@@ -1,26 +1,36 @@
-import type { Context, Next } from 'hono';
-import { Hono } from 'hono';
+import { OpenAPIHono } from '@hono/zod-openapi';
+import type { Context, MiddlewareHandler, Next } from 'hono';
+import { HTTPException } from 'hono/http-exception';
 import type { UpgradeWebSocket } from 'hono/ws';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
-import type { Sql } from '../../platform/database.ts';
 import { userIdFromToken } from '../../service/endUserToken.ts';
-import { NotFoundError, UnauthorizedError, UnavailableError } from '../../domain/errors.ts';
-import type { InboxHub } from '../../queue/inboxHub.ts';
-import { archiveItem, readAll, readInbox, readItem, unreadCount } from '../../service/inboxService.ts';
+import { NotFoundError, UnauthorizedError } from '../../domain/errors.ts';
+import { archiveItem, inboxListingSchema, readAll, readInbox, readItem, unreadCount } from '../../service/inboxService.ts';
+import type { InboxSessionDeps } from '../../service/inboxSession.ts';
 import type { Logger } from '../../platform/logger.ts';
-import { inboxPage, sinceSeq } from '../request/inboxQuery.ts';
+import { json, text } from '../openapi/answers.ts';
+import { endUserRoute } from '../openapi/routeDeclaration.ts';
+import { serveRoute } from '../openapi/serveRoute.ts';
+import { inboxPage, inboxPageQuerySchema, sinceSeq, sinceSeqSchema } from '../request/inboxQuery.ts';
+import { refuseAs } from '../request/invalidInput.ts';
+import { idParams, refuseId } from '../request/pathParams.ts';
 import { inboxWebSocket, serveInboxEvents, type LiveConnections } from './liveInbox.ts';
-import { uuidParam } from '../request/pathParams.ts';
+
+/** What the end users' inbox needs once it is on (INBOX_JWT_SECRET set). */
+export interface EndUserAccess {
+  /** INBOX_JWT_SECRET, which tokens are signed with. */
+  jwtSecret: string;
+  /** The process's Pub/Sub connection, which every live connection shares. */
+  hub: InboxSessionDeps['hub'];
+}
 
 export interface EndUserInboxDeps {
-  sql: Sql;
+  sql: InboxSessionDeps['sql'];
   requestTimeoutMs: number;
   logger: Logger;
-  /** INBOX_JWT_SECRET; without it this API is off. */
-  jwtSecret?: string;
-  /** Absent where the process has no Pub/Sub connection: the live routes then answer 503. */
-  hub?: InboxHub;
+  /** Absent, this API is off: every route answers 404 saying so. */
+  endUsers?: EndUserAccess;
   heartbeatMs: number;
   live: LiveConnections;
   upgradeWebSocket: UpgradeWebSocket<WebSocket>;
@@ -29,59 +39,142 @@ export interface EndUserInboxDeps {
 type Env = { Variables: { userId: string } };
 
 /** `GET /inbox/unread_count`. */
-export const unreadCountJsonSchema = z.object({ unread: z.int().min(0) }).meta({ id: 'UnreadCount' });
+const unreadCountJsonSchema = z.object({ unread: z.int().min(0) }).meta({ id: 'UnreadCount' });
 /** `POST /inbox/read_all`: how many items this marked read. */
-export const markedJsonSchema = z.object({ marked: z.int().min(0) }).meta({ id: 'MarkedRead' });
+const markedJsonSchema = z.object({ marked: z.int().min(0) }).meta({ id: 'MarkedRead' });
+
+const listRoute = endUserRoute({
+  method: 'get',
+  path: '/',
+  tag: 'Inbox',
+  summary: 'My inbox, newest first',
+  request: { query: inboxPageQuerySchema },
+  responses: { 200: json(inboxListingSchema, 'a page of the inbox (archived items left out) and the unread count') },
+  errors: { 400: 'a bad `limit`, `cursor` or `unread`' },
+});
+
+const unreadRoute = endUserRoute({
+  method: 'get',
+  path: '/unread_count',
+  tag: 'Inbox',
+  summary: 'How many of my items are unread',
+  responses: { 200: json(unreadCountJsonSchema, 'the count') },
+});
+
+const readAllRoute = endUserRoute({
+  method: 'post',
+  path: '/read_all',
+  tag: 'Inbox',
+  summary: 'Mark all my items read',
+  responses: { 200: json(markedJsonSchema, 'how many were marked') },
+});
+
+/** Marking one item read and archiving it: the same request, answered the same way. */
+const itemRoute = (action: 'read' | 'archive', summary: string) =>
+  endUserRoute({
+    method: 'post',
+    path: `/{id}/${action}`,
+    tag: 'Inbox',
+    summary,
+    request: { params: idParams },
+    responses: { 204: { description: 'done' } },
+    errors: { 400: 'the id is not a UUID (`invalid_id`)', 404: 'no such item for this user' },
+  });
+
+const liveQuery = z.object({ since: sinceSeqSchema.optional().meta({ description: 'the highest `seq` the client has; 0 or absent: everything' }) });
+/** The live routes' refusal of a bad `since` (or Last-Event-ID, which wins over it). */
+const badSince = refuseAs(sinceSeq);
+
+const streamRoute = endUserRoute(
+  {
+    method: 'get',
+    path: '/stream',
+    tag: 'Inbox',
+    summary: 'My inbox live, as Server-Sent Events',
+    description:
+      'First every item after `since`, then `event: caught_up` (data `{"seq": N}`), then each new item as it is delivered: `event: notification`, `id:` its seq, data an InboxItem. An EventSource resumes by itself after a drop (it sends `Last-Event-ID`).',
+    request: {
+      query: liveQuery,
+      headers: z.object({ 'Last-Event-ID': z.string().optional().meta({ description: 'sent by a reconnecting EventSource; wins over `since`' }) }),
+    },
+    responses: { 200: text('text/event-stream', 'the event stream') },
+    errors: { 400: 'a bad `since` or `Last-Event-ID`' },
+  },
+  true,
+);
+
+/** `GET /inbox/ws` as declared; its middleware (the upgrade) comes from the process's server. */
+const webSocketRoute = (upgrade: MiddlewareHandler) =>
+  endUserRoute(
+    {
+      method: 'get',
+      path: '/ws',
+      tag: 'Inbox',
+      summary: 'My inbox live, over a WebSocket',
+      description:
+        'JSON messages: `{"type": "notification", "item": InboxItem}` for every item after `since`, then `{"type": "caught_up", "seq": N}`, then each new item as it is delivered.',
+      // A bad `since` is refused with 400 before the upgrade.
+      middleware: [checkSince, upgrade],
+      request: { query: liveQuery },
+      responses: { 101: { description: 'switching to the WebSocket protocol' } },
+      errors: { 400: 'a bad `since`', 404: 'or the request is not a WebSocket upgrade' },
+    },
+    true,
+  );
+
+const checkSince: MiddlewareHandler = (c, next) => {
+  sinceSeq(c);
+  return next();
+};
 
 /**
  * The inbox as its end user sees it (`/inbox`), authenticated by a token from the product's
  * backend: list, unread count, read, archive, and the live stream (WebSocket or Server-Sent Events).
  * A user reaches only their own items: every statement is scoped by the token's user.
  */
-export function endUserInboxRoutes(deps: EndUserInboxDeps): Hono<Env> {
-  const app = new Hono<Env>();
+export function endUserInboxRoutes(deps: EndUserInboxDeps): OpenAPIHono<Env> {
+  const app = new OpenAPIHono<Env>();
   // Browsers cannot put headers on a WebSocket or an EventSource: those two take the token in the URL.
   app.use('/ws', authenticate(deps, { fromQuery: true }));
   app.use('/stream', authenticate(deps, { fromQuery: true }));
   app.use('*', authenticate(deps, { fromQuery: false }));
 
-  app.get('/', async (c) => c.json(await readInbox(deps, c.get('userId'), inboxPage(c))));
-  app.get('/unread_count', async (c) => {
-    const answer: z.infer<typeof unreadCountJsonSchema> = { unread: await unreadCount(deps, c.get('userId')) };
-    return c.json(answer);
-  });
-  app.post('/read_all', async (c) => {
-    const answer: z.infer<typeof markedJsonSchema> = { marked: await readAll(deps, c.get('userId')) };
-    return c.json(answer);
-  });
-  app.post('/:id/read', async (c) => {
-    await readItem(deps, c.get('userId'), uuidParam(c.req.param('id'), 'notification'));
-    return c.body(null, 204);
-  });
-  app.post('/:id/archive', async (c) => {
-    await archiveItem(deps, c.get('userId'), uuidParam(c.req.param('id'), 'notification'));
-    return c.body(null, 204);
-  });
-
-  const hub = deps.hub;
-  if (hub) {
-    const live = { sql: deps.sql, hub, logger: deps.logger, heartbeatMs: deps.heartbeatMs };
-    app.get('/stream', (c) => serveInboxEvents(c, live, deps.live, c.get('userId'), sinceSeq(c)));
-    app.get(
-      '/ws',
-      (c, next) => {
-        sinceSeq(c); // a bad `since` is refused with 400 before the upgrade
-        return next();
+  serveRoute(
+    app,
+    listRoute,
+    async (c) => c.json(await readInbox(deps, c.get('userId'), inboxPage(c.req.valid('query'))), 200),
+    refuseAs((c) => inboxPage(c.req.query())),
+  );
+  serveRoute(app, unreadRoute, async (c) => c.json({ unread: await unreadCount(deps, c.get('userId')) }, 200));
+  serveRoute(app, readAllRoute, async (c) => c.json({ marked: await readAll(deps, c.get('userId')) }, 200));
+  for (const [action, summary, act] of [
+    ['read', 'Mark one of my items read', readItem],
+    ['archive', 'Archive one of my items: it leaves the list and the count', archiveItem],
+  ] as const) {
+    serveRoute(
+      app,
+      itemRoute(action, summary),
+      async (c) => {
+        await act(deps, c.get('userId'), c.req.valid('param').id);
+        return c.body(null, 204);
       },
-      inboxWebSocket(deps.upgradeWebSocket, live, deps.live, (c) => ({ userId: c.get('userId'), since: sinceSeq(c) })),
+      refuseId('notification'),
     );
-  } else {
-    const unavailable = () => {
-      throw new UnavailableError('redis');
-    };
-    app.get('/stream', unavailable);
-    app.get('/ws', unavailable);
   }
+
+  // Used only past `authenticate`, which lets nothing through while the inbox is off (no hub then).
+  const live = deps.endUsers && { sql: deps.sql, hub: deps.endUsers.hub, logger: deps.logger, heartbeatMs: deps.heartbeatMs };
+  serveRoute(app, streamRoute, (c) => serveInboxEvents(c, live!, deps.live, c.get('userId'), sinceSeq(c)), badSince);
+  const upgrade = inboxWebSocket(deps.upgradeWebSocket, live!, deps.live, (c) => ({ userId: c.get('userId'), since: sinceSeq(c) }));
+  serveRoute(
+    app,
+    webSocketRoute(upgrade),
+    (c) => {
+      // The upgrade answers a WebSocket handshake; anything else is not a request this route takes.
+      throw new HTTPException(404, { message: `no route for ${c.req.method} ${c.req.path}` });
+    },
+    badSince,
+  );
 
   return app;
 }
@@ -89,7 +182,7 @@ export function endUserInboxRoutes(deps: EndUserInboxDeps): Hono<Env> {
 function authenticate(deps: EndUserInboxDeps, options: { fromQuery: boolean }) {
   return async (c: Context<Env>, next: Next) => {
     if (c.get('userId')) return next();
-    if (!deps.jwtSecret) throw new NotFoundError('the end-user inbox API is off on this server: set INBOX_JWT_SECRET');
+    if (!deps.endUsers) throw new NotFoundError('the end-user inbox API is off on this server: set INBOX_JWT_SECRET');
     const header = c.req.header('authorization');
     const token = header?.match(/^Bearer\s+(\S+)$/i)?.[1] ?? (options.fromQuery ? c.req.query('access_token') : undefined);
     if (!token) {
@@ -97,7 +190,7 @@ function authenticate(deps: EndUserInboxDeps, options: { fromQuery: boolean }) {
         `send the user's inbox token as "Authorization: Bearer <token>"${options.fromQuery ? ' or ?access_token=<token>' : ''}`,
       );
     }
-    c.set('userId', await userIdFromToken(token, deps.jwtSecret));
+    c.set('userId', await userIdFromToken(token, deps.endUsers.jwtSecret));
     return next();
   };
 }

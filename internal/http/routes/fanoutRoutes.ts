@@ -1,12 +1,25 @@
-import { Hono } from 'hono';
-import type { Sql } from '../../platform/database.ts';
+import { OpenAPIHono } from '@hono/zod-openapi';
 import { getFanout } from '../../service/fanoutService.ts';
-import { fanoutJson } from '../request/fanoutJson.ts';
-import { uuidParam } from '../request/pathParams.ts';
+import type { NotificationServiceDeps } from '../../service/notificationService.ts';
+import { json } from '../openapi/answers.ts';
+import { producerRoute } from '../openapi/routeDeclaration.ts';
+import { serveRoute } from '../openapi/serveRoute.ts';
+import { fanoutJson, fanoutJsonSchema } from '../request/fanoutJson.ts';
+import { idParams, refuseId } from '../request/pathParams.ts';
+
+const readRoute = producerRoute({
+  method: 'get',
+  path: '/{id}',
+  tag: 'Notifications',
+  summary: 'How far a fan-out got',
+  request: { params: idParams },
+  responses: { 200: json(fanoutJsonSchema, 'the fan-out, with its notifications counted by status') },
+  errors: { 400: 'the id is not a UUID (`invalid_id`)', 404: undefined },
+});
 
 /** `GET /fanouts/:id`: how far a fan-out got and where its notifications are. */
-export function fanoutRoutes(deps: { sql: Sql; requestTimeoutMs: number }): Hono {
-  const app = new Hono();
-  app.get('/:id', async (c) => c.json(fanoutJson(await getFanout(deps, uuidParam(c.req.param('id'), 'fan-out')))));
+export function fanoutRoutes(deps: Pick<NotificationServiceDeps, 'sql' | 'requestTimeoutMs'>): OpenAPIHono {
+  const app = new OpenAPIHono();
+  serveRoute(app, readRoute, async (c) => c.json(fanoutJson(await getFanout(deps, c.req.valid('param').id)), 200), refuseId('fan-out'));
   return app;
 }

@@ -1,38 +1,52 @@
-import { Hono } from 'hono';
+import { OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
-import type { Sql } from '../../platform/database.ts';
-import { runWithDeadline } from '../../platform/deadline.ts';
-import type { Redis } from '../../platform/redis.ts';
+import { checkReadiness, type ReadinessDeps } from '../../service/readiness.ts';
+import { json } from '../openapi/answers.ts';
+import { publicRoute } from '../openapi/routeDeclaration.ts';
+import { serveRoute } from '../openapi/serveRoute.ts';
 
-const READINESS_TIMEOUT_MS = 2000;
-
-export interface HealthDeps {
-  sql: Sql;
-  redis: Redis;
+export interface HealthDeps extends ReadinessDeps {
   /** True once the process is shutting down: it stops looking ready so load balancers move away. */
   isDraining: () => boolean;
 }
 
 /** `GET /healthz`: the process answers. */
-export const livenessJsonSchema = z.object({ status: z.literal('ok') }).meta({ id: 'Liveness' });
+const livenessJsonSchema = z.object({ status: z.literal('ok') }).meta({ id: 'Liveness' });
 
 const upDown = z.enum(['up', 'down']);
 
 /** `GET /readyz`, 200 or 503: whether this process should get traffic, and why not. */
-export const readinessJsonSchema = z
+const readinessJsonSchema = z
   .object({ status: z.enum(['ready', 'unavailable']), postgres: upDown, redis: upDown, draining: z.boolean() })
   .meta({ id: 'Readiness' });
 
-export function healthRoutes(deps: HealthDeps): Hono {
-  const app = new Hono();
+// For load balancers and orchestrators: no key, not rate limited.
+const livenessRoute = publicRoute(
+  { method: 'get', path: '/healthz', tag: 'Health', summary: 'Liveness', responses: { 200: json(livenessJsonSchema, 'the process runs') } },
+  false,
+);
 
-  app.get('/healthz', (c) => c.json({ status: 'ok' } satisfies z.infer<typeof livenessJsonSchema>));
+const readinessRoute = publicRoute(
+  {
+    method: 'get',
+    path: '/readyz',
+    tag: 'Health',
+    summary: 'Readiness: route traffic here only while 200',
+    responses: {
+      200: json(readinessJsonSchema, 'PostgreSQL and Redis answer and the process is not draining'),
+      503: json(readinessJsonSchema, 'not ready: which dependency is down, or the process is draining'),
+    },
+  },
+  false,
+);
 
-  app.get('/readyz', async (c) => {
-    const [postgres, redis] = await Promise.all([
-      probe(() => runWithDeadline(READINESS_TIMEOUT_MS, () => deps.sql`select 1`)),
-      probe(() => deps.redis.ping()),
-    ]);
+export function healthRoutes(deps: HealthDeps): OpenAPIHono {
+  const app = new OpenAPIHono();
+
+  serveRoute(app, livenessRoute, (c) => c.json({ status: 'ok' as const }, 200));
+
+  serveRoute(app, readinessRoute, async (c) => {
+    const { postgres, redis } = await checkReadiness(deps);
     const draining = deps.isDraining();
     const ready = postgres && redis && !draining;
     const answer: z.infer<typeof readinessJsonSchema> = {
@@ -41,17 +55,10 @@ export function healthRoutes(deps: HealthDeps): Hono {
       redis: up(redis),
       draining,
     };
-    return c.json(answer, ready ? 200 : 503);
+    return ready ? c.json(answer, 200) : c.json(answer, 503);
   });
 
   return app;
-}
-
-async function probe(check: () => Promise<unknown>): Promise<boolean> {
-  return check().then(
-    () => true,
-    () => false,
-  );
 }
 
 function up(ok: boolean): 'up' | 'down' {

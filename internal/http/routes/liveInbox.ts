@@ -2,20 +2,14 @@ import type { Context } from 'hono';
 import { streamSSE, type SSEStreamingApi } from 'hono/streaming';
 import type { UpgradeWebSocket, WSContext } from 'hono/ws';
 import type { WebSocket } from 'ws';
-import type { Sql } from '../../platform/database.ts';
-import type { InboxHub } from '../../queue/inboxHub.ts';
-import { InboxSession, type InboxEvent, type InboxSink } from '../../service/inboxSession.ts';
-import type { Logger } from '../../platform/logger.ts';
+import { InboxSession, type InboxEvent, type InboxSessionDeps, type InboxSink } from '../../service/inboxSession.ts';
 
 /** Bytes a WebSocket client may leave unread before it is dropped (it resumes from its last seq). */
 const MAX_UNREAD_BYTES = 1024 * 1024;
 /** Server-Sent Events a client may leave unwritten before it is dropped. */
 const MAX_UNWRITTEN_EVENTS = 1000;
 
-export interface LiveInboxDeps {
-  sql: Sql;
-  hub: InboxHub;
-  logger: Logger;
+export interface LiveInboxDeps extends InboxSessionDeps {
   heartbeatMs: number;
 }
 
@@ -33,10 +27,6 @@ export class LiveConnections {
 
   closeAll(): void {
     for (const close of [...this.open]) close();
-  }
-
-  get size(): number {
-    return this.open.size;
   }
 }
 

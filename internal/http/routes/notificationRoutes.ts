@@ -1,16 +1,73 @@
-import { Hono } from 'hono';
-import { getAttemptHistory } from '../../service/attemptHistory.ts';
-import { createNotificationSchema, toNotificationJson } from '../../domain/notification.ts';
-import { createNotification, getNotification, type NotificationServiceDeps } from '../../service/notificationService.ts';
-import { fanoutJson, fanoutWithMembersJson } from '../request/fanoutJson.ts';
-import { limitBody, readJson } from '../request/jsonBody.ts';
+import { OpenAPIHono } from '@hono/zod-openapi';
+import { z } from 'zod';
+import { attemptHistoryJsonSchema, getAttemptHistory } from '../../service/attemptHistory.ts';
+import { createNotificationSchema, notificationJsonSchema, toNotificationJson } from '../../domain/notification.ts';
+import { createNotification, getNotification, MAX_IDEMPOTENCY_KEY_LENGTH, type NotificationServiceDeps } from '../../service/notificationService.ts';
+import { json, jsonBody, location } from '../openapi/answers.ts';
+import { producerRoute } from '../openapi/routeDeclaration.ts';
+import { serveRoute } from '../openapi/serveRoute.ts';
+import { fanoutJson, fanoutJsonSchema, fanoutWithMembersJson, fanoutWithMembersJsonSchema } from '../request/fanoutJson.ts';
+import { readJson } from '../request/jsonBody.ts';
 import { requestHeader } from '../request/nodeRequest.ts';
-import { uuidParam } from '../request/pathParams.ts';
+import { idParams, refuseId } from '../request/pathParams.ts';
 
-export function notificationRoutes(deps: NotificationServiceDeps): Hono {
-  const app = new Hono();
+const createdJsonSchema = z.union([notificationJsonSchema, fanoutWithMembersJsonSchema]);
 
-  app.post('/', limitBody, async (c) => {
+const createRoute = producerRoute({
+  method: 'post',
+  path: '/',
+  tag: 'Notifications',
+  summary: 'Create a notification, or one per user of a list or a topic',
+  description:
+    'Exactly one of `user_id`, `user_ids` (up to 1,000) or `topic`. A notification is answered only once it is committed in PostgreSQL. With an `Idempotency-Key`, a repeat of the same body answers the first outcome with 200.',
+  request: {
+    headers: z.object({
+      'Idempotency-Key': z
+        .string()
+        .min(1)
+        .max(MAX_IDEMPOTENCY_KEY_LENGTH)
+        .optional()
+        .meta({ description: 'makes a retried request safe: kept 24 hours; the same key with another body is refused with 422' }),
+    }),
+    body: jsonBody(createNotificationSchema),
+  },
+  responses: {
+    200: json(createdJsonSchema, 'an idempotent repeat: what the first request created'),
+    201: json(createdJsonSchema, 'created: the notification (`user_id`), or the fan-out with every notification (`user_ids`)', location('notification or fan-out')),
+    202: json(fanoutJsonSchema, "a topic's fan-out, stored: workers create its notifications next", location('fan-out')),
+  },
+  errors: {
+    400: '`channel_not_configured`, `no_address` (the users in `details`), `webhook_target_not_allowed`, `invalid_idempotency_key` too',
+    422: undefined,
+    503: 'or more than MAX_QUEUE_DEPTH notifications wait for delivery (`overloaded`)',
+  },
+});
+
+const readRoute = producerRoute({
+  method: 'get',
+  path: '/{id}',
+  tag: 'Notifications',
+  summary: 'Read a notification',
+  request: { params: idParams },
+  responses: { 200: json(notificationJsonSchema, 'the notification') },
+  errors: { 400: 'the id is not a UUID (`invalid_id`)', 404: undefined },
+});
+
+const attemptsRoute = producerRoute({
+  method: 'get',
+  path: '/{id}/attempts',
+  tag: 'Notifications',
+  summary: "A notification's delivery attempts, including the one under way",
+  request: { params: idParams },
+  responses: { 200: json(attemptHistoryJsonSchema, 'the attempts, oldest first') },
+  errors: { 400: 'the id is not a UUID (`invalid_id`)', 404: undefined },
+});
+
+/** `/notifications`: create one (or a fan-out), read one, and its delivery attempts. */
+export function notificationRoutes(deps: NotificationServiceDeps): OpenAPIHono {
+  const app = new OpenAPIHono();
+
+  serveRoute(app, createRoute, async (c) => {
     const request = await readJson(c, createNotificationSchema);
     const outcome = await createNotification(deps, request, requestHeader(c, 'idempotency-key'));
     if (outcome.kind === 'notification') {
@@ -24,15 +81,9 @@ export function notificationRoutes(deps: NotificationServiceDeps): Hono {
     return c.json(fanoutWithMembersJson(outcome.fanout, outcome.members), outcome.created ? 201 : 200);
   });
 
-  app.get('/:id', async (c) => {
-    const id = uuidParam(c.req.param('id'), 'notification');
-    return c.json(toNotificationJson(await getNotification(deps, id)));
-  });
+  serveRoute(app, readRoute, async (c) => c.json(toNotificationJson(await getNotification(deps, c.req.valid('param').id)), 200), refuseId('notification'));
 
-  app.get('/:id/attempts', async (c) => {
-    const id = uuidParam(c.req.param('id'), 'notification');
-    return c.json(await getAttemptHistory(deps, id));
-  });
+  serveRoute(app, attemptsRoute, async (c) => c.json(await getAttemptHistory(deps, c.req.valid('param').id), 200), refuseId('notification'));
 
   return app;
 }

@@ -1,9 +1,20 @@
-import { Hono } from 'hono';
-import { readStats, type StatsDeps } from '../../service/statsService.ts';
+import { OpenAPIHono } from '@hono/zod-openapi';
+import { readStats, statsJsonSchema, type StatsDeps } from '../../service/statsService.ts';
+import { json } from '../openapi/answers.ts';
+import { operatorRoute } from '../openapi/routeDeclaration.ts';
+import { serveRoute } from '../openapi/serveRoute.ts';
+
+const statsRoute = operatorRoute({
+  method: 'get',
+  path: '/',
+  tag: 'Operations',
+  summary: 'Totals by status, failed attempts, delivery time, queue lengths, active workers',
+  responses: { 200: json(statsJsonSchema, 'the figures') },
+});
 
 /** `GET /stats`: totals by status, failed attempts, delivery time, queue lengths, active workers. */
-export function statsRoutes(deps: StatsDeps): Hono {
-  const app = new Hono();
-  app.get('/', async (c) => c.json(await readStats(deps)));
+export function statsRoutes(deps: StatsDeps): OpenAPIHono {
+  const app = new OpenAPIHono();
+  serveRoute(app, statsRoute, async (c) => c.json(await readStats(deps), 200));
   return app;
 }

@@ -1,27 +1,56 @@
-import { Hono } from 'hono';
-import type { Sql } from '../../platform/database.ts';
+import { OpenAPIHono } from '@hono/zod-openapi';
 import { topicSubscribersSchema } from '../../domain/topic.ts';
-import { changeTopicSubscribers, getTopic } from '../../service/topicService.ts';
-import { limitBody, readJson } from '../request/jsonBody.ts';
-import { topicParam } from '../request/pathParams.ts';
+import type { NotificationServiceDeps } from '../../service/notificationService.ts';
+import { changeTopicSubscribers, getTopic, topicChangeSchema, topicSummarySchema } from '../../service/topicService.ts';
+import { json, jsonBody } from '../openapi/answers.ts';
+import { producerRoute } from '../openapi/routeDeclaration.ts';
+import { serveRoute } from '../openapi/serveRoute.ts';
+import { readJson } from '../request/jsonBody.ts';
+import { refuseTopic, topicParam, topicParams } from '../request/pathParams.ts';
+
+/** PUT adds subscribers, DELETE removes them: the same request, answered the same way. */
+const changeRoute = (method: 'put' | 'delete', summary: string, changed: string) =>
+  producerRoute({
+    method,
+    path: '/{topic}/subscribers',
+    tag: 'Topics',
+    summary,
+      request: { params: topicParams, body: jsonBody(topicSubscribersSchema) },
+    responses: { 200: json(topicChangeSchema, `the topic's subscribers now, and how many this ${changed}`) },
+    });
+
+const readRoute = producerRoute({
+  method: 'get',
+  path: '/{topic}',
+  tag: 'Topics',
+  summary: "A topic's subscriber count",
+  request: { params: topicParams },
+  responses: { 200: json(topicSummarySchema, 'the topic (0 subscribers for one never used)') },
+  errors: { 400: 'not a topic key' },
+});
 
 /** Topics: named groups of users a notification can fan out to (`POST /notifications` with `topic`). */
-export function topicRoutes(deps: { sql: Sql; requestTimeoutMs: number }): Hono {
-  const app = new Hono();
+export function topicRoutes(deps: Pick<NotificationServiceDeps, 'sql' | 'requestTimeoutMs'>): OpenAPIHono {
+  const app = new OpenAPIHono();
 
-  app.put('/:topic/subscribers', limitBody, async (c) => {
-    const topic = topicParam(c.req.param('topic'));
-    const { user_ids } = await readJson(c, topicSubscribersSchema);
-    return c.json(await changeTopicSubscribers(deps, topic, user_ids, 'add'));
-  });
+  for (const [route, change] of [
+    [changeRoute('put', "Add users to a topic's subscribers (again is harmless)", 'added'), 'add'],
+    [changeRoute('delete', "Remove users from a topic's subscribers", 'removed'), 'remove'],
+  ] as const) {
+    serveRoute(
+      app,
+      route,
+      async (c) => {
+        // The declared key is trimmed; the topic is exactly what the path says, or refused.
+        const topic = topicParam(c.req.param('topic'));
+        const { user_ids } = await readJson(c, topicSubscribersSchema);
+        return c.json(await changeTopicSubscribers(deps, topic, user_ids, change), 200);
+      },
+      refuseTopic,
+    );
+  }
 
-  app.delete('/:topic/subscribers', limitBody, async (c) => {
-    const topic = topicParam(c.req.param('topic'));
-    const { user_ids } = await readJson(c, topicSubscribersSchema);
-    return c.json(await changeTopicSubscribers(deps, topic, user_ids, 'remove'));
-  });
-
-  app.get('/:topic', async (c) => c.json(await getTopic(deps, topicParam(c.req.param('topic')))));
+  serveRoute(app, readRoute, async (c) => c.json(await getTopic(deps, topicParam(c.req.param('topic'))), 200), refuseTopic);
 
   return app;
 }
