@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { once } from 'node:events';
 import net from 'node:net';
 import type { Hono } from 'hono';
 import { ApiKeyVerifier } from '../../internal/service/apiKeyService.ts';
@@ -12,21 +11,17 @@ import { createLogger, type Logger } from '../../internal/platform/logger.ts';
 import { ApiMetrics } from '../../internal/metrics/apiMetrics.ts';
 import type { NotificationRow } from '../../internal/domain/notification.ts';
 import { NotificationQueue, type QueueKeys } from '../../internal/queue/notificationQueue.ts';
-import { connectRedis, type Redis } from '../../internal/platform/redis.ts';
+import type { Redis } from '../../internal/platform/redis.ts';
 import { insertNotification, type NewNotification } from '../../internal/repository/notifications.ts';
-import { testQueueKeys, testRedisUrl, type TestDatabase } from '../support/testEnvironment.ts';
+import { fixtureValue } from '../support/fixtureValue.ts';
+import { connectReadyRedis, testQueueKeys, testRedisUrl, type TestDatabase } from '../support/testEnvironment.ts';
 
 export function silentLogger(): Logger {
   return createLogger({ LOG_LEVEL: 'silent' }, 'test');
 }
 
-/** The service's own Redis client (no offline queue), once it is connected. */
-export async function connectReadyRedis(url = testRedisUrl()): Promise<Redis> {
-  const redis = connectRedis(url);
-  redis.on('error', () => {});
-  if (redis.status !== 'ready') await once(redis, 'ready');
-  return redis;
-}
+// Kept here too for the files that import it from this module.
+export { connectReadyRedis };
 
 /** A TCP port on 127.0.0.1 where nothing listens (it was free a moment ago). */
 export async function closedPort(): Promise<number> {
@@ -49,10 +44,15 @@ export interface TestApi {
 }
 
 /** The HTTP API wired as `cmd/api.ts` wires it, against this file's database and its own keys. */
-export async function buildApi(
-  db: TestDatabase,
-  options: { env?: Record<string, string>; requestTimeoutMs?: number; isDraining?: () => boolean; sql?: Sql; redis?: Redis } = {},
-): Promise<TestApi> {
+export interface BuildApiOptions {
+  env?: Record<string, string>;
+  requestTimeoutMs?: number;
+  isDraining?: () => boolean;
+  sql?: Sql;
+  redis?: Redis;
+}
+
+export async function buildApi(db: Pick<TestDatabase, 'url'>, options: BuildApiOptions = {}): Promise<TestApi> {
   const keys = testQueueKeys();
   const config = parseConfig({
     DATABASE_URL: db.url,
@@ -102,6 +102,40 @@ export async function buildApi(
       await sql.end({ timeout: 5 });
       redis.disconnect();
     },
+  };
+}
+
+/**
+ * `buildApi` for the whole file: built before its first test (after the file's database), closed
+ * after its last. `options` is a function when it needs the database, which exists only then.
+ */
+export function useTestApi(db: Pick<TestDatabase, 'url'>, options: BuildApiOptions | (() => BuildApiOptions) = {}): TestApi {
+  const current = fixtureValue(
+    'the test API',
+    'file',
+    () => buildApi(db, typeof options === 'function' ? options() : options),
+    (api) => api.close(),
+  );
+  return {
+    get app() {
+      return current().app;
+    },
+    get sql() {
+      return current().sql;
+    },
+    get redis() {
+      return current().redis;
+    },
+    get queue() {
+      return current().queue;
+    },
+    get keys() {
+      return current().keys;
+    },
+    get metrics() {
+      return current().metrics;
+    },
+    close: () => current().close(),
   };
 }
 

@@ -1,0 +1,30 @@
+import type { Sql } from '../../internal/platform/database.ts';
+import { fixtureValue } from './fixtureValue.ts';
+import { createTestDatabase, type TestDatabase } from './testEnvironment.ts';
+
+/** This file's database, as `useTestDatabase` hands it out: read its fields inside tests and hooks. */
+export interface FileDatabase {
+  readonly name: string;
+  readonly url: string;
+  /** A pool of 5 connections, ended before the database is dropped. */
+  readonly sql: Sql;
+}
+
+/**
+ * A migrated database of this test file's own (one database per file, as graphile/worker's tests
+ * do), created before its first test and dropped after its last.
+ */
+export function useTestDatabase(): FileDatabase {
+  const current = fixtureValue<TestDatabase>('the test database', 'file', () => createTestDatabase(), (db) => db.drop());
+  return {
+    get name() {
+      return current().name;
+    },
+    get url() {
+      return current().url;
+    },
+    get sql() {
+      return current().sql;
+    },
+  };
+}
