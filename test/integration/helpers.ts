@@ -13,7 +13,7 @@ import type { NotificationRow } from '../../internal/domain/notification.ts';
 import { NotificationQueue, type QueueKeys } from '../../internal/queue/notificationQueue.ts';
 import type { Redis } from '../../internal/platform/redis.ts';
 import { insertNotification, type NewNotification } from '../../internal/repository/notifications.ts';
-import { fixtureValue } from '../support/fixtureValue.ts';
+import { fixtureFields, fixtureValue } from '../support/fixtureValue.ts';
 import { connectReadyRedis, testQueueKeys, testRedisUrl, type TestDatabase } from '../support/testEnvironment.ts';
 
 export function silentLogger(): Logger {
@@ -116,27 +116,7 @@ export function useTestApi(db: Pick<TestDatabase, 'url'>, options: BuildApiOptio
     () => buildApi(db, typeof options === 'function' ? options() : options),
     (api) => api.close(),
   );
-  return {
-    get app() {
-      return current().app;
-    },
-    get sql() {
-      return current().sql;
-    },
-    get redis() {
-      return current().redis;
-    },
-    get queue() {
-      return current().queue;
-    },
-    get keys() {
-      return current().keys;
-    },
-    get metrics() {
-      return current().metrics;
-    },
-    close: () => current().close(),
-  };
+  return fixtureFields(current, ['app', 'sql', 'redis', 'queue', 'keys', 'metrics', 'close']);
 }
 
 export function newNotification(overrides: Partial<NewNotification> = {}): NewNotification {

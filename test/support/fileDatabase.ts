@@ -1,5 +1,5 @@
 import type { Sql } from '../../internal/platform/database.ts';
-import { fixtureValue } from './fixtureValue.ts';
+import { fixtureFields, fixtureValue } from './fixtureValue.ts';
 import { createTestDatabase, type TestDatabase } from './testEnvironment.ts';
 
 /** This file's database, as `useTestDatabase` hands it out: read its fields inside tests and hooks. */
@@ -16,15 +16,5 @@ export interface FileDatabase {
  */
 export function useTestDatabase(): FileDatabase {
   const current = fixtureValue<TestDatabase>('the test database', 'file', () => createTestDatabase(), (db) => db.drop());
-  return {
-    get name() {
-      return current().name;
-    },
-    get url() {
-      return current().url;
-    },
-    get sql() {
-      return current().sql;
-    },
-  };
+  return fixtureFields(current, ['name', 'url', 'sql']);
 }

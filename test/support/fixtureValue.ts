@@ -31,3 +31,13 @@ export function fixtureValue<T>(
     return value as T;
   };
 }
+
+/**
+ * An object whose `keys` read through to the fixture's current value, so a file can hold its
+ * fixture in a `const` at the top and use its fields once the hooks have made it.
+ */
+export function fixtureFields<T extends object, K extends keyof T>(current: () => T, keys: readonly K[]): Pick<T, K> {
+  const fields = {} as Pick<T, K>;
+  for (const key of keys) Object.defineProperty(fields, key, { get: () => current()[key], enumerable: true });
+  return fields;
+}

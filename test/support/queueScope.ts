@@ -1,6 +1,6 @@
 import { NotificationQueue, type QueueKeys } from '../../internal/queue/notificationQueue.ts';
 import type { Redis } from '../../internal/platform/redis.ts';
-import { fixtureValue, type FixtureLifetime } from './fixtureValue.ts';
+import { fixtureFields, fixtureValue, type FixtureLifetime } from './fixtureValue.ts';
 import { connectReadyRedis, testQueueKeys } from './testEnvironment.ts';
 
 /** Redis as a test file's code under test sees it: a client, queue keys of its own, and the queue on them. */
@@ -18,17 +18,10 @@ export interface QueueScope {
  */
 export function useQueueScope(options: { keys?: FixtureLifetime } = {}): QueueScope {
   const redis = fixtureValue('the test Redis client', 'file', () => connectReadyRedis(), (r) => r.disconnect());
-  const keys = fixtureValue('the test queue keys', options.keys ?? 'test', testQueueKeys, () => {});
-  const queue = fixtureValue('the test queue', options.keys ?? 'test', () => new NotificationQueue(redis(), keys()), () => {});
-  return {
-    get redis() {
-      return redis();
-    },
-    get keys() {
-      return keys();
-    },
-    get queue() {
-      return queue();
-    },
-  };
+  const scope = fixtureValue('the test queue', options.keys ?? 'test', () => queueOn(redis(), testQueueKeys()), () => {});
+  return fixtureFields(scope, ['redis', 'keys', 'queue']);
+}
+
+function queueOn(redis: Redis, keys: QueueKeys): QueueScope {
+  return { redis, keys, queue: new NotificationQueue(redis, keys) };
 }
