@@ -16,15 +16,24 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
+export interface TestDatabaseOptions {
+  /** The server to create it on; the run's own by default. */
+  serverUrl?: string;
+  /** An empty database instead of a clone of the run's migrated template (for migration tests). */
+  empty?: boolean;
+}
+
 /**
- * A fresh, migrated database of this test run's own (a clone of the run's template) on `serverUrl`.
- * When the server refuses, the error is one line naming the server and the database.
+ * A fresh, migrated database of this test run's own (a clone of the run's template), or an empty
+ * one. When the server refuses, the error is one line naming the server and the database.
  */
-export async function createTestDatabase(serverUrl = inject('postgresUrl')): Promise<TestDatabase> {
-  const name = `${inject('runId')}_${randomBytes(4).toString('hex')}`;
+export async function createTestDatabase(options: TestDatabaseOptions = {}): Promise<TestDatabase> {
+  const serverUrl = options.serverUrl ?? inject('postgresUrl');
+  const { name } = unusedDatabase();
   const admin = connectDatabase(serverUrl, { max: 1, connectTimeoutSeconds: 5 });
   try {
-    await admin`create database ${admin(name)} template ${admin(inject('templateDatabase'))}`;
+    if (options.empty) await admin`create database ${admin(name)}`;
+    else await admin`create database ${admin(name)} template ${admin(inject('templateDatabase'))}`;
   } catch (err) {
     throw new FixtureError(`could not create the test database ${name} on ${serverAddress(serverUrl)}`, err);
   } finally {

@@ -1,9 +1,11 @@
+import { afterAll, afterEach } from 'vitest';
 import type { Redis } from 'ioredis';
+import type { FixtureLifetime } from './fixtureValue.ts';
 import { PushService } from './pushService.ts';
 import { ServiceProcess } from './serviceProcess.ts';
 import { TestSmtpServer, type TestSmtpServerOptions } from './smtpServer.ts';
 import { TcpProxy } from './tcpProxy.ts';
-import { connectTestRedis, createTestDatabase, type TestDatabase } from './testEnvironment.ts';
+import { connectTestRedis, createTestDatabase, type TestDatabase, type TestDatabaseOptions } from './testEnvironment.ts';
 import { TwilioServer } from './twilioServer.ts';
 import { WebhookReceiver, type Responder } from './webhookReceiver.ts';
 
@@ -37,8 +39,8 @@ export class TestScope {
     if (failures.length) throw new AggregateError(failures, 'test cleanup failed');
   }
 
-  async database(): Promise<TestDatabase> {
-    const db = await createTestDatabase();
+  async database(options?: TestDatabaseOptions): Promise<TestDatabase> {
+    const db = await createTestDatabase(options);
     this.defer(() => db.drop());
     return db;
   }
@@ -112,4 +114,14 @@ export class TestScope {
 /** Whether the process has neither exited nor been killed. */
 export function isRunning(p: ServiceProcess): boolean {
   return p.child.exitCode === null && p.child.signalCode === null;
+}
+
+/**
+ * A scope closed after each test (`'test'`, the default) or after the file's last test (`'file'`):
+ * what a test starts through it is released however the test ended.
+ */
+export function useTestScope(lifetime: FixtureLifetime = 'test'): TestScope {
+  const scope = new TestScope();
+  (lifetime === 'file' ? afterAll : afterEach)(() => scope.close());
+  return scope;
 }
