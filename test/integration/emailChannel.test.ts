@@ -1,11 +1,13 @@
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { EmailChannel, type EmailOptions } from '../../internal/channels/emailChannel.ts';
 import { PermanentDeliveryError } from '../../internal/channels/permanentDeliveryError.ts';
 import { ValidationError } from '../../internal/domain/errors.ts';
 import type { NotificationRow } from '../../internal/domain/notification.ts';
 import { claimedRow } from '../support/notificationRow.ts';
-import { header, SilentServer, TestSmtpServer, type TestSmtpServerOptions } from '../support/smtpServer.ts';
+import { header, SilentServer, type TestSmtpServerOptions } from '../support/smtpServer.ts';
 import { closedPort } from './helpers.ts';
+import { useTestScope } from '../support/testScope.ts';
+import { deliveryError, thrownBy } from '../support/thrown.ts';
 
 const FROM = 'Acme Alerts <no-reply@acme.example>';
 
@@ -13,39 +15,21 @@ function emailRow(fields: Partial<NotificationRow> = {}): NotificationRow {
   return claimedRow({ type: 'EMAIL', user_id: 'user-e', recipient: 'ada@example.com', ...fields });
 }
 
-const cleanups: (() => unknown)[] = [];
+// Channels close first (they were made last): a server waits for the clients still connected to it.
+const scope = useTestScope();
 
-afterEach(async () => {
-  // Channels first: a server waits for the clients still connected to it.
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function startSmtp(options?: TestSmtpServerOptions): Promise<TestSmtpServer> {
-  const server = await TestSmtpServer.start(options);
-  cleanups.push(() => server.close());
-  return server;
-}
+const startSmtp = (options?: TestSmtpServerOptions) => scope.smtp(options);
 
 async function startSilent(): Promise<SilentServer> {
   const server = await SilentServer.start();
-  cleanups.push(() => server.close());
+  scope.defer(() => server.close());
   return server;
 }
 
 function emailChannel(smtpUrl: string, options: Partial<EmailOptions> = {}): EmailChannel {
   const channel = new EmailChannel({ smtpUrl, from: FROM, timeoutMs: 2000, ...options });
-  cleanups.push(() => channel.close());
+  scope.defer(() => channel.close());
   return channel;
-}
-
-async function deliveryError(channel: EmailChannel, row: NotificationRow, signal = new AbortController().signal): Promise<Error> {
-  try {
-    await channel.deliver(row, signal);
-  } catch (err) {
-    expect(err).toBeInstanceOf(Error);
-    return err as Error;
-  }
-  throw new Error('delivery succeeded');
 }
 
 describe('EmailChannel.deliver against a real SMTP server', () => {
@@ -296,15 +280,7 @@ describe('EmailChannel.checkAddress', () => {
   const channel = new EmailChannel({ smtpUrl: 'smtp://127.0.0.1:1', from: FROM, timeoutMs: 1000 });
   afterAll(() => channel.close());
 
-  function refusal(to: string | undefined): ValidationError {
-    try {
-      channel.checkAddress(to);
-    } catch (err) {
-      expect(err).toBeInstanceOf(ValidationError);
-      return err as ValidationError;
-    }
-    throw new Error(`${JSON.stringify(to)} was accepted`);
-  }
+  const refusal = (to: string | undefined) => thrownBy(ValidationError, () => channel.checkAddress(to), JSON.stringify(to));
 
   it('is the EMAIL channel and looks for the profile\'s email', () => {
     expect(channel.channel).toBe('EMAIL');

@@ -9,6 +9,7 @@ import { toNotificationJson, type NotificationRow } from '../../internal/domain/
 import { claimedRow } from '../support/notificationRow.ts';
 import { WebhookReceiver } from '../support/webhookReceiver.ts';
 import { closedPort } from './helpers.ts';
+import { deliveryError, thrownBy } from '../support/thrown.ts';
 
 function webhookRow(url: string): NotificationRow {
   return claimedRow({
@@ -18,16 +19,6 @@ function webhookRow(url: string): NotificationRow {
     data: { order: 42, nested: { ok: true } },
     locked_by: 'w',
   });
-}
-
-async function deliveryError(channel: WebhookChannel, row: NotificationRow, signal = new AbortController().signal): Promise<Error> {
-  try {
-    await channel.deliver(row, signal);
-  } catch (err) {
-    expect(err).toBeInstanceOf(Error);
-    return err as Error;
-  }
-  throw new Error('delivery succeeded');
 }
 
 describe('WebhookChannel.deliver against a real HTTP receiver', () => {
@@ -250,14 +241,7 @@ describe('WebhookChannel.checkAddress', () => {
     'http://2130706433/',
     'http://0x7f.1/',
   ])('refuses the private target %s unless private targets are allowed', (to) => {
-    let refused: unknown;
-    try {
-      strict.checkAddress(to);
-    } catch (err) {
-      refused = err;
-    }
-    expect(refused).toBeInstanceOf(ValidationError);
-    expect((refused as ValidationError).code).toBe('webhook_target_not_allowed');
+    expect(thrownBy(ValidationError, () => strict.checkAddress(to)).code).toBe('webhook_target_not_allowed');
     expect(lenient.checkAddress(to)).toMatch(/^http:\/\//);
   });
 });

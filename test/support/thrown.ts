@@ -1,0 +1,36 @@
+import { expect } from 'vitest';
+import type { ChannelProvider } from '../../internal/channels/channelProvider.ts';
+import type { NotificationRow } from '../../internal/domain/notification.ts';
+
+type ErrorClass<E extends Error> = abstract new (...args: never[]) => E;
+
+/** The error `act` throws, expected to be an instance of `type`; fails the test when `act` returns. */
+export function thrownBy<E extends Error>(type: ErrorClass<E>, act: () => unknown, what = 'the call'): E {
+  try {
+    act();
+  } catch (err) {
+    expect(err).toBeInstanceOf(type);
+    return err as E;
+  }
+  throw new Error(`${what} threw nothing`);
+}
+
+/** The error `promise` rejects with, expected to be an instance of `type`; fails the test when it resolves. */
+export async function rejectionOf<E extends Error>(type: ErrorClass<E>, promise: Promise<unknown>, what = 'the call'): Promise<E> {
+  try {
+    await promise;
+  } catch (err) {
+    expect(err).toBeInstanceOf(type);
+    return err as E;
+  }
+  throw new Error(`${what} succeeded`);
+}
+
+/** The error a channel's `deliver` fails with; fails the test when the delivery succeeds. */
+export function deliveryError(
+  channel: Pick<ChannelProvider, 'deliver'>,
+  row: NotificationRow,
+  signal = new AbortController().signal,
+): Promise<Error> {
+  return rejectionOf(Error, channel.deliver(row, signal), 'delivery');
+}
