@@ -3,6 +3,7 @@ import { describe, expect, it, vi } from 'vitest';
 import webpush from 'web-push';
 import { connectDatabase } from '../../internal/platform/database.ts';
 import type { NotificationRow } from '../../internal/domain/notification.ts';
+import type { FanoutJson, FanoutWithMembersJson } from '../../internal/http/request/fanoutJson.ts';
 import { FanoutRunner } from '../../internal/worker/fanoutRunner.ts';
 import { PushService } from '../support/pushService.ts';
 import { useTestDatabase } from '../support/fileDatabase.ts';
@@ -24,22 +25,9 @@ const PROVIDERS_ENV = {
   })(),
 };
 
-interface Member {
-  id: string;
-  user_id: string;
-  status: string;
-}
-interface FanoutBody {
-  fanout_id: string;
-  topic: string | null;
-  type: string;
-  status: 'RUNNING' | 'DONE';
-  created_count: number;
-  counts: Record<string, number>;
-  created_at: string;
-  finished_at: string | null;
-  notifications?: Member[];
-}
+/** A fan-out as the API answers it; `notifications` only for a list of user_ids. */
+type FanoutBody = FanoutJson & Partial<Pick<FanoutWithMembersJson, 'notifications'>>;
+type Member = FanoutWithMembersJson['notifications'][number];
 interface ErrorResponse {
   error: { code: string; message: string; details?: unknown };
 }

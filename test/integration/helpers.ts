@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import net from 'node:net';
 import type { Hono } from 'hono';
 import { ApiKeyVerifier } from '../../internal/service/apiKeyService.ts';
@@ -13,6 +12,7 @@ import type { NotificationRow } from '../../internal/domain/notification.ts';
 import { NotificationQueue, type QueueKeys } from '../../internal/queue/notificationQueue.ts';
 import type { Redis } from '../../internal/platform/redis.ts';
 import { insertNotification, type NewNotification } from '../../internal/repository/notifications.ts';
+import { newNotification } from '../support/notificationRow.ts';
 import { fixtureFields, fixtureValue } from '../support/fixtureValue.ts';
 import { connectReadyRedis, testQueueKeys, testRedisUrl, type TestDatabase } from '../support/testEnvironment.ts';
 
@@ -119,20 +119,8 @@ export function useTestApi(db: Pick<TestDatabase, 'url'>, options: BuildApiOptio
   return fixtureFields(current, ['app', 'sql', 'redis', 'queue', 'keys', 'metrics', 'close']);
 }
 
-export function newNotification(overrides: Partial<NewNotification> = {}): NewNotification {
-  return {
-    id: randomUUID(),
-    user_id: 'user-1',
-    type: 'IN_APP',
-    title: 'Title',
-    body: 'Body',
-    recipient: null,
-    html: null,
-    data: null,
-    critical: false,
-    ...overrides,
-  };
-}
+// Kept here too for the files that import it from this module.
+export { newNotification };
 
 /** Stores a PENDING notification through the repository, as the API does. */
 export async function insertPending(sql: Sql, overrides: Partial<NewNotification> = {}): Promise<NotificationRow> {
