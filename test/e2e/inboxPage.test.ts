@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import type { Browser, Page } from 'playwright-core';
-import { beforeAll, describe, expect, inject, it, onTestFinished } from 'vitest';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Sql } from '../../internal/platform/database.ts';
 import { postNotification, statusReached } from '../support/notifications.ts';
 import { freePort } from '../support/testEnvironment.ts';
 import { useTestScope } from '../support/testScope.ts';
-import { browserTestsSkipped, expectRenderedScreenshot, launchChromium } from '../support/browser.ts';
+import { browserTestsSkipped, expectRenderedScreenshot, launchChromium, openTestPage } from '../support/browser.ts';
 import { waitFor } from '../support/waitFor.ts';
 
 /** How soon a delivered notification must show on an open page. */
@@ -34,15 +34,7 @@ describe.skipIf(browserTestsSkipped('test/e2e/inboxPage.test.ts'))('the example 
     scope.defer(() => browser.close());
   });
 
-  /** A page of its own, closed after the test; script errors on it are collected in `errors`. */
-  async function openPage(): Promise<{ page: Page; errors: string[] }> {
-    const context = await browser.newContext({ viewport: { width: 760, height: 560 } });
-    onTestFinished(() => context.close());
-    const page = await context.newPage();
-    const errors: string[] = [];
-    page.on('pageerror', (err) => errors.push(err.message));
-    return { page, errors };
-  }
+  const openPage = () => openTestPage(browser, { width: 760, height: 560 });
 
   /** Opens the page on `apiUrl` and logs in as `userId`; resolves once its WebSocket has caught up. */
   async function logIn(page: Page, apiUrl: string, userId: string): Promise<void> {

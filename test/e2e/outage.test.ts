@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import type { Sql } from '../../internal/platform/database.ts';
-import { statusReached } from '../support/notifications.ts';
+import { msFromCreationToDeliveringClaim, statusReached } from '../support/notifications.ts';
 import { testRedisUrl } from '../support/testEnvironment.ts';
 import { isRunning, useTestScope } from '../support/testScope.ts';
 import type { LogLine } from '../support/serviceProcess.ts';
@@ -68,15 +68,6 @@ async function outcomes(sql: Sql, id: string): Promise<string[]> {
 async function rowsOf(sql: Sql, userId: string): Promise<number> {
   const [r] = await sql<{ n: number }[]>`select count(*)::int as n from notifications where user_id = ${userId}`;
   return r!.n;
-}
-
-async function msFromCreationToDeliveringClaim(sql: Sql, id: string): Promise<number> {
-  const [r] = await sql<{ ms: number }[]>`
-    select (extract(epoch from (a.started_at - n.created_at)) * 1000)::float8 as ms
-    from notifications n join notification_attempts a on a.notification_id = n.id and a.outcome = 'SENT'
-    where n.id = ${id}`;
-  if (!r) throw new Error(`notification ${id} has no SENT attempt`);
-  return r.ms;
 }
 
 function hitsFor(receiver: WebhookReceiver, userId: string): number {

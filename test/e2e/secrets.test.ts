@@ -3,11 +3,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import webpush from 'web-push';
 import { createApiKey } from '../../internal/service/apiKeyService.ts';
 import { issueToken } from '../../internal/service/endUserToken.ts';
-import type { PushService } from '../support/pushService.ts';
-import type { TestDatabase } from '../support/testEnvironment.ts';
-import { useTestScope, type RunningApi, type RunningWorker } from '../support/testScope.ts';
+import { useTestScope } from '../support/testScope.ts';
 import { waitFor } from '../support/waitFor.ts';
-import type { WebhookReceiver } from '../support/webhookReceiver.ts';
 
 const SMTP_PASSWORD = 'smtp-pass-7f3a9c1e5b';
 const SMS_TOKEN = 'sms-token-9d8c7b6a5f4e3d2c';
@@ -23,23 +20,19 @@ const INBOX_SECRET = 'inbox-secret-0123456789abcdef0123456789';
 describe('secrets stay secret', () => {
   const scope = useTestScope('file');
   const vapid = webpush.generateVAPIDKeys();
-  let db: TestDatabase;
-  let api: RunningApi;
-  let worker: RunningWorker;
-  let receiver: WebhookReceiver;
-  let push: PushService;
-  let apiKey: string;
+  let running: Awaited<ReturnType<typeof start>>;
   const answers: string[] = [];
 
-  beforeAll(async () => {
-    db = await scope.database();
+  /** The service, with every secret set and every provider a real server of its kind. */
+  async function start() {
+    const db = await scope.database();
     // The SMTP server and the SMS provider know other credentials than ours: our password and
     // token are sent, and refused.
     const [wrongTwilio, smtp] = await Promise.all([scope.twilio(), scope.smtp({ auth: { user: 'mailer', pass: 'another-password' } })]);
     // The webhook receiver and the push service refuse too, after the secret has done its work.
-    [receiver, push] = await Promise.all([scope.receiver(() => 500), scope.pushService()]);
-    apiKey = (await createApiKey(db.sql, 'secrets-test', ['admin'])).key;
-    ({ api, worker } = await scope.services({
+    const [receiver, push] = await Promise.all([scope.receiver(() => 500), scope.pushService()]);
+    const apiKey = (await createApiKey(db.sql, 'secrets-test', ['admin'])).key;
+    const { api, worker } = await scope.services({
       db,
       env: {
         LOG_LEVEL: 'trace',
@@ -59,11 +52,16 @@ describe('secrets stay secret', () => {
         WEBHOOK_SECRET,
         INBOX_JWT_SECRET: INBOX_SECRET,
       },
-    }));
+    });
+    return { db, api, worker, receiver, push, apiKey };
+  }
+
+  beforeAll(async () => {
+    running = await start();
   });
 
-  async function call(path: string, init: RequestInit = {}, auth = `Bearer ${apiKey}`): Promise<Response> {
-    const res = await fetch(`${api.url}${path}`, { ...init, headers: { 'content-type': 'application/json', authorization: auth, ...init.headers } });
+  async function call(path: string, init: RequestInit = {}, auth = `Bearer ${running.apiKey}`): Promise<Response> {
+    const res = await fetch(`${running.api.url}${path}`, { ...init, headers: { 'content-type': 'application/json', authorization: auth, ...init.headers } });
     answers.push(`${res.status} ${await res.clone().text()}`);
     return res;
   }
@@ -77,7 +75,7 @@ describe('secrets stay secret', () => {
   /** Each notification's final status and error_reason, once every one is FAILED or SENT. */
   async function finished(ids: string[]): Promise<Map<string, { status: string; error_reason: string | null }>> {
     const rows = await waitFor('every notification to finish at its provider', async () => {
-      const found = await db.sql<{ id: string; status: string; error_reason: string | null }[]>`
+      const found = await running.db.sql<{ id: string; status: string; error_reason: string | null }[]>`
         select id, status, error_reason from notifications where id = any(${ids}::uuid[])`;
       return found.length === ids.length && found.every((r) => r.status === 'FAILED' || r.status === 'SENT') && found;
     }, 20_000);
@@ -85,6 +83,7 @@ describe('secrets stay secret', () => {
   }
 
   it('keeps every secret out of logs, stored errors and answers while each channel is used and fails', async () => {
+    const { api, worker, receiver, push, apiKey } = running;
     const refusingDevice = push.subscribe({ applicationServerKey: vapid.publicKey });
     push.failNext(refusingDevice.endpoint, { status: 403, body: 'this subscription belongs to another application server' });
     const acceptingDevice = push.subscribe({ applicationServerKey: vapid.publicKey });

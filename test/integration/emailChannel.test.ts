@@ -7,7 +7,7 @@ import { claimedRow } from '../support/notificationRow.ts';
 import { header, SilentServer, type TestSmtpServerOptions } from '../support/smtpServer.ts';
 import { closedPort } from './helpers.ts';
 import { useTestScope } from '../support/testScope.ts';
-import { deliveryError, thrownBy } from '../support/thrown.ts';
+import { abortedMidway, deliveryError, thrownBy } from '../support/thrown.ts';
 
 const FROM = 'Acme Alerts <no-reply@acme.example>';
 
@@ -250,15 +250,10 @@ describe('EmailChannel connection failures, timeouts and aborts', () => {
   it('gives up as soon as the caller aborts, with the caller\'s reason, and drops the connection', async () => {
     const silent = await startSilent();
     const channel = emailChannel(silent.url, { timeoutMs: 30_000 });
-    const abort = new AbortController();
 
-    const pending = deliveryError(channel, emailRow(), abort.signal);
-    await expect.poll(() => silent.acceptedCount, { timeout: 5000 }).toBe(1);
-    const abortedAt = Date.now();
-    abort.abort(new Error('worker is stopping'));
-    const err = await pending;
+    const { err, msAfterAbort } = await abortedMidway((signal) => deliveryError(channel, emailRow(), signal), () => silent.acceptedCount === 1);
 
-    expect(Date.now() - abortedAt).toBeLessThan(1000);
+    expect(msAfterAbort).toBeLessThan(1000);
     expect(err).not.toBeInstanceOf(PermanentDeliveryError);
     expect(err.message).toBe('SMTP send gave up: worker is stopping');
     await expect.poll(() => silent.closedCount, { timeout: 5000 }).toBe(1);

@@ -8,7 +8,7 @@ import { FanoutRunner } from '../../internal/worker/fanoutRunner.ts';
 import { PushService } from '../support/pushService.ts';
 import { useTestDatabase } from '../support/fileDatabase.ts';
 import { fixtureValue } from '../support/fixtureValue.ts';
-import { countRows, sendJson, silentLogger, useTestApi, type TestApi } from './helpers.ts';
+import { countRows, expectRefusal, sendJson, silentLogger, useTestApi, type ErrorResponse, type TestApi } from './helpers.ts';
 
 const STORED_TABLES = ['notifications', 'fanouts', 'idempotency_keys', 'topic_subscriptions'];
 
@@ -28,9 +28,6 @@ const PROVIDERS_ENV = {
 /** A fan-out as the API answers it; `notifications` only for a list of user_ids. */
 type FanoutBody = FanoutJson & Partial<Pick<FanoutWithMembersJson, 'notifications'>>;
 type Member = FanoutWithMembersJson['notifications'][number];
-interface ErrorResponse {
-  error: { code: string; message: string; details?: unknown };
-}
 
 describe('fan-out on POST /notifications', () => {
   const db = useTestDatabase();
@@ -51,18 +48,8 @@ describe('fan-out on POST /notifications', () => {
   }
 
   /** Sends `request`, expects `status` and `code`, and checks nothing was stored and nothing queued. */
-  async function expectRefused(request: () => Response | Promise<Response>, status: number, code: string): Promise<ErrorResponse> {
-    const before = await countRows(db.sql, STORED_TABLES);
-    const queuesBefore = [await queueLength(api), await queueLength(bare)];
-    const res = await request();
-    expect(res.status).toBe(status);
-    const body = (await res.json()) as ErrorResponse;
-    expect(body.error.code).toBe(code);
-    expect(body.error.message.length).toBeGreaterThan(0);
-    expect(await countRows(db.sql, STORED_TABLES)).toEqual(before);
-    expect([await queueLength(api), await queueLength(bare)]).toEqual(queuesBefore);
-    return body;
-  }
+  const expectRefused = (request: () => Response | Promise<Response>, status: number, code: string) =>
+    expectRefusal(request, { status, code }, async () => [await countRows(db.sql, STORED_TABLES), await queueLength(api), await queueLength(bare)]);
 
   /** `count` new users with an email (and a phone) on file. */
   async function usersWithEmail(count: number, prefix = 'mail'): Promise<string[]> {
@@ -313,13 +300,18 @@ describe('fan-out on POST /notifications', () => {
     });
 
     describe('with an Idempotency-Key', () => {
-      it('answers a repeat 200 with the same fan-out and notifications, creating and queuing nothing', async () => {
-        const users = await usersWithEmail(3);
+      /** An EMAIL fan-out to `count` new users, created (201) under a new Idempotency-Key. */
+      async function fanoutWithKey(count: number) {
+        const users = await usersWithEmail(count);
         const key = randomUUID();
         const request = { user_ids: users, type: 'EMAIL', body: 'b' };
         const first = await post(request, { 'idempotency-key': key });
         expect(first.status).toBe(201);
-        const original = (await first.json()) as FanoutBody;
+        return { users, key, request, original: (await first.json()) as FanoutBody };
+      }
+
+      it('answers a repeat 200 with the same fan-out and notifications, creating and queuing nothing', async () => {
+        const { request, key, original } = await fanoutWithKey(3);
 
         const before = await countRows(db.sql, STORED_TABLES);
         const queued = await queueLength();
@@ -369,15 +361,11 @@ describe('fan-out on POST /notifications', () => {
       // A client retrying a request that was stored must not be refused because a listed user's
       // address has gone since: it would take the refusal to mean that nothing was sent.
       it('answers a repeat 200 with the original fan-out even after a listed user cleared their address', async () => {
-        const users = await usersWithEmail(2);
-        const key = randomUUID();
-        const request = { user_ids: users, type: 'EMAIL', body: 'b' };
-        const first = await post(request, { 'idempotency-key': key });
-        expect(first.status).toBe(201);
+        const { users, request, key, original } = await fanoutWithKey(2);
         await putProfile(users[0]!, { locale: 'en' });
         const repeat = await post(request, { 'idempotency-key': key });
         expect(repeat.status).toBe(200);
-        expect(((await repeat.json()) as FanoutBody).fanout_id).toBe(((await first.json()) as FanoutBody).fanout_id);
+        expect(((await repeat.json()) as FanoutBody).fanout_id).toBe(original.fanout_id);
       });
     });
   });

@@ -1,3 +1,4 @@
+import { expect } from 'vitest';
 import net from 'node:net';
 import type { Hono } from 'hono';
 import { ApiKeyVerifier } from '../../internal/service/apiKeyService.ts';
@@ -166,4 +167,27 @@ export async function sendJson(
     headers: { 'content-type': 'application/json', ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
+}
+
+/** The API's error answer (`{ error: { code, message, details? } }`). */
+export interface ErrorResponse {
+  error: { code: string; message: string; details?: unknown };
+}
+
+/**
+ * Sends `request` and expects the error answer `status` with `code` and a message; `state` is read
+ * before and after and must not differ, since a refused request changes nothing. Returns the answer.
+ */
+export async function expectRefusal(
+  request: () => Response | Promise<Response>,
+  expected: { status: number; code: string },
+  state: () => Promise<unknown>,
+): Promise<ErrorResponse> {
+  const before = await state();
+  const res = await request();
+  const body = (await res.json()) as ErrorResponse;
+  expect({ status: res.status, code: body.error.code }).toEqual(expected);
+  expect(body.error.message).not.toBe('');
+  expect(await state()).toEqual(before);
+  return body;
 }

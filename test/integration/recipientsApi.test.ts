@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { PushService, type SubscriptionJson } from '../support/pushService.ts';
 import { useTestDatabase } from '../support/fileDatabase.ts';
 import { fixtureValue } from '../support/fixtureValue.ts';
-import { countRows, sendJson, useTestApi } from './helpers.ts';
+import { countRows, expectRefusal, sendJson, useTestApi, type ErrorResponse } from './helpers.ts';
 
 const RECIPIENT_TABLES = ['recipients', 'push_subscriptions', 'channel_opt_outs'];
 
@@ -16,9 +16,6 @@ interface Profile {
   opted_out: string[];
   created_at: string | null;
   updated_at: string | null;
-}
-interface ErrorResponse {
-  error: { code: string; message: string; details?: unknown };
 }
 
 describe('recipient profiles and preferences', () => {
@@ -41,23 +38,11 @@ describe('recipient profiles and preferences', () => {
   }
 
   /** Sends `request`, expects `status` and `code`, and checks no recipient table and no stored profile changed. */
-  async function expectRefused(
-    request: () => Response | Promise<Response>,
-    status: number,
-    code: string,
-    unchangedUser?: string,
-  ): Promise<ErrorResponse> {
-    const before = await countRows(db.sql, RECIPIENT_TABLES);
-    const profileBefore = unchangedUser === undefined ? undefined : await storedProfile(unchangedUser);
-    const res = await request();
-    expect(res.status).toBe(status);
-    const body = (await res.json()) as ErrorResponse;
-    expect(body.error.code).toBe(code);
-    expect(body.error.message.length).toBeGreaterThan(0);
-    expect(await countRows(db.sql, RECIPIENT_TABLES)).toEqual(before);
-    if (unchangedUser !== undefined) expect(await storedProfile(unchangedUser)).toEqual(profileBefore);
-    return body;
-  }
+  const expectRefused = (request: () => Response | Promise<Response>, status: number, code: string, unchangedUser?: string) =>
+    expectRefusal(request, { status, code }, async () => [
+      await countRows(db.sql, RECIPIENT_TABLES),
+      unchangedUser === undefined ? undefined : await storedProfile(unchangedUser),
+    ]);
 
   describe('PUT /users/:id', () => {
     it('stores the whole profile and answers it as GET /users/:id then shows it', async () => {

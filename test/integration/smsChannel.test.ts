@@ -6,7 +6,7 @@ import { SmsChannel, type SmsOptions } from '../../internal/channels/smsChannel.
 import { ValidationError } from '../../internal/domain/errors.ts';
 import type { NotificationRow } from '../../internal/domain/notification.ts';
 import { claimedRow } from '../support/notificationRow.ts';
-import { deliveryError as failedDelivery, thrownBy } from '../support/thrown.ts';
+import { abortedMidway, deliveryError as failedDelivery, thrownBy } from '../support/thrown.ts';
 import { TwilioServer } from '../support/twilioServer.ts';
 import { closedPort } from './helpers.ts';
 
@@ -241,15 +241,11 @@ describe('SmsChannel timeouts and aborts', () => {
 
   it("gives up as soon as the caller aborts, with the caller's reason, long before its own time limit", async () => {
     twilio.hangNext();
-    const abort = new AbortController();
-    const pending = deliveryError(channelFor({ timeoutMs: 30_000 }), smsRow(), abort.signal);
-    await expect.poll(() => twilio.requests.length, { timeout: 5000 }).toBe(1);
-    const abortedAt = Date.now();
-    abort.abort(new Error('worker is stopping'));
-    const err = await pending;
+    const channel = channelFor({ timeoutMs: 30_000 });
+    const { err, msAfterAbort } = await abortedMidway((signal) => deliveryError(channel, smsRow(), signal), () => twilio.requests.length === 1);
     expectRetryable(err);
     expect(err.message).toBe('SMS request failed: worker is stopping');
-    expect(Date.now() - abortedAt).toBeLessThan(2000);
+    expect(msAfterAbort).toBeLessThan(2000);
     await expect.poll(() => twilio.requests[0]?.abandonedAt, { timeout: 5000 }).toBeDefined();
   });
 

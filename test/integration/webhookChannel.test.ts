@@ -9,7 +9,7 @@ import { toNotificationJson, type NotificationRow } from '../../internal/domain/
 import { claimedRow } from '../support/notificationRow.ts';
 import { WebhookReceiver } from '../support/webhookReceiver.ts';
 import { closedPort } from './helpers.ts';
-import { deliveryError, thrownBy } from '../support/thrown.ts';
+import { abortedMidway, deliveryError, thrownBy } from '../support/thrown.ts';
 
 function webhookRow(url: string): NotificationRow {
   return claimedRow({
@@ -152,17 +152,12 @@ describe('WebhookChannel timeouts and aborts', () => {
   it('gives up as soon as the caller aborts, with the caller\'s reason, long before its own time limit', async () => {
     const channelTimeoutMs = 30_000;
     const channel = new WebhookChannel({ timeoutMs: channelTimeoutMs, allowPrivate: true });
-    const abort = new AbortController();
     const row = webhookRow(receiver.url);
-    const pending = deliveryError(channel, row, abort.signal);
-    await expect.poll(() => receiver.forId(row.id).length, { timeout: 10_000 }).toBe(1);
-    const abortedAt = Date.now();
-    abort.abort(new Error('worker is stopping'));
-    const err = await pending;
+    const { err, msAfterAbort } = await abortedMidway((signal) => deliveryError(channel, row, signal), () => receiver.forId(row.id).length === 1);
     expect(err).not.toBeInstanceOf(PermanentDeliveryError);
     expect(err.message).toBe('webhook request failed: worker is stopping');
     expect(err.message).not.toContain('timed out');
-    expect(Date.now() - abortedAt).toBeLessThan(5000);
+    expect(msAfterAbort).toBeLessThan(5000);
     await expect.poll(() => receiver.forId(row.id)[0]!.abandonedAt, { timeout: 5000 }).toBeDefined();
   });
 });

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { expect } from 'vitest';
+import { expect, onTestFinished } from 'vitest';
 
 /** Debian's Chromium (`apt-get install chromium`); playwright-core brings no browser of its own. */
 const CHROMIUM = '/usr/bin/chromium';
@@ -45,4 +45,20 @@ export async function expectRenderedScreenshot(page: Page, minBytes: number): Pr
   const png = await page.screenshot({ fullPage: true, type: 'png' });
   expect(png.subarray(0, PNG_SIGNATURE.length)).toEqual(PNG_SIGNATURE);
   expect(png.length).toBeGreaterThan(minBytes);
+}
+
+/**
+ * A page in a browser context of its own, closed when the current test finishes. Script errors
+ * and Content-Security-Policy refusals (which the browser reports on its console) land in `errors`.
+ */
+export async function openTestPage(browser: Browser, viewport: { width: number; height: number }): Promise<{ page: Page; errors: string[] }> {
+  const context = await browser.newContext({ viewport });
+  onTestFinished(() => context.close());
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (err) => errors.push(err.message));
+  page.on('console', (message) => {
+    if (message.type() === 'error' && message.text().includes('Content Security Policy')) errors.push(message.text());
+  });
+  return { page, errors };
 }

@@ -34,3 +34,24 @@ export function deliveryError(
 ): Promise<Error> {
   return rejectionOf(Error, channel.deliver(row, signal), 'delivery');
 }
+
+/** Why a stopping worker aborts the deliveries it still has under way. */
+const WORKER_STOPPING = 'worker is stopping';
+
+/**
+ * Starts a delivery that resolves to its error (`failing(signal)`), waits until `arrived()` holds
+ * (its request reached the server), then aborts it as a stopping worker does. Returns the error
+ * and how long after the abort it came.
+ */
+export async function abortedMidway(
+  failing: (signal: AbortSignal) => Promise<Error>,
+  arrived: () => boolean,
+): Promise<{ err: Error; msAfterAbort: number }> {
+  const abort = new AbortController();
+  const pending = failing(abort.signal);
+  await expect.poll(arrived, { timeout: 10_000 }).toBe(true);
+  const abortedAt = Date.now();
+  abort.abort(new Error(WORKER_STOPPING));
+  const err = await pending;
+  return { err, msAfterAbort: Date.now() - abortedAt };
+}
