@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { QueueKeys } from '../../internal/queue/notificationQueue.ts';
 import { runScript, type ServiceProcess } from '../support/serviceProcess.ts';
-import { serviceEnv, testQueueKeys, type TestDatabase } from '../support/testEnvironment.ts';
-import { TestScope } from '../support/testScope.ts';
+import type { TestDatabase } from '../support/testEnvironment.ts';
+import { useTestScope, type RunningApi } from '../support/testScope.ts';
 import { startScenarioReceiver, type ScenarioAnswer, type WebhookReceiver } from '../support/webhookReceiver.ts';
 import { postNotification, statusReached, storedAttempts, storedNotification } from '../support/notifications.ts';
 
@@ -18,34 +18,31 @@ function backoffLowerBoundMs(failedAttempts: number): number {
 }
 
 describe('retries, dead letters and replay through the real processes', () => {
-  const scope = new TestScope();
+  const scope = useTestScope('file');
   let db: TestDatabase;
   let keys: QueueKeys;
   let env: Record<string, string>;
   let redis: Redis;
-  let api: { process: ServiceProcess; url: string };
+  let api: RunningApi;
   let worker: ServiceProcess;
   let receiver: WebhookReceiver;
   let scenarios: Map<string, ScenarioAnswer>;
 
   beforeAll(async () => {
-    db = await scope.database();
-    keys = testQueueKeys();
-    env = serviceEnv(db, keys, {
-      MAX_RETRIES: String(MAX_RETRIES),
-      RETRY_BASE_MS: String(RETRY_BASE_MS),
-      RETRY_MAX_MS: String(RETRY_MAX_MS),
-      // Far above any stall of a loaded machine: every attempt counted below is one the receiver answered.
-      LEASE_MS: '30000',
-    });
     redis = scope.redis();
     ({ receiver, scenarios } = await startScenarioReceiver());
     scope.defer(() => receiver.close());
-    [api, { process: worker }] = await Promise.all([scope.api(env), scope.worker(env)]);
-  });
-
-  afterAll(async () => {
-    await scope.close();
+    const running = await scope.services({
+      env: {
+        MAX_RETRIES: String(MAX_RETRIES),
+        RETRY_BASE_MS: String(RETRY_BASE_MS),
+        RETRY_MAX_MS: String(RETRY_MAX_MS),
+        // Far above any stall of a loaded machine: every attempt counted below is one the receiver answered.
+        LEASE_MS: '30000',
+      },
+    });
+    ({ db, keys, env, api } = running);
+    worker = running.worker.process;
   });
 
   async function postWebhook(scenario: string): Promise<string> {
