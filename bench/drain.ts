@@ -21,7 +21,10 @@ export interface DrainResult {
 }
 
 export interface HeraldDrainResult extends DrainResult {
-  /** Ids the workers' sweepers queued (again) during the run, from their "sweep" log lines. */
+  /**
+   * Ids the maintenance leader's due-row scheduler queued (again) during the run, from its log
+   * lines (the name is older than the scheduler; kept so results stay comparable).
+   */
   requeuedBySweeper: number;
   /** Entries still on the queue when the last row was SENT (duplicates, dropped later as stale). */
   leftoverQueueEntries: number;
@@ -29,7 +32,7 @@ export interface HeraldDrainResult extends DrainResult {
   sent: number;
   inboxItems: number;
   sentAttempts: number;
-  /** PostgreSQL transactions per notification, sweeps and the benchmark's polls included. */
+  /** PostgreSQL transactions per notification, maintenance and the benchmark's polls included. */
   transactionsPerNotification: number;
   /** RSS of the worker every `rssEverySeconds` while draining, MiB (memory mode). */
   rssSeriesMb?: number[];
@@ -130,7 +133,7 @@ export async function drainHerald(
     }
     ctx.say(
       `${label}: herald ${fmt(result.perSecond)} notifications/s (${fmt(backlog)} in ${fmt(seconds, 1)} s), worker peak RSS ${fmt(result.peakRssMb ?? Number.NaN)} MiB` +
-        (result.requeuedBySweeper > 0 ? `, ${fmt(result.requeuedBySweeper)} ids queued again by the sweeper` : ''),
+        (result.requeuedBySweeper > 0 ? `, ${fmt(result.requeuedBySweeper)} ids queued again by the due-row scheduler` : ''),
     );
     ctx.say(`  CPU: ${describeCpu(cpu, 'worker process(es)', 'benchmark')}`);
     const busyElsewhere = interference(cpu);
@@ -146,11 +149,11 @@ async function stopWorkers(workers: BenchProcess[]): Promise<void> {
   await Promise.all(workers.map((w) => w.stop(5000)));
 }
 
-/** Sum of `queued` in the worker's "sweep" log lines (info level; 0 when the level hides them). */
+/** Sum of `queued` in the worker's due-row scheduler log lines (info level; 0 when the level hides them). */
 async function sweptIds(worker: BenchProcess): Promise<number> {
   let total = 0;
   for await (const line of worker.logLines()) {
-    if (!line.includes('"msg":"sweep"')) continue;
+    if (!line.includes('"msg":"maintenance job done"') || !line.includes('"job":"dueRowScheduler"')) continue;
     try {
       total += Number((JSON.parse(line) as { queued?: number }).queued ?? 0);
     } catch {

@@ -31,7 +31,7 @@ const hub = subscriber && new InboxHub(subscriber, config.INBOX_CHANNEL, logger)
 if (config.AUTH_DISABLED) logger.warn('AUTH_DISABLED: the API takes requests without an API key; never expose it like this');
 if (config.INBOX_DEV_PAGE) logger.warn('INBOX_DEV_PAGE: /dev/token logs anyone in as any user; never expose it like this');
 
-const channels = createChannels(config, sql);
+const channels = createChannels(config);
 let draining = false;
 const api = createApp({
   sql,

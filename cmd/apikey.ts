@@ -1,7 +1,7 @@
-import { parseArgs } from 'node:util';
 import { createApiKey } from '../internal/service/apiKeyService.ts';
 import { connectDatabase } from '../internal/platform/database.ts';
 import { loadConfigOrExit } from '../internal/platform/processLifecycle.ts';
+import { failScript, parseScriptArguments } from '../internal/platform/scriptArguments.ts';
 import { listApiKeys, revokeApiKey, SCOPES, type ApiKeyRow, type Scope } from '../internal/repository/apiKeys.ts';
 
 const USAGE = `usage: npm run apikey -- <command>
@@ -12,24 +12,10 @@ const USAGE = `usage: npm run apikey -- <command>
 Scopes: send (create notifications, change profiles and topics), read (GET), admin (everything).`;
 
 function fail(message: string): never {
-  console.error(`${message}\n\n${USAGE}`);
-  process.exit(2);
+  return failScript(USAGE, message);
 }
 
-const { values, positionals } = (() => {
-  try {
-    return parseArgs({
-      allowPositionals: true,
-      options: { scopes: { type: 'string', default: 'send,read' }, quiet: { type: 'boolean', default: false }, help: { type: 'boolean' } },
-    });
-  } catch (err) {
-    return fail((err as Error).message);
-  }
-})();
-if (values.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
+const { values, positionals } = parseScriptArguments(USAGE, { scopes: { type: 'string', default: 'send,read' }, quiet: { type: 'boolean', default: false } } as const);
 const [command, argument, ...extra] = positionals;
 if (extra.length > 0) fail(`unexpected arguments: ${extra.join(' ')}`);
 

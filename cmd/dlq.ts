@@ -1,8 +1,8 @@
-import { parseArgs } from 'node:util';
 import { connectDatabase } from '../internal/platform/database.ts';
-import { recordReplay, REPLAY_BATCH_SIZE } from '../internal/service/deadLetterReplays.ts';
-import { listDeadLetters, purgeDeadLetters, replayDeadLetters } from '../internal/service/deadLetters.ts';
+import { replayAndRecord, REPLAY_BATCH_SIZE } from '../internal/service/deadLetterReplays.ts';
+import { listDeadLetters, purgeDeadLetters } from '../internal/service/deadLetters.ts';
 import { loadConfigOrExit } from '../internal/platform/processLifecycle.ts';
+import { failScript, parseScriptArguments } from '../internal/platform/scriptArguments.ts';
 import { NotificationQueue } from '../internal/queue/notificationQueue.ts';
 import { connectScriptRedis } from '../internal/platform/redis.ts';
 
@@ -18,24 +18,10 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const REQUESTED_BY = 'script';
 
 function fail(message: string): never {
-  console.error(`${message}\n\n${USAGE}`);
-  process.exit(2);
+  return failScript(USAGE, message);
 }
 
-const { values, positionals } = (() => {
-  try {
-    return parseArgs({
-      allowPositionals: true,
-      options: { all: { type: 'boolean', default: false }, 'dry-run': { type: 'boolean', default: false }, help: { type: 'boolean' } },
-    });
-  } catch (err) {
-    return fail((err as Error).message);
-  }
-})();
-if (values.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
+const { values, positionals } = parseScriptArguments(USAGE, { all: { type: 'boolean', default: false }, 'dry-run': { type: 'boolean', default: false } } as const);
 const [command, ...ids] = positionals;
 const dryRun = values['dry-run'];
 const prefix = dryRun ? '[dry run] ' : '';
@@ -59,25 +45,18 @@ try {
       if (values.all === ids.length > 0) fail('replay takes either --all or one or more ids');
       const bad = ids.filter((id) => !UUID.test(id));
       if (bad.length) fail(`not a notification id: ${bad.join(', ')}`);
-      const targets = values.all ? (await listDeadLetters(sql, queue)).map((l) => l.id) : ids;
-      let replayed = 0;
-      const record = () =>
-        recordReplay(sql, values.all ? { all: true, list: config.DLQ_KEY } : { ids }, { requestedBy: REQUESTED_BY, dryRun, count: replayed });
-      try {
-        for (let i = 0; i < targets.length; i += REPLAY_BATCH_SIZE) {
-          const result = await replayDeadLetters(sql, queue, targets.slice(i, i + REPLAY_BATCH_SIZE), dryRun);
+      const selection = values.all ? { all: true as const, list: config.DLQ_KEY } : { ids };
+      // The same replay as the API's (batches, then a dead_letter_replays row, even when cut short).
+      const summary = await replayAndRecord({ sql, queue }, selection, {
+        dryRun,
+        requestedBy: REQUESTED_BY,
+        onBatch: (result, { processed, total = processed }) => {
           for (const id of result.replayed) console.log(`${prefix}replayed ${id}`);
           for (const id of result.skipped) console.log(`${prefix}skipped ${id}: not FAILED`);
-          replayed += result.replayed.length;
-          if (targets.length > REPLAY_BATCH_SIZE) console.log(`${prefix}${Math.min(i + REPLAY_BATCH_SIZE, targets.length)}/${targets.length} processed`);
-        }
-      } catch (err) {
-        // The batches before the failing one did go back: recorded before the error is reported.
-        await record().catch(() => {});
-        throw err;
-      }
-      await record();
-      console.log(`${prefix}${replayed} of ${targets.length} replayed`);
+          if (total > REPLAY_BATCH_SIZE) console.log(`${prefix}${processed}/${total} processed`);
+        },
+      });
+      console.log(`${prefix}${summary.replayed} of ${summary.replayed + summary.skipped} replayed`);
       break;
     }
     case 'purge': {

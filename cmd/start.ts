@@ -7,15 +7,21 @@ import path from 'node:path';
  * stopped too and this exits with its code.
  */
 const here = import.meta.dirname;
+/**
+ * Compiled (`node dist/cmd/start.js`), the other processes are the `.js` files beside this one and
+ * Node runs them as they are; from the sources (`npm start`), they are `.ts` files tsx loads.
+ */
+const compiled = path.extname(import.meta.filename) === '.js';
 
 /**
- * With `ownProcessGroup`, the child runs in a process group of its own, so a terminal's Ctrl-C
- * reaches only this process, which passes one SIGTERM on. In the terminal's group, the API and the
- * worker would get the SIGINT and then that SIGTERM, and a second signal makes a stopping process
- * quit at once, ungracefully.
+ * Starts `cmd/<name>` in the same form as this process. With `ownProcessGroup`, the child runs in
+ * a process group of its own, so a terminal's Ctrl-C reaches only this process, which passes one
+ * SIGTERM on. In the terminal's group, the API and the worker would get the SIGINT and then that
+ * SIGTERM, and a second signal makes a stopping process quit at once, ungracefully.
  */
-function runTs(file: string, ownProcessGroup = false): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', path.join(here, file)], {
+function runProcess(name: string, ownProcessGroup = false): ChildProcess {
+  const args = compiled ? [path.join(here, `${name}.js`)] : ['--import', 'tsx', path.join(here, `${name}.ts`)];
+  return spawn(process.execPath, args, {
     stdio: ownProcessGroup ? ['ignore', 'inherit', 'inherit'] : 'inherit',
     detached: ownProcessGroup,
   });
@@ -25,10 +31,10 @@ function exited(child: ChildProcess): Promise<number> {
   return new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0))));
 }
 
-const migrationCode = await exited(runTs('migrate.ts'));
+const migrationCode = await exited(runProcess('migrate'));
 if (migrationCode !== 0) process.exit(migrationCode);
 
-const children = [runTs('api.ts', true), runTs('worker.ts', true)];
+const children = [runProcess('api', true), runProcess('worker', true)];
 // Taken at once: a child's 'exit' event fires only once, and one killed by a signal keeps a null
 // exitCode, so waiting for it later could wait forever.
 const exits = children.map(exited);

@@ -9,12 +9,13 @@ import { NotificationQueue } from '../internal/queue/notificationQueue.ts';
 import { connectBlockingRedis, connectRedis } from '../internal/platform/redis.ts';
 import { retryPolicyFrom } from '../internal/worker/retryPolicy.ts';
 import { FanoutRunner } from '../internal/worker/fanoutRunner.ts';
-import { Sweeper } from '../internal/worker/sweeper.ts';
+import { maintenanceJobs } from '../internal/worker/maintenance/maintenanceJobs.ts';
+import { Maintainer } from '../internal/worker/maintenance/maintainer.ts';
 import { newWorkerId, POP_TIMEOUT_SECONDS, Worker } from '../internal/worker/worker.ts';
 
 const config = loadConfigOrExit();
 const logger = createLogger(config, 'worker');
-// Room for every concurrent delivery plus the sweeper and the fan-out runner.
+// Room for every concurrent delivery plus the maintenance jobs and the fan-out runner.
 const sql = connectDatabase(config.DATABASE_URL, { max: config.WORKER_CONCURRENCY + 3, seqScans: false });
 const redis = connectRedis(config.REDIS_URL);
 const blocking = connectBlockingRedis(config.REDIS_URL, POP_TIMEOUT_SECONDS);
@@ -24,7 +25,7 @@ for (const client of [redis, blocking]) {
 const queue = new NotificationQueue(redis, { queue: config.QUEUE_KEY, dlq: config.DLQ_KEY });
 const policy = retryPolicyFrom(config);
 
-const channels = createChannels(config, sql);
+const channels = createChannels(config);
 const workerId = newWorkerId();
 const metrics = new WorkerMetrics(queue, workerId);
 const worker = new Worker({
@@ -40,14 +41,13 @@ const worker = new Worker({
   concurrency: config.WORKER_CONCURRENCY,
   logger,
 });
-const sweeper = new Sweeper({
-  sql,
-  queue,
-  policy,
-  leaseMs: config.LEASE_MS,
-  intervalMs: config.SWEEP_INTERVAL_MS,
-  retentionDays: config.RETENTION_DAYS,
-  logger: logger.child({ workerId: worker.id, role: 'sweeper' }),
+// The maintenance lock's session: one connection of its own, outside the pool (see LeaderElection).
+const leaderSession = connectDatabase(config.DATABASE_URL, { max: 1 });
+const maintainer = new Maintainer({
+  jobs: maintenanceJobs({ sql, queue, policy, config }),
+  leaderSession,
+  logger: logger.child({ workerId: worker.id, role: 'maintenance' }),
+  onLeadershipChange: (leading) => metrics.maintenanceLeadership(leading),
 });
 
 const fanouts = new FanoutRunner({
@@ -61,17 +61,17 @@ const fanouts = new FanoutRunner({
 
 const metricsServer = serveMetrics(metrics.registry, config.METRICS_PORT, logger);
 worker.start();
-sweeper.start();
+maintainer.start();
 fanouts.start();
 logger.info({ workerId: worker.id, concurrency: config.WORKER_CONCURRENCY }, 'worker started');
 
 onShutdownSignal(async (signal) => {
   logger.info({ signal, graceMs: config.SHUTDOWN_GRACE_MS }, 'worker stopping: no new work, finishing deliveries under way');
-  // Both at once: the worker stops taking work now, while the sweeper finishes its pass.
-  const [, , { released }] = await Promise.all([sweeper.stop(), fanouts.stop(), worker.stop(config.SHUTDOWN_GRACE_MS)]);
+  // All at once: the worker stops taking work now, while maintenance finishes its runs and hands leadership on.
+  const [, , { released }] = await Promise.all([maintainer.stop(), fanouts.stop(), worker.stop(config.SHUTDOWN_GRACE_MS)]);
   await closeChannels(channels);
   await metricsServer.close();
-  await sql.end({ timeout: 5 });
+  await Promise.all([sql.end({ timeout: 5 }), leaderSession.end({ timeout: 5 })]);
   redis.disconnect();
   blocking.disconnect();
   logger.info({ released }, 'worker stopped');

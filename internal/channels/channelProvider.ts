@@ -1,19 +1,30 @@
 import type { Channel, NotificationRow } from '../domain/notification.ts';
+import type { ProfileAddress, PushSubscription } from '../domain/recipient.ts';
 
 /** What a notification says, the same for every user it goes to. */
 export type NotificationContent = Pick<NotificationRow, 'title' | 'body' | 'html' | 'data'>;
 
 /**
- * Where a channel finds a user's address when a request gives no `to`: a field of the user's
- * profile (`PUT /users/:id`), or the user's push subscriptions.
+ * Stored data a delivery needs beyond the notification, read by the caller (channels hold no SQL):
+ * a PUSH notification goes to its user's push subscriptions.
  */
-export type ProfileAddress = 'email' | 'phone' | 'webhook_url' | 'push_subscriptions';
+export interface RecipientData {
+  pushSubscriptions?: PushSubscription[];
+}
+
+/**
+ * Stored data an attempt found out of date, for the caller to write back: the push subscriptions
+ * whose push service answered 404 or 410 (gone for good).
+ */
+export interface DeliveryChanges {
+  expiredPushSubscriptions?: PushSubscription[];
+}
 
 /**
  * How one channel delivers. `deliver` resolves when the notification is delivered; it throws
  * `PermanentDeliveryError` for a failure that retrying cannot fix, `RetryLaterError` when the
  * provider said how long to wait, and any other error for one worth retrying. It must give up when
- * `signal` aborts.
+ * `signal` aborts. It answers what it found changed, on failure too (see `failureChanges`).
  */
 export interface ChannelProvider {
   readonly channel: Channel;
@@ -29,15 +40,21 @@ export interface ChannelProvider {
    * provider's length limit, a push payload over Web Push's size limit), rather than failing later.
    */
   checkContent?(content: NotificationContent): void;
-  deliver(notification: NotificationRow, signal: AbortSignal): Promise<void>;
+  /** Unset for a channel delivered when its attempt is recorded (see `deliveredWhenRecorded`). */
+  deliver?(notification: NotificationRow, signal: AbortSignal, recipient: RecipientData): Promise<DeliveryChanges | void>;
+  /**
+   * One attempt's time limit, set by a channel whose stored data the caller reads first (PUSH): the
+   * caller runs that read, `deliver` and the write-back under it, so the whole attempt stays within
+   * the limit the lease is sized for.
+   */
+  readonly attemptTimeoutMs?: number;
   /** Closes connections the provider keeps open between deliveries. */
   close?(): Promise<void> | void;
   /**
    * Set by a channel whose delivery is nothing but a row written in PostgreSQL (IN_APP's inbox
-   * item). The worker then does not call `deliver` but has that row written by the same statement
-   * that records the attempt SENT: one transaction instead of two, and the row exists exactly when
-   * the notification is SENT. Channels that talk to the outside world leave it unset and are
-   * delivered first, recorded after.
+   * item). Such a channel has no `deliver`: the worker's claim writes that row in the statement
+   * that records the notification SENT, so the row exists exactly when the notification is SENT.
+   * Channels that talk to the outside world leave it unset and are delivered first, recorded after.
    */
   readonly deliveredWhenRecorded?: 'inbox';
 }

@@ -1,5 +1,4 @@
 import type { Config } from '../platform/config.ts';
-import type { Sql } from '../platform/database.ts';
 import { ValidationError } from '../domain/errors.ts';
 import type { Channel } from '../domain/notification.ts';
 import type { ChannelProvider } from './channelProvider.ts';
@@ -20,9 +19,9 @@ const CONFIGURED_BY: Partial<Record<Channel, string>> = {
 };
 
 /** IN_APP and WEBHOOK always; EMAIL, SMS and PUSH where the configuration names their provider. */
-export function createChannels(config: Config, sql: Sql): Channels {
+export function createChannels(config: Config): Channels {
   const channels: Channels = {
-    IN_APP: new InAppChannel(sql),
+    IN_APP: new InAppChannel(),
     WEBHOOK: new WebhookChannel({
       timeoutMs: config.WEBHOOK_TIMEOUT_MS,
       secret: config.WEBHOOK_SECRET,
@@ -44,7 +43,6 @@ export function createChannels(config: Config, sql: Sql): Channels {
   }
   if (config.VAPID_PUBLIC_KEY && config.VAPID_PRIVATE_KEY && config.VAPID_SUBJECT) {
     channels.PUSH = new PushChannel({
-      sql,
       vapid: { publicKey: config.VAPID_PUBLIC_KEY, privateKey: config.VAPID_PRIVATE_KEY, subject: config.VAPID_SUBJECT },
       timeoutMs: config.PROVIDER_TIMEOUT_MS,
       allowPrivate: config.WEBHOOK_ALLOW_PRIVATE,

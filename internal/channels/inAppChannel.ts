@@ -1,16 +1,14 @@
-import type { Sql } from '../platform/database.ts';
 import { ValidationError } from '../domain/errors.ts';
-import type { NotificationRow } from '../domain/notification.ts';
-import { storeInInbox } from '../repository/inbox.ts';
 import type { ChannelProvider } from './channelProvider.ts';
 
-/** IN_APP: delivered when stored in the user's inbox, which the API reads. */
+/**
+ * IN_APP: delivered when stored in the user's inbox, which the API reads. Always available, and
+ * never delivered by an attempt of its own: the worker's claim stores the inbox item in the
+ * statement that records the notification SENT (`claimBatch`).
+ */
 export class InAppChannel implements ChannelProvider {
   readonly channel = 'IN_APP' as const;
-  /** The worker stores the inbox item while recording SENT; `deliver` does the same on its own. */
   readonly deliveredWhenRecorded = 'inbox' as const;
-
-  constructor(private readonly sql: Sql) {}
 
   checkAddress(to: string | undefined): null {
     if (to !== undefined) {
@@ -19,9 +17,5 @@ export class InAppChannel implements ChannelProvider {
       ]);
     }
     return null;
-  }
-
-  async deliver(notification: NotificationRow): Promise<void> {
-    await storeInInbox(this.sql, notification);
   }
 }

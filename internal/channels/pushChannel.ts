@@ -1,10 +1,10 @@
 import type { Response } from 'undici';
 import webpush from 'web-push';
-import type { Sql } from '../platform/database.ts';
 import { ValidationError } from '../domain/errors.ts';
 import type { NotificationRow } from '../domain/notification.ts';
-import { deletePushSubscription, listPushSubscriptions, type PushSubscription } from '../repository/pushSubscriptions.ts';
-import type { ChannelProvider, NotificationContent } from './channelProvider.ts';
+import type { PushSubscription } from '../domain/recipient.ts';
+import type { ChannelProvider, DeliveryChanges, NotificationContent, RecipientData } from './channelProvider.ts';
+import { withFailureChanges } from './failureChanges.ts';
 import { describeNetworkError } from './transport/networkError.ts';
 import { NonPublicAddressError } from './transport/nonPublicAddressError.ts';
 import { PermanentDeliveryError } from './permanentDeliveryError.ts';
@@ -12,11 +12,9 @@ import { parseRetryAfter } from './transport/retryAfter.ts';
 import { RetryLaterError } from './retryLaterError.ts';
 import { TargetClient } from './transport/targetClient.ts';
 import { withTimeLimit } from './transport/timeLimit.ts';
-import { untilAborted } from './transport/untilAborted.ts';
 import type { AddressPolicy } from './transport/addressPolicy.ts';
 
 export interface PushOptions extends AddressPolicy {
-  sql: Sql;
   /** The VAPID key pair (URL-safe base64) and the contact push services are given (RFC 8292). */
   vapid: { publicKey: string; privateKey: string; subject: string };
   /** One attempt's limit, for all of the user's subscriptions together. */
@@ -59,11 +57,13 @@ function isRetryableStatus(status: number): boolean {
 /**
  * PUSH: a Web Push message (RFC 8030) to each of the user's subscriptions, encrypted for the browser
  * (RFC 8291, aes128gcm) and signed with the server's VAPID key (RFC 8292). One delivered copy is a
- * delivered notification; subscriptions their push service says are gone are removed.
+ * delivered notification. The caller passes the user's subscriptions in, and is answered those their
+ * push service says are gone, to remove them.
  */
 export class PushChannel implements ChannelProvider {
   readonly channel = 'PUSH' as const;
   readonly profileAddress = 'push_subscriptions' as const;
+  readonly attemptTimeoutMs: number;
   private readonly client: TargetClient;
 
   constructor(private readonly options: PushOptions) {
@@ -76,6 +76,7 @@ export class PushChannel implements ChannelProvider {
       throw new Error(`invalid VAPID configuration: ${describeNetworkError(err)}`, { cause: err });
     }
     this.client = new TargetClient(options);
+    this.attemptTimeoutMs = options.timeoutMs;
   }
 
   checkAddress(to: string | undefined): null {
@@ -97,26 +98,31 @@ export class PushChannel implements ChannelProvider {
     }
   }
 
-  async deliver(notification: NotificationRow, signal: AbortSignal): Promise<void> {
+  async deliver(notification: NotificationRow, signal: AbortSignal, recipient: RecipientData): Promise<DeliveryChanges> {
     const userId = notification.user_id;
     const payload = pushPayload(notification);
     const size = Buffer.byteLength(payload);
     if (size > MAX_PAYLOAD_BYTES) {
       throw new PermanentDeliveryError(`PUSH payload (id, title, body and data as JSON) is ${size} bytes; Web Push carries at most ${MAX_PAYLOAD_BYTES}`);
     }
-    // One limit for the whole attempt: it covers the database and DNS too, so an attempt never
-    // outlives PROVIDER_TIMEOUT_MS (and the lease).
+    const subscriptions = recipient.pushSubscriptions ?? [];
+    if (subscriptions.length === 0) throw new PermanentDeliveryError(`user ${userId} has no push subscriptions`);
+    // One limit for the whole attempt: it covers DNS too, so an attempt never outlives
+    // PROVIDER_TIMEOUT_MS (and the lease). The caller's reading of the subscriptions counts against
+    // the same limit (`attemptTimeoutMs`).
     return withTimeLimit(signal, this.options.timeoutMs, async (attempt) => {
-      const subscriptions = await untilAborted(listPushSubscriptions(this.options.sql, userId), attempt).catch((err: unknown) => {
-        throw new Error(`push subscriptions of user ${userId} could not be read: ${describeNetworkError(err)}`, { cause: err });
-      });
-      if (subscriptions.length === 0) throw new PermanentDeliveryError(`user ${userId} has no push subscriptions`);
       // A push message's Topic replaces an undelivered one with the same Topic (RFC 8030 §5.4): a copy
       // resent by a retry does not reach an offline device twice.
       const topic = notification.id.replaceAll('-', '');
-      const settled = await Promise.allSettled(subscriptions.map((s) => this.send(userId, s, payload, topic, attempt)));
+      const settled = await Promise.allSettled(subscriptions.map((s) => this.send(s, payload, topic, attempt)));
       const outcomes = settled.map((r): Outcome => (r.status === 'fulfilled' ? r.value : { kind: 'retry', detail: describeNetworkError(r.reason) }));
-      conclude(userId, subscriptions, outcomes);
+      const changes = { expiredPushSubscriptions: subscriptions.filter((_, i) => outcomes[i]!.kind === 'expired') };
+      try {
+        conclude(userId, subscriptions, outcomes);
+      } catch (err) {
+        throw withFailureChanges(err, changes);
+      }
+      return changes;
     });
   }
 
@@ -124,7 +130,7 @@ export class PushChannel implements ChannelProvider {
     return this.client.close();
   }
 
-  private async send(userId: string, subscription: PushSubscription, payload: string, topic: string, signal: AbortSignal): Promise<Outcome> {
+  private async send(subscription: PushSubscription, payload: string, topic: string, signal: AbortSignal): Promise<Outcome> {
     const url = parseEndpoint(subscription.endpoint);
     if (!url) return { kind: 'failed', detail: 'endpoint is not an http(s) URL' };
 
@@ -159,11 +165,6 @@ export class PushChannel implements ChannelProvider {
       // Read and drop the answer so the connection can be reused.
       await response.body?.cancel().catch(() => {});
       if (response.ok) return { kind: 'delivered' };
-      try {
-        await untilAborted(deletePushSubscription(this.options.sql, userId, subscription.endpoint), signal);
-      } catch (err) {
-        return { kind: 'retry', detail: `answered ${status}, but removing the subscription failed: ${describeNetworkError(err)}` };
-      }
       return { kind: 'expired', detail: `answered ${status}, expired and removed` };
     }
     const answer = `answered ${status}${await answerText(response)}`;

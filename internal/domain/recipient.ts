@@ -2,6 +2,18 @@ import { z } from 'zod';
 import { E164, emailAddressSchema } from './addressFormats.ts';
 import { CHANNELS } from './notification.ts';
 
+/**
+ * Where a channel finds a user's address when a request gives no `to`: a field of the user's
+ * profile (`PUT /users/:id`), or the user's push subscriptions.
+ */
+export type ProfileAddress = 'email' | 'phone' | 'webhook_url' | 'push_subscriptions';
+
+/** A browser's Web Push subscription as stored (the JSON of a PushSubscription, flattened). */
+export interface PushSubscription {
+  endpoint: string;
+  p256dh: string;
+  auth: string;
+}
 
 const base64url = z.string().regex(/^[A-Za-z0-9_-]+={0,2}$/, 'must be URL-safe base64');
 

@@ -1,7 +1,6 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { CHANNELS, type Channel } from '../domain/notification.ts';
-import type { NotificationQueue } from '../queue/notificationQueue.ts';
-import { newProcessRegistry } from './processRegistry.ts';
+import { newProcessRegistry, type QueueLengths } from './processRegistry.ts';
 
 /** Request durations, from a cached key check (milliseconds) to a PostgreSQL timeout (seconds). */
 const REQUEST_BUCKETS_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -13,7 +12,7 @@ export class ApiMetrics {
   private readonly requests: Counter<'method' | 'route' | 'status'>;
   private readonly requestSeconds: Histogram<'method' | 'route' | 'status'>;
 
-  constructor(queue: Pick<NotificationQueue, 'depth' | 'deadLetterDepth'>) {
+  constructor(queue: QueueLengths) {
     this.registry = newProcessRegistry(queue);
     const registers = [this.registry];
     this.created = new Counter({

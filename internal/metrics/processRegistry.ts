@@ -1,5 +1,13 @@
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
-import type { NotificationQueue } from '../queue/notificationQueue.ts';
+
+/**
+ * The lengths a registry samples at each scrape: the notification queue's and the dead-letter list's,
+ * read from Redis. Structural, so metrics need not know the queue (the notification queue is one).
+ */
+export interface QueueLengths {
+  depth(): Promise<number>;
+  deadLetterDepth(): Promise<number>;
+}
 
 /**
  * A Prometheus registry of one process's own, with Node's process metrics (CPU, memory, event loop
@@ -8,7 +16,7 @@ import type { NotificationQueue } from '../queue/notificationQueue.ts';
  * Never prom-client's global registry: two processes' worth of metrics built in one test process
  * (an API and a worker) would count into each other.
  */
-export function newProcessRegistry(queue: Pick<NotificationQueue, 'depth' | 'deadLetterDepth'>): Registry {
+export function newProcessRegistry(queue: QueueLengths): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   // Every process reports the same shared lists; aggregate them with max(), not sum().

@@ -1,9 +1,8 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { CHANNELS, type Channel, type NotificationRow } from '../domain/notification.ts';
-import type { NotificationQueue } from '../queue/notificationQueue.ts';
-import { newProcessRegistry } from './processRegistry.ts';
+import { newProcessRegistry, type QueueLengths } from './processRegistry.ts';
 
-/** The outcomes a worker's own attempt records (the sweeper's LEASE_EXPIRED and RELEASED are not attempts that ran to an end). */
+/** The outcomes a worker's own attempt records (the claim rescuer's LEASE_EXPIRED and RELEASED are not attempts that ran to an end). */
 export type AttemptOutcome = 'SENT' | 'RETRY' | 'FAILED' | 'SKIPPED';
 
 /** One attempt: from an in-app write (milliseconds) to a provider's time limit (10 s by default) and beyond. */
@@ -22,8 +21,9 @@ export class WorkerMetrics {
   private readonly attemptSeconds: Histogram<'channel' | 'outcome'>;
   private readonly latencySeconds: Histogram<'channel'>;
   private readonly inFlight: Gauge;
+  private readonly maintenanceLeader: Gauge;
 
-  constructor(queue: Pick<NotificationQueue, 'depth' | 'deadLetterDepth'>, workerId: string) {
+  constructor(queue: QueueLengths, workerId: string) {
     this.registry = newProcessRegistry(queue);
     const registers = [this.registry];
     const perChannel = (name: string, help: string) => {
@@ -60,6 +60,12 @@ export class WorkerMetrics {
       help: 'Deliveries this worker has claimed and not yet finished (at most WORKER_CONCURRENCY)',
       registers,
     });
+    this.maintenanceLeader = new Gauge({
+      name: 'herald_maintenance_leader',
+      help: '1 while this worker is the elected one that runs the maintenance jobs, else 0',
+      registers,
+    });
+    this.maintenanceLeader.set(0);
     // Ties this scrape target to the locked_by and worker_id values it writes in PostgreSQL.
     const info = new Gauge({
       name: 'herald_worker_info',
@@ -68,6 +74,11 @@ export class WorkerMetrics {
       registers,
     });
     info.set({ worker_id: workerId }, 1);
+  }
+
+  /** This worker started (true) or stopped (false) running the maintenance jobs. */
+  maintenanceLeadership(leading: boolean): void {
+    this.maintenanceLeader.set(leading ? 1 : 0);
   }
 
   /** A claimed delivery began. */

@@ -38,7 +38,7 @@ const baseSchema = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(10),
   /** How long a claim holds, and how long a due PENDING row may sit unclaimed before it is queued again. */
   LEASE_MS: ms(30_000),
-  /** How often a worker looks in PostgreSQL for due retries, lost queue entries and expired claims. */
+  /** How often the maintenance leader looks in PostgreSQL for due retries, lost queue entries and expired claims. */
   SWEEP_INTERVAL_MS: ms(1000),
   /** How long a stopping worker waits for its deliveries before it hands them back. */
   SHUTDOWN_GRACE_MS: ms(10_000),

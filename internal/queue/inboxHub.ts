@@ -1,5 +1,5 @@
 import { UnavailableError } from '../domain/errors.ts';
-import type { InboxItemJson } from './inboxPublisher.ts';
+import type { InboxItemJson } from '../domain/inboxItem.ts';
 import { inboxChannel } from './inboxPublisher.ts';
 import type { Logger } from '../platform/logger.ts';
 import type { Redis } from '../platform/redis.ts';

@@ -1,36 +1,6 @@
-import { z } from 'zod';
 import type { Logger } from '../platform/logger.ts';
 import type { Redis } from '../platform/redis.ts';
-import type { InboxItem } from '../repository/inbox.ts';
-
-/** An inbox item as clients receive it (in a list, a stream event, a Pub/Sub message). */
-export const inboxItemJsonSchema = z
-  .object({
-    notification_id: z.guid(),
-    seq: z.int().min(1).meta({ description: "the item's position in its user's inbox: 1, 2, 3... in the order stored" }),
-    title: z.string().nullable(),
-    body: z.string(),
-    data: z.record(z.string(), z.unknown()).nullable(),
-    created_at: z.iso.datetime(),
-    read_at: z.iso.datetime().nullable(),
-    archived_at: z.iso.datetime().nullable(),
-  })
-  .meta({ id: 'InboxItem' });
-
-export type InboxItemJson = z.infer<typeof inboxItemJsonSchema>;
-
-export function toInboxItemJson(item: InboxItem): InboxItemJson {
-  return {
-    notification_id: item.notification_id,
-    seq: item.seq,
-    title: item.title,
-    body: item.body,
-    data: item.data,
-    created_at: item.created_at.toISOString(),
-    read_at: item.read_at?.toISOString() ?? null,
-    archived_at: item.archived_at?.toISOString() ?? null,
-  };
-}
+import { toInboxItemJson, type InboxItem } from '../domain/inboxItem.ts';
 
 /** The Pub/Sub channel carrying one user's new inbox items. */
 export function inboxChannel(prefix: string, userId: string): string {

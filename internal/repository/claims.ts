@@ -1,6 +1,7 @@
 import type { Sql } from '../platform/database.ts';
 import type { Channel, NotificationRow } from '../domain/notification.ts';
-import { inboxInsertion, type InboxItem } from './inbox.ts';
+import type { InboxItem } from '../domain/inboxItem.ts';
+import { inboxInsertion } from './inbox.ts';
 
 /** The claim a worker holds: completing needs both, so a stale worker cannot complete a newer attempt. */
 export interface Claim {

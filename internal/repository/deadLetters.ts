@@ -33,6 +33,27 @@ export async function unmarkDeadLettered(sql: Sql, ids: string[]): Promise<void>
     where id = any(${ids}::uuid[]) and status = 'FAILED'`;
 }
 
+/**
+ * FAILED rows whose id never reached the dead-letter list (Redis was down when they failed, or the
+ * worker died in between), older than `graceMs` so the failing worker's own push is not raced.
+ */
+export async function findUndeadLettered(sql: Sql, graceMs: number, limit: number): Promise<string[]> {
+  const rows = await sql<{ id: string }[]>`
+    select id from notifications
+    where status = 'FAILED' and dead_lettered_at is null
+      and updated_at < now() - make_interval(secs => ${graceMs / 1000})
+    limit ${limit}`;
+  return rows.map((r) => r.id);
+}
+
+/** Records that those of `ids` still FAILED are on the dead-letter list. */
+export async function markDeadLettered(sql: Sql, ids: string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await sql`
+    update notifications set dead_lettered_at = now()
+    where id = any(${ids}::uuid[]) and status = 'FAILED' and dead_lettered_at is null`;
+}
+
 /** Which FAILED rows a dead-letter listing or replay means; every field narrows the set. */
 export interface FailedFilter {
   channel?: Channel;

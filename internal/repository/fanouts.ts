@@ -50,15 +50,9 @@ export async function insertUserFanout(
   idempotency: IdempotencyClaim | undefined,
   beforeCommit: () => void,
 ): Promise<FanoutInsertResult> {
-  return sql.begin(async (tx) => {
-    const earlier = await earlierFanout(tx, fanout.id, idempotency);
-    if (earlier) {
-      beforeCommit();
-      return earlier;
-    }
+  return createOnce(sql, fanout.id, idempotency, beforeCommit, async (tx) => {
     const row = await insertFanoutRow(tx, fanout, 'DONE', notifications.length);
     const rows = await insertRows(tx, notifications);
-    beforeCommit();
     return { fanout: row, members: rows.map(({ id, user_id, status }) => ({ id, user_id, status })), created: true };
   });
 }
@@ -73,15 +67,27 @@ export async function insertTopicFanout(
   idempotency: IdempotencyClaim | undefined,
   beforeCommit: () => void,
 ): Promise<FanoutInsertResult> {
-  return sql.begin(async (tx) => {
-    const earlier = await earlierFanout(tx, fanout.id, idempotency);
-    if (earlier) {
-      beforeCommit();
-      return earlier;
-    }
+  return createOnce(sql, fanout.id, idempotency, beforeCommit, async (tx) => {
     const row = await insertFanoutRow(tx, fanout, 'RUNNING', 0);
-    beforeCommit();
     return { fanout: row, members: [], created: true };
+  });
+}
+
+/**
+ * Runs `create` in one transaction, unless the idempotency key names a fan-out an earlier request
+ * created: that one is answered instead and nothing is created. `beforeCommit` runs last either way.
+ */
+async function createOnce(
+  sql: Sql,
+  fanoutId: string,
+  idempotency: IdempotencyClaim | undefined,
+  beforeCommit: () => void,
+  create: (tx: Tx) => Promise<FanoutInsertResult>,
+): Promise<FanoutInsertResult> {
+  return sql.begin(async (tx) => {
+    const result = (await earlierFanout(tx, fanoutId, idempotency)) ?? (await create(tx));
+    beforeCommit();
+    return result;
   });
 }
 

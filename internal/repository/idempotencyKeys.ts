@@ -58,3 +58,15 @@ export async function claimIdempotencyKey(
   if (!existing) throw new Error(`idempotency key "${claim.key}" vanished while its conflict was being read`);
   return targetOf(claim, existing);
 }
+
+/** Forgets Idempotency-Keys older than `maxAgeMs`, a batch at a time; returns how many it deleted. */
+export async function deleteExpiredIdempotencyKeys(sql: Sql, maxAgeMs: number, limit: number): Promise<number> {
+  const result = await sql`
+    delete from idempotency_keys
+    where key in (
+      select key from idempotency_keys
+      where created_at < now() - make_interval(secs => ${maxAgeMs / 1000})
+      limit ${limit}
+    )`;
+  return result.count;
+}

@@ -1,44 +1,12 @@
 import type postgres from 'postgres';
 import type { Sql } from '../platform/database.ts';
-import type { NotificationRow } from '../domain/notification.ts';
-
-/** One item of a user's in-app inbox. `seq` numbers a user's items in the order they arrived. */
-export interface InboxItem {
-  notification_id: string;
-  user_id: string;
-  seq: number;
-  title: string | null;
-  body: string;
-  data: Record<string, unknown> | null;
-  created_at: Date;
-  read_at: Date | null;
-  archived_at: Date | null;
-}
+import type { InboxItem } from '../domain/inboxItem.ts';
 
 const ITEM_COLUMNS = ['notification_id', 'user_id', 'seq', 'title', 'body', 'data', 'created_at', 'read_at', 'archived_at'];
 
 /**
- * Puts an IN_APP notification in its user's inbox with the user's next seq (see `markSentMany`,
- * which does the same for a batch). Idempotent: a repeated attempt adds nothing.
- */
-export async function storeInInbox(sql: Sql, n: NotificationRow): Promise<void> {
-  await sql`
-    with counter as (
-      -- Only for an item not stored yet, so a repeat does not leave a hole in the user's seqs.
-      insert into inbox_counters as c (user_id, last_seq)
-      select ${n.user_id}, 1 where not exists (select 1 from inbox_items where notification_id = ${n.id})
-      on conflict (user_id) do update set last_seq = c.last_seq + 1
-      returning last_seq
-    )
-    insert into inbox_items (notification_id, user_id, title, body, data, created_at, seq)
-    select ${n.id}, ${n.user_id}, ${n.title}, ${n.body}, ${n.data === null ? null : sql.json(n.data as never)}, ${n.created_at}, last_seq
-    from counter
-    on conflict (notification_id) do nothing`;
-}
-
-/**
  * The CTEs that put the rows of a CTE named `for_inbox` in their users' inboxes, for a statement
- * that records deliveries (`claimBatch`, `markSentMany`). `for_inbox` has each delivered
+ * that records deliveries (`claimBatch`). `for_inbox` has each delivered
  * notification's id, user_id, title, body, data and created_at; `inboxed` returns the items stored.
  *
  * A notification an earlier attempt stored already (a worker that died before recording SENT) is
@@ -110,11 +78,7 @@ export async function countUnread(sql: Sql, userId: string): Promise<number> {
 
 /** Marks one item read; false when the user has no such item. Reading twice keeps the first time. */
 export async function markRead(sql: Sql, userId: string, notificationId: string): Promise<boolean> {
-  const rows = await sql`
-    update inbox_items set read_at = coalesce(read_at, now())
-    where user_id = ${userId} and notification_id = ${notificationId}
-    returning notification_id`;
-  return rows.length === 1;
+  return stampOnce(sql, userId, notificationId, 'read_at');
 }
 
 /** Marks every unread item read; returns how many. */
@@ -128,8 +92,13 @@ export async function markAllRead(sql: Sql, userId: string): Promise<number> {
 
 /** Archives one item (it leaves the list and the unread count); false when the user has no such item. */
 export async function archive(sql: Sql, userId: string, notificationId: string): Promise<boolean> {
+  return stampOnce(sql, userId, notificationId, 'archived_at');
+}
+
+/** Sets one item's timestamp column to now unless it is set already: a repeat keeps the first time. */
+async function stampOnce(sql: Sql, userId: string, notificationId: string, column: 'read_at' | 'archived_at'): Promise<boolean> {
   const rows = await sql`
-    update inbox_items set archived_at = coalesce(archived_at, now())
+    update inbox_items set ${sql(column)} = coalesce(${sql(column)}, now())
     where user_id = ${userId} and notification_id = ${notificationId}
     returning notification_id`;
   return rows.length === 1;

@@ -1,11 +1,6 @@
 import type { Sql } from '../platform/database.ts';
+import type { PushSubscription } from '../domain/recipient.ts';
 
-/** A browser's Web Push subscription (the JSON of a PushSubscription, flattened). */
-export interface PushSubscription {
-  endpoint: string;
-  p256dh: string;
-  auth: string;
-}
 
 export async function listPushSubscriptions(sql: Sql, userId: string): Promise<PushSubscription[]> {
   return sql<PushSubscription[]>`
@@ -14,7 +9,8 @@ export async function listPushSubscriptions(sql: Sql, userId: string): Promise<P
     order by created_at, endpoint`;
 }
 
-/** Forgets a subscription its push service says is gone (404/410). */
-export async function deletePushSubscription(sql: Sql, userId: string, endpoint: string): Promise<void> {
-  await sql`delete from push_subscriptions where user_id = ${userId} and endpoint = ${endpoint}`;
+/** Forgets subscriptions their push service says are gone (404/410). */
+export async function deletePushSubscriptions(sql: Sql, userId: string, endpoints: string[]): Promise<void> {
+  if (endpoints.length === 0) return;
+  await sql`delete from push_subscriptions where user_id = ${userId} and endpoint = any(${endpoints}::text[])`;
 }

@@ -1,7 +1,6 @@
 import type { Sql } from '../platform/database.ts';
 import type { Channel } from '../domain/notification.ts';
-import type { ProfileAddress } from '../channels/channelProvider.ts';
-import type { PushSubscription } from './pushSubscriptions.ts';
+import type { ProfileAddress, PushSubscription } from '../domain/recipient.ts';
 
 export interface RecipientRow {
   user_id: string;

@@ -3,7 +3,7 @@ import type { Sql } from '../platform/database.ts';
 /**
  * Deletes up to `limit` finished notifications (SENT, FAILED, SKIPPED) that finished more than
  * `retentionDays` ago, oldest first; their attempts and Idempotency-Key go with them (ON DELETE
- * CASCADE), inbox items stay (they are the user's copy). Rows another sweeper or a replay holds are
+ * CASCADE), inbox items stay (they are the user's copy). Rows another cleaner or a replay holds are
  * skipped, not waited for, so the statement holds a few locks briefly and never queues behind work.
  * Returns the number deleted.
  */

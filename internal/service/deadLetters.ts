@@ -1,8 +1,7 @@
 import type { Sql } from '../platform/database.ts';
 import type { NotificationRow } from '../domain/notification.ts';
 import type { NotificationQueue } from '../queue/notificationQueue.ts';
-import { findNotifications, resetForReplay, unmarkDeadLettered } from '../repository/deadLetters.ts';
-import { markDeadLettered } from '../repository/maintenance.ts';
+import { findNotifications, markDeadLettered, resetForReplay, unmarkDeadLettered } from '../repository/deadLetters.ts';
 
 /**
  * Pushes FAILED notifications' ids onto the dead-letter list and records that they are there. A

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { Sql } from '../platform/database.ts';
 import { runWithDeadline } from '../platform/deadline.ts';
 import { NotFoundError } from '../domain/errors.ts';
-import { inboxItemJsonSchema, toInboxItemJson } from '../queue/inboxPublisher.ts';
+import { inboxItemJsonSchema, toInboxItemJson } from '../domain/inboxItem.ts';
 import { archive, countUnread, listInbox, markAllRead, markRead, type InboxPage } from '../repository/inbox.ts';
 
 type Deps = { sql: Sql; requestTimeoutMs: number };

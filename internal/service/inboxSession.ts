@@ -1,5 +1,5 @@
 import type { Sql } from '../platform/database.ts';
-import { toInboxItemJson, type InboxItemJson } from '../queue/inboxPublisher.ts';
+import { toInboxItemJson, type InboxItemJson } from '../domain/inboxItem.ts';
 import type { InboxHub } from '../queue/inboxHub.ts';
 import type { Logger } from '../platform/logger.ts';
 import { listInboxAfter } from '../repository/inbox.ts';

@@ -23,7 +23,7 @@ interface PendingCreate {
  * transaction, the others are now committing and wait for COMMIT's outcome. A failed batch
  * rejects every caller of that batch with the error, which `runWithDeadline` classifies.
  */
-export class CreateBatcher {
+export class NotificationInsertBatcher {
   private readonly batches: GroupCommit<PendingCreate, NotificationRow>;
 
   constructor(
@@ -95,12 +95,12 @@ function answer(
 }
 
 /** One batcher per pool and queue, so every request an API process serves shares it. */
-const batchers = new WeakMap<Sql, WeakMap<NotificationQueue, CreateBatcher>>();
+const batchers = new WeakMap<Sql, WeakMap<NotificationQueue, NotificationInsertBatcher>>();
 
-export function batcherFor(deps: { sql: Sql; queue: NotificationQueue; logger: Logger }): CreateBatcher {
+export function batcherFor(deps: { sql: Sql; queue: NotificationQueue; logger: Logger }): NotificationInsertBatcher {
   let byQueue = batchers.get(deps.sql);
   if (!byQueue) batchers.set(deps.sql, (byQueue = new WeakMap()));
   let batcher = byQueue.get(deps.queue);
-  if (!batcher) byQueue.set(deps.queue, (batcher = new CreateBatcher(deps.sql, deps.queue, deps.logger)));
+  if (!batcher) byQueue.set(deps.queue, (batcher = new NotificationInsertBatcher(deps.sql, deps.queue, deps.logger)));
   return batcher;
 }

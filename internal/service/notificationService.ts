@@ -7,8 +7,7 @@ import { batcherFor } from './notificationInsertBatcher.ts';
 import { runWithDeadline } from '../platform/deadline.ts';
 import { NotFoundError, ValidationError } from '../domain/errors.ts';
 import type { Logger } from '../platform/logger.ts';
-import type { ApiMetrics } from '../metrics/apiMetrics.ts';
-import type { CreateNotification, NotificationRow } from '../domain/notification.ts';
+import type { Channel, CreateNotification, NotificationRow } from '../domain/notification.ts';
 import type { NotificationQueue } from '../queue/notificationQueue.ts';
 import { resolveAddresses } from './addressBook.ts';
 import type { ChannelProvider } from '../channels/channelProvider.ts';
@@ -22,6 +21,14 @@ import {
 import { findIdempotencyKey, type IdempotencyClaim } from '../repository/idempotencyKeys.ts';
 import { findNotification, insertNotification, type InsertResult, type NewNotification } from '../repository/notifications.ts';
 
+/**
+ * Hears how many notifications a create committed (the API process's metrics count them). Declared
+ * here so the service knows no metrics library; the API's metrics fit it as they are.
+ */
+export interface CreationCounter {
+  notificationsCreated(channel: Channel, count: number): void;
+}
+
 export interface NotificationServiceDeps {
   sql: Sql;
   queue: NotificationQueue;
@@ -30,7 +37,7 @@ export interface NotificationServiceDeps {
   /** How long a request waits for PostgreSQL before it is refused with 503. */
   requestTimeoutMs: number;
   /** Counts the notifications created; absent, nothing is counted. */
-  metrics?: Pick<ApiMetrics, 'notificationsCreated'>;
+  metrics?: CreationCounter;
 }
 
 /** The longest Idempotency-Key header a create accepts. */

@@ -1,8 +1,7 @@
 import type { Sql } from '../platform/database.ts';
 import { GroupCommit } from '../platform/groupCommit.ts';
-import type { InboxItem } from '../repository/inbox.ts';
-import { claimKey } from '../repository/claims.ts';
-import { markSentMany, type Completion } from '../repository/completions.ts';
+import { claimKey, type Claim } from '../repository/claims.ts';
+import { markSentMany } from '../repository/completions.ts';
 
 /** Most attempts recorded by one statement; a worker's concurrency rarely reaches it. */
 const DEFAULT_MAX_BATCH = 200;
@@ -14,19 +13,17 @@ const DEFAULT_MAX_BATCH = 200;
  * its own (the statement is idempotent per attempt: it is fenced).
  */
 export class CompletionBatcher {
-  private readonly batches: GroupCommit<Completion, boolean>;
+  private readonly batches: GroupCommit<Claim, boolean>;
 
-  /** `onInboxed` hears of the inbox items each batch committed, to announce them. */
-  constructor(sql: Sql, options: { maxBatch?: number; onInboxed?: (items: InboxItem[]) => void } = {}) {
-    this.batches = new GroupCommit(async (completions) => {
-      const recorded = await markSentMany(sql, completions);
-      options.onInboxed?.([...recorded.values()].filter((item) => item !== undefined));
-      return completions.map((c) => ({ ok: true, value: recorded.has(claimKey(c.claim)) }));
+  constructor(sql: Sql, options: { maxBatch?: number } = {}) {
+    this.batches = new GroupCommit(async (claims) => {
+      const recorded = await markSentMany(sql, claims);
+      return claims.map((c) => ({ ok: true, value: recorded.has(claimKey(c)) }));
     }, options.maxBatch ?? DEFAULT_MAX_BATCH);
   }
 
   /** Resolves true when the attempt was recorded SENT, false when its claim had been taken over. */
-  complete(completion: Completion): Promise<boolean> {
-    return this.batches.submit(completion);
+  complete(claim: Claim): Promise<boolean> {
+    return this.batches.submit(claim);
   }
 }

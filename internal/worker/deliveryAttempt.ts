@@ -4,13 +4,13 @@ import { PermanentDeliveryError } from '../channels/permanentDeliveryError.ts';
 import { RetryLaterError } from '../channels/retryLaterError.ts';
 import type { Sql } from '../platform/database.ts';
 import { sendToDeadLetters } from '../service/deadLetters.ts';
-import type { InboxPublisher } from '../queue/inboxPublisher.ts';
 import type { Logger } from '../platform/logger.ts';
 import type { WorkerMetrics } from '../metrics/workerMetrics.ts';
 import type { NotificationRow } from '../domain/notification.ts';
 import type { NotificationQueue } from '../queue/notificationQueue.ts';
-import { claimKey, type Claim, type ClaimedNotification } from '../repository/claims.ts';
-import { markSentMany, markSkipped, recordFailure, type Completion } from '../repository/completions.ts';
+import type { Claim, ClaimedNotification } from '../repository/claims.ts';
+import { markSkipped, recordFailure } from '../repository/completions.ts';
+import { deliverThroughChannel } from './channelDelivery.ts';
 import type { CompletionBatcher } from './completionBatcher.ts';
 import { nextRetryDelayMs, type RetryPolicy } from './retryPolicy.ts';
 
@@ -20,10 +20,8 @@ export interface AttemptDeps {
   channels: Channels;
   policy: RetryPolicy;
   leaseMs: number;
-  /** Records SENT outcomes in shared batches; without it each attempt records its own. */
-  completions?: Pick<CompletionBatcher, 'complete'>;
-  /** Announces new inbox items to live clients; the batches announce theirs themselves. */
-  inboxPublisher?: Pick<InboxPublisher, 'announce'>;
+  /** Records SENT outcomes in batches shared by the worker's deliveries. */
+  completions: Pick<CompletionBatcher, 'complete'>;
   /** Counts the outcomes this worker recorded; absent, nothing is counted. */
   metrics?: Pick<WorkerMetrics, 'attemptRecorded'>;
 }
@@ -50,19 +48,16 @@ export async function deliverClaimed(
     if (recorded) deps.metrics?.attemptRecorded(row, 'SKIPPED', startedAt);
     return;
   }
-  let completion: Completion;
   try {
     const provider = deps.channels[row.type];
     if (!provider) throw new PermanentDeliveryError(`no ${row.type} provider is configured on this worker`);
-    // A channel delivered by a row in PostgreSQL has that row written with the SENT record.
-    if (!provider.deliveredWhenRecorded) await provider.deliver(row, signal);
-    completion = { claim, storeInInbox: provider.deliveredWhenRecorded === 'inbox' };
+    await deliverThroughChannel(deps.sql, provider, row, signal, logger);
   } catch (err) {
     await recordFailedAttempt(deps, row, claim, err, logger, claimedAt, startedAt);
     return;
   }
   try {
-    const recorded = await persist(() => recordSent(deps, completion), claimedAt, deps.leaseMs);
+    const recorded = await persist(() => deps.completions.complete(claim), claimedAt, deps.leaseMs);
     if (recorded) {
       deps.metrics?.attemptRecorded(row, 'SENT', startedAt);
       logger.info({ ms: Date.now() - startedAt }, 'notification sent');
@@ -82,14 +77,6 @@ async function recordSkipped(deps: AttemptDeps, claim: Claim, reason: string, lo
     logger.error({ err }, 'could not record a skip; the lease will expire and the sweeper takes over');
     return false;
   }
-}
-
-async function recordSent(deps: AttemptDeps, completion: Completion): Promise<boolean> {
-  if (deps.completions) return deps.completions.complete(completion);
-  const recorded = await markSentMany(deps.sql, [completion]);
-  const item = recorded.get(claimKey(completion.claim));
-  if (item) deps.inboxPublisher?.announce([item]);
-  return recorded.has(claimKey(completion.claim));
 }
 
 async function recordFailedAttempt(

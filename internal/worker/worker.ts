@@ -8,6 +8,7 @@ import { isPostgresUnavailable, isTransactionConflict } from '../platform/depend
 import { CHANNELS, type Channel } from '../domain/notification.ts';
 import { claimBatch, type BatchClaim, type InboxDelivery } from '../repository/claims.ts';
 import { releaseClaim, type Claim, type ClaimedNotification } from '../repository/claims.ts';
+import type { InboxPublisher } from '../queue/inboxPublisher.ts';
 import { CompletionBatcher } from './completionBatcher.ts';
 import { deliverClaimed, type AttemptDeps } from './deliveryAttempt.ts';
 
@@ -17,7 +18,9 @@ export const POP_TIMEOUT_SECONDS = 1;
 const POP_ERROR_PAUSE_MS = 1000;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export interface WorkerDeps extends AttemptDeps {
+export interface WorkerDeps extends Omit<AttemptDeps, 'completions'> {
+  /** Announces the inbox items the claims stored to live clients. */
+  inboxPublisher?: Pick<InboxPublisher, 'announce'>;
   /** A Redis connection for BRPOP only. */
   blocking: Redis;
   concurrency: number;
@@ -85,7 +88,7 @@ export class Worker {
 
   constructor(private readonly deps: WorkerDeps) {
     this.id = deps.workerId ?? newWorkerId();
-    this.completions = new CompletionBatcher(deps.sql, { onInboxed: (items) => deps.inboxPublisher?.announce(items) });
+    this.completions = new CompletionBatcher(deps.sql);
     this.inboxChannels = CHANNELS.filter((channel) => deps.channels[channel]?.deliveredWhenRecorded === 'inbox');
   }
 

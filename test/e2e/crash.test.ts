@@ -123,26 +123,35 @@ describe('worker crashes lose no notification', () => {
     expect(isRunning(second.process)).toBe(true);
   });
 
-  it('an id a worker popped and died holding before it claimed is queued again by the sweeper after LEASE_MS and delivered once', async () => {
+  it('a worker that popped an id and was SIGKILLed before its claim reached PostgreSQL loses nothing: the maintenance of another worker queues it again after LEASE_MS and it is delivered once', async () => {
     const db = await scope.database();
     const keys = testQueueKeys();
     const env = serviceEnv(db, keys);
+    const pg = await scope.proxy(db.url);
     const receiver = await scope.receiver();
     const redis = scope.redis();
     const api = await scope.api(env);
+    // The doomed worker reaches PostgreSQL through a proxy the test freezes, so its claim never
+    // arrives: it pops the id and then waits on PostgreSQL, holding the id only in its memory.
+    const doomed = await scope.worker({ ...env, DATABASE_URL: pg.urlFor(db.url) });
+    pg.freeze();
 
     const id = await postWebhook(api.url, receiver.url);
-    expect(await redis.lrange(keys.queue, 0, -1)).toEqual([id]);
-    // What a worker does between BRPOP and its claim, had it died right there.
-    expect(await redis.rpop(keys.queue)).toBe(id);
+    await waitFor('the doomed worker to pop the id', async () => (await redis.llen(keys.queue)) === 0, 10_000, 20);
+    expect(await row(db.sql, id)).toMatchObject({ status: 'PENDING', attempt: 0, locked_by: null });
+    await doomed.process.kill();
+    pg.restore();
     expect(await redis.llen(keys.queue)).toBe(0);
-    expect((await row(db.sql, id)).status).toBe('PENDING');
 
-    const worker = await scope.worker(env);
+    const survivor = await scope.worker(env);
+    await survivor.process.waitForLog('maintenance leadership gained');
     const sent = await untilStatus(db.sql, id, 'SENT');
     expect(sent).toMatchObject({ attempt: 1, retry_count: 0, error_reason: null });
-    expect((await attempts(db.sql, id)).map((a) => [a.attempt, a.outcome, a.worker_id])).toEqual([[1, 'SENT', worker.id]]);
+    expect((await attempts(db.sql, id)).map((a) => [a.attempt, a.outcome, a.worker_id])).toEqual([[1, 'SENT', survivor.id]]);
+    // Queued again only once the row had waited a lease unclaimed: its entry was not just slow.
     expect(await msFromCreationToDeliveringClaim(db.sql, id)).toBeGreaterThanOrEqual(Number(env.LEASE_MS));
+    expect(survivor.process.logs.some((l) => l.msg === 'maintenance job done' && l.job === 'dueRowScheduler')).toBe(true);
+    expect(doomed.process.logs.some(about(id, /./))).toBe(false);
     expect(receiver.forId(id)).toHaveLength(1);
     await waitFor('the re-queued entry to be consumed', async () => (await redis.llen(keys.queue)) === 0);
   });
@@ -199,7 +208,7 @@ describe('worker crashes lose no notification', () => {
     const receiver = await scope.receiver(() => 'hang');
     const staleTimings = { LEASE_MS: '2500', WEBHOOK_TIMEOUT_MS: '1500' };
     const api = await scope.api(serviceEnv(db, staleKeys, staleTimings));
-    // The rescuer listens on a queue of its own, so only its sweeper can hand it this notification.
+    // The rescuer listens on a queue of its own, so only its maintenance jobs can hand it this notification.
     const rescuer = await scope.worker(serviceEnv(db, testQueueKeys(), { LEASE_MS: '20000', WEBHOOK_TIMEOUT_MS: '15000' }));
     const stale = await scope.worker(serviceEnv(db, staleKeys, { ...staleTimings, DATABASE_URL: pg.urlFor(db.url) }));
 

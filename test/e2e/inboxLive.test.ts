@@ -6,11 +6,10 @@ import { sign } from 'hono/jwt';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import WebSocket from 'ws';
 import { issueToken } from '../../internal/service/endUserToken.ts';
-import type { InboxItemJson } from '../../internal/queue/inboxPublisher.ts';
+import type { InboxItemJson } from '../../internal/domain/inboxItem.ts';
 import type { InboxEvent } from '../../internal/service/inboxSession.ts';
-import { claimKey } from '../../internal/repository/claims.ts';
-import { claimNotification, markSentMany } from '../../internal/repository/completions.ts';
 import { insertNotification } from '../../internal/repository/notifications.ts';
+import { deliverToInboxes } from '../support/claims.ts';
 import { postNotification } from '../support/notifications.ts';
 import type { ServiceProcess } from '../support/serviceProcess.ts';
 import type { TcpProxy } from '../support/tcpProxy.ts';
@@ -472,10 +471,8 @@ describe('the live inbox over WebSocket and Server-Sent Events, across API insta
       undefined,
       () => {},
     );
-    const claimed = await claimNotification(db.sql, row.id, 'test-worker', 30_000);
-    const claim = { id: row.id, attempt: claimed!.attempt, workerId: 'test-worker' };
-    const recorded = await markSentMany(db.sql, [{ claim, storeInInbox: true }]);
-    expect(recorded.get(claimKey(claim))?.seq).toBe(2);
+    const [delivered] = await deliverToInboxes(db.sql, [row.id]);
+    expect(delivered?.item?.seq).toBe(2);
 
     await post(apiA, user, 1);
     for (const c of [onA, onB]) await c.untilSeq(3);

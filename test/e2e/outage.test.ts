@@ -268,7 +268,7 @@ describe('dependency outages lose no notification', () => {
     const during: string[] = [];
     for (let i = 0; i < 5; i++) during.push(await created(postWebhook(api.url, receiver.url, `pg-down-${i}`)));
     await worker.process.waitForLog(logged(/^claim failed/));
-    await worker.process.waitForLog(logged(/^sweep failed/));
+    await worker.process.waitForLog(logged(/^maintenance job failed/));
     await sleep(Number(env.LEASE_MS) + 1000);
     expect(isRunning(worker.process)).toBe(true);
     for (const id of during) expect(await statusOf(db.sql, id)).toBe('PENDING');

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createApiKey } from '../../internal/service/apiKeyService.ts';
 import type { Channel } from '../../internal/domain/notification.ts';
-import { claimNotification, recordFailure } from '../../internal/repository/completions.ts';
+import { recordFailure } from '../../internal/repository/completions.ts';
+import { claimOne } from '../support/claims.ts';
 import { runScript } from '../support/serviceProcess.ts';
 import { connectTestRedis, createTestDatabase, serviceEnv, type TestDatabase } from '../support/testEnvironment.ts';
 import { buildApi, insertPending, rowOf, sendJson, type TestApi } from './helpers.ts';
@@ -74,14 +75,15 @@ describe('admin API (auth off)', () => {
 
   describe('GET /notifications/:id/attempts', () => {
     it('lists the finished attempts in order, then the one under way with its worker, start and lease', async () => {
-      const { id } = await insertPending(api.sql);
+      // A channel delivered by an attempt: an IN_APP notification is delivered by its claim.
+      const { id } = await insertPending(api.sql, { type: 'WEBHOOK', recipient: 'https://example.com/hook' });
       for (const worker of ['w-1', 'w-2']) {
-        const claimed = await claimNotification(api.sql, id, worker, LEASE_MS);
+        const claimed = await claimOne(api.sql, id, worker, LEASE_MS);
         expect(claimed).toBeDefined();
         const failure = { reason: `${worker} got a 503`, permanent: false, maxRetries: 5, retryDelayMs: 0 };
         expect(await recordFailure(api.sql, { id, attempt: claimed!.attempt, workerId: worker }, failure)).toBe('PENDING');
       }
-      await claimNotification(api.sql, id, 'w-3', LEASE_MS);
+      await claimOne(api.sql, id, 'w-3', LEASE_MS);
       const row = await rowOf(api.sql, id);
 
       const body = await getJson<{ notification_id: string; status: string; attempts: AttemptJson[] }>(`/notifications/${id}/attempts`);
@@ -102,9 +104,9 @@ describe('admin API (auth off)', () => {
     });
 
     it('shows no attempt under way once the notification is finished, and none at all before its first', async () => {
-      const { id } = await insertPending(api.sql);
+      const { id } = await insertPending(api.sql, { type: 'WEBHOOK', recipient: 'https://example.com/hook' });
       expect((await getJson<{ attempts: AttemptJson[] }>(`/notifications/${id}/attempts`)).attempts).toEqual([]);
-      const claimed = await claimNotification(api.sql, id, 'w-1', LEASE_MS);
+      const claimed = await claimOne(api.sql, id, 'w-1', LEASE_MS);
       await recordFailure(api.sql, { id, attempt: claimed!.attempt, workerId: 'w-1' }, { reason: 'refused', permanent: true, maxRetries: 3, retryDelayMs: 0 });
       const body = await getJson<{ status: string; attempts: AttemptJson[] }>(`/notifications/${id}/attempts`);
       expect(body.status).toBe('FAILED');

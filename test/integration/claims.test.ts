@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectDatabase, type Sql } from '../../internal/platform/database.ts';
 import { claimBatch } from '../../internal/repository/claims.ts';
-import { storeInInbox } from '../../internal/repository/inbox.ts';
 import { createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
+import { insertInboxItem } from '../support/inboxItems.ts';
 import { attemptsOf, insertPending, rowOf } from './helpers.ts';
 
 const LEASE_MS = 30_000;
@@ -77,7 +77,7 @@ describe('claimBatch: claiming, and delivering to inboxes in the claim', () => {
 
   it('does not store an item twice, nor skip a seq, for a notification an earlier attempt put in the inbox', async () => {
     const row = await insertPending(db.sql, { user_id: 'claim-again' });
-    await storeInInbox(db.sql, row);
+    await insertInboxItem(db.sql, row);
     const batch = await claimBatch(db.sql, [row.id], 'worker-c', LEASE_MS, IN_APP);
     expect(batch.inboxed).toEqual([{ row: expect.objectContaining({ id: row.id }), item: undefined }]);
     expect((await rowOf(db.sql, row.id)).status).toBe('SENT');

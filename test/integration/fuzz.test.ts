@@ -6,7 +6,6 @@ import { createApiKey } from '../../internal/service/apiKeyService.ts';
 import { issueToken } from '../../internal/service/endUserToken.ts';
 import { errorBodySchema } from '../../internal/http/errorHandler.ts';
 import { apiRegistry } from '../../internal/http/openapi/openapi.ts';
-import { storeInInbox } from '../../internal/repository/inbox.ts';
 import { fuzzSeed, Random } from '../support/fuzzRandom.ts';
 import {
   emptyPools,
@@ -23,6 +22,7 @@ import {
 import { shrink } from '../support/fuzzShrink.ts';
 import { changes, snapshot, TABLES } from '../support/fuzzSnapshot.ts';
 import { createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
+import { deliverToInboxes } from '../support/claims.ts';
 import { buildApi, insertPending, sendJson, type TestApi } from './helpers.ts';
 
 /*
@@ -367,7 +367,7 @@ async function seedData(api: TestApi, pools: FuzzPools): Promise<void> {
     expect(put.status).toBe(200);
     for (let i = 0; i < 3; i++) {
       const row = await insertPending(api.sql, { user_id: userId, title: `seed ${i}` });
-      await storeInInbox(api.sql, row);
+      await deliverToInboxes(api.sql, [row.id]);
       pools.notificationIds.push(row.id);
     }
     const failed = await insertPending(api.sql, { user_id: userId, type: 'WEBHOOK', recipient: 'https://example.com/hook' });

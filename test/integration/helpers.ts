@@ -75,7 +75,7 @@ export async function buildApi(db: Pick<TestDatabase, 'url'>, options: BuildApiO
     sql,
     redis,
     queue,
-    channels: createChannels(config, sql),
+    channels: createChannels(config),
     logger: createLogger(config, 'api'),
     requestTimeoutMs: options.requestTimeoutMs ?? config.REQUEST_TIMEOUT_MS,
     isDraining: options.isDraining ?? (() => false),

@@ -1,11 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { connectDatabase } from '../../internal/platform/database.ts';
-import { NotificationQueue } from '../../internal/queue/notificationQueue.ts';
-import { Sweeper } from '../../internal/worker/sweeper.ts';
+import { IdempotencyKeyCleaner } from '../../internal/worker/maintenance/idempotencyKeyCleaner.ts';
 import { useTestDatabase } from '../support/fileDatabase.ts';
-import { testQueueKeys } from '../support/testEnvironment.ts';
-import { silentLogger, useTestApi } from './helpers.ts';
+import { useTestApi } from './helpers.ts';
 
 interface Created {
   id: string;
@@ -113,15 +111,8 @@ describe('Idempotency-Key on POST /notifications', () => {
     expect(keys!.n).toBe(1);
   });
 
-  it('forgets a key older than 24 hours when the sweeper runs, so the same request then creates a new notification', async () => {
-    const sweeper = new Sweeper({
-      sql: db.sql,
-      queue: new NotificationQueue(api.redis, testQueueKeys()),
-      policy: { maxRetries: 3, baseMs: 1000, maxMs: 1000 },
-      leaseMs: 30_000,
-      intervalMs: 1000,
-      logger: silentLogger(),
-    });
+  it('forgets a key older than 24 hours when the key cleaner runs, so the same request then creates a new notification', async () => {
+    const cleaner = new IdempotencyKeyCleaner({ sql: db.sql });
     const oldKey = randomUUID();
     const recentKey = randomUUID();
     const user = `idem-${randomUUID()}`;
@@ -134,7 +125,7 @@ describe('Idempotency-Key on POST /notifications', () => {
     await db.sql`update idempotency_keys set created_at = now() - interval '25 hours' where key = ${oldKey}`;
     await db.sql`update idempotency_keys set created_at = now() - interval '23 hours' where key = ${recentKey}`;
 
-    await sweeper.sweepOnce();
+    await cleaner.run();
 
     const kept = await db.sql<{ key: string }[]>`select key from idempotency_keys where key in (${oldKey}, ${recentKey})`;
     expect(kept.map((k) => k.key)).toEqual([recentKey]);

@@ -1,10 +1,8 @@
 import { sign } from 'hono/jwt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { issueToken } from '../../internal/service/endUserToken.ts';
-import type { InboxItemJson } from '../../internal/queue/inboxPublisher.ts';
-import { storeInInbox, type InboxItem } from '../../internal/repository/inbox.ts';
-import { claimKey } from '../../internal/repository/claims.ts';
-import { claimNotifications, markSentMany } from '../../internal/repository/completions.ts';
+import type { InboxItem, InboxItemJson } from '../../internal/domain/inboxItem.ts';
+import { deliverToInboxes } from '../support/claims.ts';
 import { createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
 import { buildApi, insertPending, type TestApi } from './helpers.ts';
 
@@ -42,19 +40,15 @@ describe('the end-user inbox API', () => {
   });
 
   /**
-   * Delivers `count` IN_APP notifications to `userId` as a worker does: PENDING rows, claimed, then
-   * recorded SENT with their inbox items in one batch. Returns the items in seq order.
+   * Delivers `count` IN_APP notifications to `userId` as a worker does: PENDING rows, claimed in one
+   * batch that stores their inbox items and records them SENT. Returns the items in seq order.
    */
   async function deliver(userId: string, count: number): Promise<InboxItem[]> {
     const rows = [];
     for (let i = 0; i < count; i++) rows.push(await insertPending(db.sql, { user_id: userId, title: `t${i}`, body: `b${i}`, data: { i } }));
-    const claimed = await claimNotifications(db.sql, rows.map((r) => r.id), 'inbox-test-worker', 30_000);
-    expect(claimed).toHaveLength(count);
-    const completions = claimed.map((r) => ({ claim: { id: r.id, attempt: r.attempt, workerId: 'inbox-test-worker' }, storeInInbox: true }));
-    const recorded = await markSentMany(db.sql, completions);
-    const items = completions.map((c) => recorded.get(claimKey(c.claim)));
-    expect(items.every((i) => i !== undefined)).toBe(true);
-    return (items as InboxItem[]).sort((a, b) => a.seq - b.seq);
+    const items = (await deliverToInboxes(db.sql, rows.map((r) => r.id))).flatMap(({ item }) => (item ? [item] : []));
+    expect(items).toHaveLength(count);
+    return items.sort((a, b) => a.seq - b.seq);
   }
 
   async function token(userId: string): Promise<string> {
@@ -208,7 +202,7 @@ describe('the end-user inbox API', () => {
       const user = newUser('mixed');
       await deliver(user, 2);
       const single = await insertPending(db.sql, { user_id: user, body: 'alone' });
-      await storeInInbox(db.sql, single);
+      await deliverToInboxes(db.sql, [single.id]);
       await deliver(user, 1);
       const listed = (await list(user)).items;
       expect(listed.map((i) => [i.seq, i.body])).toEqual([
@@ -220,11 +214,11 @@ describe('the end-user inbox API', () => {
     });
 
     // A seq burnt by a repeat would leave a gap (3, 5), which live sessions read as a lost message.
-    it('storeInInbox repeated for the same notification takes no seq', async () => {
+    it('a notification claimed again (a duplicate queue entry, in the same batch or a later one) takes no seq', async () => {
       const user = newUser('repeat');
       const single = await insertPending(db.sql, { user_id: user, body: 'once' });
-      await storeInInbox(db.sql, single);
-      await storeInInbox(db.sql, single);
+      await deliverToInboxes(db.sql, [single.id, single.id]);
+      await deliverToInboxes(db.sql, [single.id]);
       await deliver(user, 1);
       expect((await list(user)).items.map((i) => [i.seq, i.body])).toEqual([
         [2, 'b0'],

@@ -7,7 +7,8 @@ import { parseConfig } from '../../internal/platform/config.ts';
 import { WorkerMetrics } from '../../internal/metrics/workerMetrics.ts';
 import { connectBlockingRedis, connectRedis } from '../../internal/platform/redis.ts';
 import type { Stats } from '../../internal/service/statsService.ts';
-import { Sweeper } from '../../internal/worker/sweeper.ts';
+import { DueRowScheduler } from '../../internal/worker/maintenance/dueRowScheduler.ts';
+import { Periodic } from '../../internal/worker/periodic.ts';
 import { Worker } from '../../internal/worker/worker.ts';
 import { byLabels, parseMetrics, valueOf, type Sample } from '../support/metricsText.ts';
 import { createTestDatabase, testRedisUrl, type TestDatabase } from '../support/testEnvironment.ts';
@@ -47,7 +48,7 @@ describe('metrics and stats', () => {
     return built;
   }
 
-  /** The real Worker, with a sweeper to queue its retries, counting into a registry of its own. */
+  /** The real Worker, with the due-row scheduler to queue its retries, counting into a registry of its own. */
   function startWorker(api: TestApi): WorkerMetrics {
     const config = parseConfig({ WEBHOOK_ALLOW_PRIVATE: 'true', LEASE_MS: String(LEASE_MS), LOG_LEVEL: 'silent' });
     const metrics = new WorkerMetrics(api.queue, WORKER_ID);
@@ -58,7 +59,7 @@ describe('metrics and stats', () => {
       sql: api.sql,
       queue: api.queue,
       blocking,
-      channels: createChannels(config, api.sql),
+      channels: createChannels(config),
       policy,
       leaseMs: LEASE_MS,
       concurrency: 4,
@@ -66,12 +67,13 @@ describe('metrics and stats', () => {
       workerId: WORKER_ID,
       metrics,
     });
-    const sweeper = new Sweeper({ sql: api.sql, queue: api.queue, policy, leaseMs: LEASE_MS, intervalMs: 100, logger });
+    const scheduler = new DueRowScheduler({ sql: api.sql, queue: api.queue, leaseMs: LEASE_MS, intervalMs: 100 });
+    const scheduling = new Periodic(async () => void (await scheduler.run()), scheduler.intervalMs, () => {});
     worker.start();
-    sweeper.start();
+    scheduling.start();
     cleanups.push(async () => {
       receiver.answerHanging(200);
-      await Promise.all([sweeper.stop(), worker.stop(1000)]);
+      await Promise.all([scheduling.stop(), worker.stop(1000)]);
       blocking.disconnect();
     });
     return metrics;

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InAppChannel } from '../../internal/channels/inAppChannel.ts';
 import { connectDatabase } from '../../internal/platform/database.ts';
 import { MAX_BODY_BYTES } from '../../internal/http/request/jsonBody.ts';
 import { MAX_DATA_DEPTH, type NotificationRow } from '../../internal/domain/notification.ts';
 import { connectRedis } from '../../internal/platform/redis.ts';
+import { deliverToInboxes } from '../support/claims.ts';
 import { connectTestRedis, createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
 import { buildApi, closedPort, connectReadyRedis, countNotifications, rowOf, type TestApi } from './helpers.ts';
 
@@ -422,14 +422,13 @@ describe('HTTP API', () => {
   describe('GET /users/:userId/inbox', () => {
     it('lists the user\'s delivered IN_APP notifications, newest first, and only theirs', async () => {
       const user = `inbox-${randomUUID()}`;
-      const channel = new InAppChannel(db.sql);
       const ids: string[] = [];
       for (const [i, u] of [user, user, 'someone-else'].entries()) {
         const created = (await (await post({ user_id: u, type: 'IN_APP', title: `t${i}`, body: `b${i}`, data: { i } })).json()) as NotificationBody;
         await db.sql`update notifications set created_at = now() - make_interval(secs => ${10 - i}) where id = ${created.id}`;
-        const row = await rowOf(db.sql, created.id);
-        await channel.deliver(row);
-        await channel.deliver(row);
+        // Claimed twice, as a duplicate queue entry would: the second claim finds it SENT already.
+        await deliverToInboxes(db.sql, [created.id]);
+        await deliverToInboxes(db.sql, [created.id]);
         ids.push(created.id);
       }
       const res = await api.app.request(`/users/${user}/inbox`);

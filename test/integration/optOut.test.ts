@@ -6,12 +6,13 @@ import { connectDatabase, type Sql } from '../../internal/platform/database.ts';
 import type { Channel } from '../../internal/domain/notification.ts';
 import { NotificationQueue, type QueueKeys } from '../../internal/queue/notificationQueue.ts';
 import { connectBlockingRedis, type Redis } from '../../internal/platform/redis.ts';
-import { type ClaimedNotification } from '../../internal/repository/claims.ts';
-import { claimNotification } from '../../internal/repository/completions.ts';
+import { claimBatch, type ClaimedNotification } from '../../internal/repository/claims.ts';
 import { saveOptOuts } from '../../internal/repository/recipients.ts';
+import { CompletionBatcher } from '../../internal/worker/completionBatcher.ts';
 import { deliverClaimed } from '../../internal/worker/deliveryAttempt.ts';
 import type { RetryPolicy } from '../../internal/worker/retryPolicy.ts';
 import { Worker } from '../../internal/worker/worker.ts';
+import { claimOne } from '../support/claims.ts';
 import { connectTestRedis, createTestDatabase, testQueueKeys, testRedisUrl, type TestDatabase } from '../support/testEnvironment.ts';
 import { TwilioServer } from '../support/twilioServer.ts';
 import { waitFor } from '../support/waitFor.ts';
@@ -47,7 +48,7 @@ describe('opt-outs and provider-requested waits at delivery', () => {
       SMS_FROM: '+15005550006',
       LOG_LEVEL: 'silent',
     });
-    channels = createChannels(config, sql);
+    channels = createChannels(config);
   });
   afterAll(async () => {
     await twilio?.close();
@@ -59,18 +60,26 @@ describe('opt-outs and provider-requested waits at delivery', () => {
   });
 
   function deps(keys: QueueKeys, policy: RetryPolicy = quickPolicy) {
-    return { sql, queue: new NotificationQueue(redis, keys), channels, policy, leaseMs: LEASE_MS };
+    return { sql, queue: new NotificationQueue(redis, keys), channels, policy, leaseMs: LEASE_MS, completions: new CompletionBatcher(sql) };
   }
 
   async function claim(id: string, workerId = 'worker-t'): Promise<ClaimedNotification> {
-    const row = await claimNotification(sql, id, workerId, LEASE_MS);
+    const row = await claimOne(sql, id, workerId, LEASE_MS);
     expect(row).toBeDefined();
     return row!;
   }
 
-  /** Claims the notification and runs one delivery attempt as a worker does; answers what the claim said. */
-  async function deliverOnce(id: string, keys: QueueKeys, policy: RetryPolicy = quickPolicy): Promise<ClaimedNotification> {
-    const row = await claim(id);
+  /**
+   * Claims the notification as a worker does, which delivers an IN_APP one to its inbox there and
+   * then, and runs one delivery attempt for any other; answers whether the claim found it opted out.
+   */
+  async function deliverOnce(id: string, keys: QueueKeys, policy: RetryPolicy = quickPolicy): Promise<Pick<ClaimedNotification, 'opted_out'>> {
+    const { claimed, inboxed } = await claimBatch(sql, [id], 'worker-t', LEASE_MS, ['IN_APP']);
+    const row = claimed[0];
+    if (!row) {
+      expect(inboxed.map((d) => d.row.id)).toEqual([id]);
+      return { opted_out: false };
+    }
     await deliverClaimed(deps(keys, policy), row, { id, attempt: row.attempt, workerId: 'worker-t' }, new AbortController().signal, silentLogger(), Date.now());
     return row;
   }
@@ -116,7 +125,7 @@ describe('opt-outs and provider-requested waits at delivery', () => {
       expect(await inboxItems(id)).toBe(0);
       expect(await inspect.llen(keys.dlq)).toBe(0);
       // SKIPPED is final: nothing claims it again.
-      expect(await claimNotification(sql, id, 'worker-2', LEASE_MS)).toBeUndefined();
+      expect(await claimOne(sql, id, 'worker-2', LEASE_MS)).toBeUndefined();
     });
 
     it.each<Channel>(['WEBHOOK', 'SMS'])('gets a %s SKIPPED without any request to the provider', async (channel) => {
@@ -256,7 +265,7 @@ describe('opt-outs and provider-requested waits at delivery', () => {
       expect(await scheduledWaitMs(id)).toBe(60_000);
       expect((await attemptsOf(sql, id)).map((a) => a.outcome)).toEqual(['RETRY']);
       // Not claimable before then.
-      expect(await claimNotification(sql, id, 'worker-2', LEASE_MS)).toBeUndefined();
+      expect(await claimOne(sql, id, 'worker-2', LEASE_MS)).toBeUndefined();
     });
 
     it('keeps the backoff when it is longer than what the provider asked', async () => {

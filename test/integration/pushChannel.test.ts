@@ -11,7 +11,8 @@ import type { NotificationRow } from '../../internal/domain/notification.ts';
 import { claimedRow } from '../support/notificationRow.ts';
 import { PushService, type SubscriptionJson } from '../support/pushService.ts';
 import { createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
-import { closedPort } from './helpers.ts';
+import { deliverThroughChannel } from '../../internal/worker/channelDelivery.ts';
+import { closedPort, silentLogger } from './helpers.ts';
 
 const SUBJECT = 'mailto:ops@herald.example';
 const vapid = { ...webpush.generateVAPIDKeys(), subject: SUBJECT };
@@ -34,7 +35,7 @@ afterEach(async () => {
 });
 
 function pushChannel(overrides: Partial<PushOptions> = {}): PushChannel {
-  const channel = new PushChannel({ sql: db.sql, vapid, timeoutMs: 2000, allowPrivate: true, ...overrides });
+  const channel = new PushChannel({ vapid, timeoutMs: 2000, allowPrivate: true, ...overrides });
   opened.push(channel);
   return channel;
 }
@@ -83,9 +84,17 @@ async function storedEndpoints(userId: string): Promise<string[]> {
   return rows.map((r) => r.endpoint);
 }
 
+/**
+ * Delivers as the worker's delivery step does: the user's stored subscriptions passed in, those the
+ * push service says are gone removed afterwards.
+ */
+function deliver(channel: PushChannel, row: NotificationRow, signal = new AbortController().signal): Promise<void> {
+  return deliverThroughChannel(db.sql, channel, row, signal, silentLogger());
+}
+
 async function deliveryError(channel: PushChannel, row: NotificationRow, signal = new AbortController().signal): Promise<Error> {
   try {
-    await channel.deliver(row, signal);
+    await deliver(channel, row, signal);
   } catch (err) {
     expect(err).toBeInstanceOf(Error);
     return err as Error;
@@ -103,7 +112,7 @@ describe('PushChannel.deliver to a Web Push service', () => {
     const row = pushRow(await userWith(sub));
     const before = Math.floor(Date.now() / 1000);
 
-    await pushChannel().deliver(row, new AbortController().signal);
+    await deliver(pushChannel(), row);
 
     expect(service.requestsTo(sub.endpoint).map((r) => [r.status, r.refusal])).toEqual([[201, undefined]]);
     const [message] = service.received(sub.endpoint);
@@ -122,7 +131,7 @@ describe('PushChannel.deliver to a Web Push service', () => {
     const a = service.subscribe();
     const b = service.subscribe();
     const row = pushRow(await userWith(a, b));
-    await pushChannel().deliver(row, new AbortController().signal);
+    await deliver(pushChannel(), row);
     for (const sub of [a, b]) {
       const messages = service.received(sub.endpoint);
       expect(messages).toHaveLength(1);
@@ -137,7 +146,7 @@ describe('PushChannel.deliver to a Web Push service', () => {
     const userId = await userWith(gone, live);
     const row = pushRow(userId);
 
-    await expect(pushChannel().deliver(row, new AbortController().signal)).resolves.toBeUndefined();
+    await expect(deliver(pushChannel(), row)).resolves.toBeUndefined();
 
     expect(service.requestsTo(gone.endpoint).map((r) => r.status)).toEqual([410]);
     expect(service.received(live.endpoint)).toHaveLength(1);
@@ -272,7 +281,7 @@ describe('PushChannel.deliver to a Web Push service', () => {
     const live = service.subscribe();
     service.failNext(failing.endpoint, { status: 500 });
 
-    await expect(pushChannel().deliver(pushRow(await userWith(failing, live)), new AbortController().signal)).resolves.toBeUndefined();
+    await expect(deliver(pushChannel(), pushRow(await userWith(failing, live)))).resolves.toBeUndefined();
 
     expect(service.received(live.endpoint)).toHaveLength(1);
   });
@@ -303,7 +312,7 @@ describe('PushChannel.deliver to a Web Push service', () => {
     const base = Buffer.byteLength(JSON.stringify(payloadOf(pushRow(userId, { body: '' }))));
     const largest = pushRow(userId, { body: 'x'.repeat(3993 - base) });
 
-    await pushChannel().deliver(largest, new AbortController().signal);
+    await deliver(pushChannel(), largest);
     expect(JSON.parse(service.received(sub.endpoint)[0]!.text)).toEqual(payloadOf(largest));
 
     const tooLarge = pushRow(userId, { body: 'x'.repeat(3994 - base) });
@@ -395,7 +404,7 @@ describe('PushChannel time limits', () => {
     const live = service.subscribe();
     service.silence(silent.endpoint);
 
-    await expect(pushChannel({ timeoutMs: 300 }).deliver(pushRow(await userWith(silent, live)), new AbortController().signal)).resolves.toBeUndefined();
+    await expect(deliver(pushChannel({ timeoutMs: 300 }), pushRow(await userWith(silent, live)))).resolves.toBeUndefined();
 
     expect(service.received(live.endpoint)).toHaveLength(1);
   });

@@ -1,35 +1,28 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../internal/platform/config.ts';
-import { NotificationQueue } from '../../internal/queue/notificationQueue.ts';
-import type { Redis } from '../../internal/platform/redis.ts';
-import { listInbox, storeInInbox } from '../../internal/repository/inbox.ts';
+import { listInbox } from '../../internal/repository/inbox.ts';
+import { insertInboxItem } from '../support/inboxItems.ts';
 import { deleteExpiredNotifications } from '../../internal/repository/retention.ts';
-import { Sweeper } from '../../internal/worker/sweeper.ts';
-import { createTestDatabase, testQueueKeys, type TestDatabase } from '../support/testEnvironment.ts';
-import { connectReadyRedis, rowOf, silentLogger } from './helpers.ts';
-
-const policy = { maxRetries: 3, baseMs: 1000, maxMs: 1000 };
+import { RetentionCleaner } from '../../internal/worker/maintenance/retentionCleaner.ts';
+import { createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
+import { rowOf } from './helpers.ts';
 
 describe('retention of finished notifications', () => {
   let db: TestDatabase;
-  let redis: Redis;
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    redis = await connectReadyRedis();
   });
   afterAll(async () => {
-    redis?.disconnect();
     await db?.drop();
   });
   beforeEach(async () => {
     await db.sql`truncate notifications, notification_attempts, idempotency_keys, inbox_items, inbox_counters`;
   });
 
-  function sweeper(retentionDays?: number): Sweeper {
-    const queue = new NotificationQueue(redis, testQueueKeys());
-    return new Sweeper({ sql: db.sql, queue, policy, leaseMs: 30_000, intervalMs: 1000, retentionDays, logger: silentLogger() });
+  function cleaner(retentionDays?: number): RetentionCleaner {
+    return new RetentionCleaner({ sql: db.sql, retentionDays });
   }
 
   /** A notification in `status` last changed `daysAgo` days ago, with one finished attempt. */
@@ -61,8 +54,7 @@ describe('retention of finished notifications', () => {
     const old = [await aged('SENT', 31), await aged('FAILED', 45), await aged('SKIPPED', 400)];
     await db.sql`insert into idempotency_keys (key, request_hash, notification_id) values ('k-old', 'h', ${old[0]!})`;
 
-    const result = await sweeper(30).sweepOnce();
-    expect(result.deleted).toBe(3);
+    expect(await cleaner(30).run()).toEqual({ deleted: 3 });
     for (const id of old) {
       expect(await exists(id)).toBe(false);
       expect(await attemptCount(id)).toBe(0);
@@ -73,7 +65,7 @@ describe('retention of finished notifications', () => {
   it('never deletes PENDING or PROCESSING rows, however old, nor finished rows younger than the period', async () => {
     const kept = [await aged('PENDING', 90), await aged('PROCESSING', 90), await aged('SENT', 29), await aged('FAILED', 1)];
     const gone = await aged('SENT', 31);
-    expect((await sweeper(30).sweepOnce()).deleted).toBe(1);
+    expect((await cleaner(30).run()).deleted).toBe(1);
     expect(await exists(gone)).toBe(false);
     for (const id of kept) {
       expect(await exists(id)).toBe(true);
@@ -82,14 +74,14 @@ describe('retention of finished notifications', () => {
     expect((await rowOf(db.sql, kept[1]!)).status).toBe('PROCESSING');
   });
 
-  it('keeps everything with RETENTION_DAYS=0 (and by default in a sweeper given none)', async () => {
+  it('keeps everything with RETENTION_DAYS=0 (and by default in a cleaner given none)', async () => {
     const ancient = await aged('SENT', 10_000);
-    expect((await sweeper(0).sweepOnce()).deleted).toBe(0);
-    expect((await sweeper().sweepOnce()).deleted).toBe(0);
+    expect((await cleaner(0).run()).deleted).toBe(0);
+    expect((await cleaner().run()).deleted).toBe(0);
     expect(await exists(ancient)).toBe(true);
   });
 
-  it('deletes in batches of 1,000, a few per sweep, oldest first', async () => {
+  it('deletes in batches of 1,000, a few per run, oldest first', async () => {
     const count = 6500;
     await db.sql`
       insert into notifications (id, user_id, type, body, status, sent_at, updated_at)
@@ -103,10 +95,10 @@ describe('retention of finished notifications', () => {
       select count(*)::int as n from notifications where updated_at < now() - interval '40 days' - 5500.5 * interval '1 minute'`;
     expect(oldest!.n).toBe(0);
 
-    // A sweep does a bounded share (5 batches); the next one carries on.
-    expect((await sweeper(30).sweepOnce()).deleted).toBe(5000);
+    // A run does a bounded share (5 batches); the next one carries on.
+    expect((await cleaner(30).run()).deleted).toBe(5000);
     expect(await exists(youngestOld!.id)).toBe(true);
-    expect((await sweeper(30).sweepOnce()).deleted).toBe(500);
+    expect((await cleaner(30).run()).deleted).toBe(500);
     expect(await exists(youngestOld!.id)).toBe(false);
   });
 
@@ -138,11 +130,11 @@ describe('retention of finished notifications', () => {
 
   it("leaves the user's inbox item when its IN_APP notification is deleted: read state, seq and text stay", async () => {
     const id = await aged('SENT', 31);
-    await storeInInbox(db.sql, await rowOf(db.sql, id));
+    await insertInboxItem(db.sql, await rowOf(db.sql, id));
     await db.sql`update inbox_items set read_at = now() where notification_id = ${id}`;
     const [before] = await listInbox(db.sql, 'ret-user', { limit: 10 });
 
-    expect((await sweeper(30).sweepOnce()).deleted).toBe(1);
+    expect((await cleaner(30).run()).deleted).toBe(1);
     expect(await exists(id)).toBe(false);
     const after = await listInbox(db.sql, 'ret-user', { limit: 10 });
     expect(after).toEqual([before]);

@@ -6,10 +6,10 @@ import { parseConfig } from '../../internal/platform/config.ts';
 import { connectDatabase, type Sql } from '../../internal/platform/database.ts';
 import { NotificationQueue, type QueueKeys } from '../../internal/queue/notificationQueue.ts';
 import { connectBlockingRedis, type Redis } from '../../internal/platform/redis.ts';
-import { claimNotification } from '../../internal/repository/completions.ts';
+import { CompletionBatcher } from '../../internal/worker/completionBatcher.ts';
 import { deliverClaimed } from '../../internal/worker/deliveryAttempt.ts';
-import { Sweeper } from '../../internal/worker/sweeper.ts';
 import { Worker } from '../../internal/worker/worker.ts';
+import { claimOne, deliverToInboxes } from '../support/claims.ts';
 import { connectTestRedis, createTestDatabase, testQueueKeys, testRedisUrl, type TestDatabase } from '../support/testEnvironment.ts';
 import { waitFor } from '../support/waitFor.ts';
 import { WebhookReceiver } from '../support/webhookReceiver.ts';
@@ -42,37 +42,26 @@ describe('delivering claimed notifications', () => {
 
   function deps(keys: QueueKeys) {
     const config = parseConfig({ WEBHOOK_ALLOW_PRIVATE: 'true', WEBHOOK_TIMEOUT_MS: '4000', LEASE_MS: String(LEASE_MS), LOG_LEVEL: 'silent' });
-    return { sql, queue: new NotificationQueue(redis, keys), channels: createChannels(config, sql), policy, leaseMs: LEASE_MS };
+    return { sql, queue: new NotificationQueue(redis, keys), channels: createChannels(config), policy, leaseMs: LEASE_MS, completions: new CompletionBatcher(sql) };
   }
 
   async function deliverOnce(id: string, keys: QueueKeys): Promise<void> {
-    const row = await claimNotification(sql, id, 'worker-t', LEASE_MS);
+    const row = await claimOne(sql, id, 'worker-t', LEASE_MS);
     expect(row).toBeDefined();
     await deliverClaimed(deps(keys), row!, { id, attempt: row!.attempt, workerId: 'worker-t' }, new AbortController().signal, silentLogger(), Date.now());
   }
 
   describe('deliverClaimed', () => {
-    it('marks an IN_APP notification SENT and puts it in the inbox once, even when a second attempt delivers it again', async () => {
-      const keys = testQueueKeys();
+    it('marks an IN_APP notification SENT and puts it in the inbox once, even when a duplicate queue entry claims it again', async () => {
       const { id } = await insertPending(sql, { user_id: 'inbox-owner', title: 'T', body: 'B', data: { x: 1 } });
 
-      // A first worker stores the item in the inbox and dies before it records SENT; its lease runs
-      // out and the sweeper hands the notification to another attempt.
-      const claimed = await claimNotification(sql, id, 'worker-died', LEASE_MS);
-      await deps(keys).channels.IN_APP!.deliver(claimed!, new AbortController().signal);
-      await sql`update notifications set lease_expires_at = now() - interval '1 second' where id = ${id}`;
-      const sweeper = new Sweeper({ ...deps(keys), intervalMs: 1000, logger: silentLogger() });
-      expect((await sweeper.sweepOnce()).expired).toBe(1);
-      await sql`update notifications set available_at = now() where id = ${id}`;
+      expect((await deliverToInboxes(sql, [id, id], 'worker-t')).map(({ row }) => row.id)).toEqual([id]);
+      expect(await deliverToInboxes(sql, [id], 'worker-late')).toEqual([]);
 
-      await deliverOnce(id, keys);
-      expect(await rowOf(sql, id)).toMatchObject({ status: 'SENT', retry_count: 1, attempt: 2 });
-      expect((await attemptsOf(sql, id)).map((a) => [a.attempt, a.outcome, a.worker_id])).toEqual([
-        [1, 'LEASE_EXPIRED', 'worker-died'],
-        [2, 'SENT', 'worker-t'],
-      ]);
-      const items = await sql`select notification_id, user_id, title, body, data from inbox_items where notification_id = ${id}`;
-      expect(items).toEqual([{ notification_id: id, user_id: 'inbox-owner', title: 'T', body: 'B', data: { x: 1 } }]);
+      expect(await rowOf(sql, id)).toMatchObject({ status: 'SENT', retry_count: 0, attempt: 1 });
+      expect((await attemptsOf(sql, id)).map((a) => [a.attempt, a.outcome, a.worker_id])).toEqual([[1, 'SENT', 'worker-t']]);
+      const items = await sql`select notification_id, user_id, title, body, data, seq from inbox_items where notification_id = ${id}`;
+      expect(items).toEqual([{ notification_id: id, user_id: 'inbox-owner', title: 'T', body: 'B', data: { x: 1 }, seq: 1 }]);
     });
 
     it('marks a webhook answered 2xx SENT', async () => {

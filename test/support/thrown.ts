@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import type { ChannelProvider } from '../../internal/channels/channelProvider.ts';
+import type { ChannelProvider, RecipientData } from '../../internal/channels/channelProvider.ts';
 import type { NotificationRow } from '../../internal/domain/notification.ts';
 
 type ErrorClass<E extends Error> = abstract new (...args: never[]) => E;
@@ -28,11 +28,12 @@ export async function rejectionOf<E extends Error>(type: ErrorClass<E>, promise:
 
 /** The error a channel's `deliver` fails with; fails the test when the delivery succeeds. */
 export function deliveryError(
-  channel: Pick<ChannelProvider, 'deliver'>,
+  channel: Required<Pick<ChannelProvider, 'deliver'>>,
   row: NotificationRow,
   signal = new AbortController().signal,
+  recipient: RecipientData = {},
 ): Promise<Error> {
-  return rejectionOf(Error, channel.deliver(row, signal), 'delivery');
+  return rejectionOf(Error, channel.deliver(row, signal, recipient), 'delivery');
 }
 
 /** Why a stopping worker aborts the deliveries it still has under way. */

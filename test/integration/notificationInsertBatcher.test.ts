@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CreateBatcher } from '../../internal/service/notificationInsertBatcher.ts';
+import { NotificationInsertBatcher } from '../../internal/service/notificationInsertBatcher.ts';
 import { connectDatabase, type Sql } from '../../internal/platform/database.ts';
 import { runWithDeadline } from '../../internal/platform/deadline.ts';
 import { UnavailableError } from '../../internal/domain/errors.ts';
@@ -26,9 +26,9 @@ describe('group commit of creates without an Idempotency-Key', () => {
     await db?.drop();
   });
 
-  function newBatcher(): { batcher: CreateBatcher; queue: NotificationQueue } {
+  function newBatcher(): { batcher: NotificationInsertBatcher; queue: NotificationQueue } {
     const queue = new NotificationQueue(redis, testQueueKeys());
-    return { batcher: new CreateBatcher(sql, queue, silentLogger()), queue };
+    return { batcher: new NotificationInsertBatcher(sql, queue, silentLogger()), queue };
   }
 
   async function storedIds(ids: string[]): Promise<string[]> {
@@ -145,7 +145,7 @@ describe('group commit of creates without an Idempotency-Key', () => {
   it('rejects every caller of a batch with UnavailableError when PostgreSQL is unreachable', async () => {
     const unreachable = connectDatabase(`postgres://postgres@127.0.0.1:${await closedPort()}/x`, { max: 1, connectTimeoutSeconds: 2 });
     const queue = new NotificationQueue(redis, testQueueKeys());
-    const batcher = new CreateBatcher(unreachable, queue, silentLogger());
+    const batcher = new NotificationInsertBatcher(unreachable, queue, silentLogger());
     try {
       const results = await Promise.allSettled(
         [newNotification(), newNotification()].map((n) => runWithDeadline(5000, (beforeCommit) => batcher.create(n, beforeCommit))),

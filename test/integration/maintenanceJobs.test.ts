@@ -2,15 +2,18 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { connectDatabase, type Sql } from '../../internal/platform/database.ts';
 import { NotificationQueue, type QueueKeys } from '../../internal/queue/notificationQueue.ts';
 import type { Redis } from '../../internal/platform/redis.ts';
-import { claimNotification } from '../../internal/repository/completions.ts';
-import { Sweeper } from '../../internal/worker/sweeper.ts';
+import { claimOne } from '../support/claims.ts';
+import { ClaimRescuer } from '../../internal/worker/maintenance/claimRescuer.ts';
+import { DeadLetterRelister } from '../../internal/worker/maintenance/deadLetterRelister.ts';
+import { DueRowScheduler } from '../../internal/worker/maintenance/dueRowScheduler.ts';
+import { IdempotencyKeyCleaner } from '../../internal/worker/maintenance/idempotencyKeyCleaner.ts';
 import { connectTestRedis, createTestDatabase, testQueueKeys, type TestDatabase } from '../support/testEnvironment.ts';
-import { attemptsOf, connectReadyRedis, insertPending, rowOf, silentLogger } from './helpers.ts';
+import { attemptsOf, connectReadyRedis, insertPending, rowOf } from './helpers.ts';
 
 const LEASE_MS = 30_000;
 const policy = { maxRetries: 3, baseMs: 1000, maxMs: 1000 };
 
-describe('Sweeper.sweepOnce', () => {
+describe('maintenance jobs, one run each', () => {
   let db: TestDatabase;
   let redis: Redis;
   const inspect = connectTestRedis();
@@ -32,8 +35,14 @@ describe('Sweeper.sweepOnce', () => {
     queue = new NotificationQueue(redis, keys);
   });
 
-  function sweeper(sql: Sql = db.sql): Sweeper {
-    return new Sweeper({ sql, queue, policy, leaseMs: LEASE_MS, intervalMs: 1000, logger: silentLogger() });
+  function rescuer(sql: Sql = db.sql): ClaimRescuer {
+    return new ClaimRescuer({ sql, queue, policy }, 1000);
+  }
+  function scheduler(sql: Sql = db.sql): DueRowScheduler {
+    return new DueRowScheduler({ sql, queue, leaseMs: LEASE_MS, intervalMs: 1000 });
+  }
+  function relister(): DeadLetterRelister {
+    return new DeadLetterRelister({ sql: db.sql, queue, leaseMs: LEASE_MS });
   }
 
   async function queued(): Promise<string[]> {
@@ -45,17 +54,17 @@ describe('Sweeper.sweepOnce', () => {
 
   /** A notification claimed by a worker that died: its lease ran out a second ago. */
   async function claimedAndExpired(retryCount: number): Promise<string> {
-    const { id } = await insertPending(db.sql);
+    // A channel delivered by an attempt: an IN_APP notification is delivered by its claim.
+    const { id } = await insertPending(db.sql, { type: 'WEBHOOK', recipient: 'https://example.com/hook' });
     await db.sql`update notifications set retry_count = ${retryCount} where id = ${id}`;
-    expect(await claimNotification(db.sql, id, 'dead-worker', LEASE_MS)).toBeDefined();
+    expect(await claimOne(db.sql, id, 'dead-worker', LEASE_MS)).toBeDefined();
     await db.sql`update notifications set lease_expires_at = now() - interval '1 second' where id = ${id}`;
     return id;
   }
 
   it('counts an expired claim as a failed attempt and schedules a retry', async () => {
     const id = await claimedAndExpired(0);
-    const result = await sweeper().sweepOnce();
-    expect(result.expired).toBe(1);
+    expect(await rescuer().run()).toEqual({ rescued: 1 });
     const row = await rowOf(db.sql, id);
     expect(row).toMatchObject({ status: 'PENDING', retry_count: 1, locked_by: null, lease_expires_at: null, queued_at: null });
     expect(row.error_reason).toMatch(/lease expired.*dead-worker/);
@@ -70,8 +79,7 @@ describe('Sweeper.sweepOnce', () => {
 
   it('fails and dead-letters an expired claim that used its last retry', async () => {
     const id = await claimedAndExpired(policy.maxRetries - 1);
-    const result = await sweeper().sweepOnce();
-    expect(result.expired).toBe(1);
+    expect(await rescuer().run()).toEqual({ rescued: 1 });
     const row = await rowOf(db.sql, id);
     expect(row).toMatchObject({ status: 'FAILED', retry_count: policy.maxRetries });
     expect(row.error_reason).toMatch(/lease expired/);
@@ -82,11 +90,10 @@ describe('Sweeper.sweepOnce', () => {
   });
 
   it('leaves a claim whose lease still holds alone', async () => {
-    const { id } = await insertPending(db.sql);
-    await claimNotification(db.sql, id, 'live-worker', LEASE_MS);
+    const { id } = await insertPending(db.sql, { type: 'WEBHOOK', recipient: 'https://example.com/hook' });
+    await claimOne(db.sql, id, 'live-worker', LEASE_MS);
     const before = await rowOf(db.sql, id);
-    const result = await sweeper().sweepOnce();
-    expect(result.expired).toBe(0);
+    expect(await rescuer().run()).toEqual({ rescued: 0 });
     expect(await rowOf(db.sql, id)).toEqual(before);
   });
 
@@ -96,14 +103,12 @@ describe('Sweeper.sweepOnce', () => {
     await db.sql`update notifications set queued_at = null where id in (${due.id}, ${notYetDue.id})`;
     await db.sql`update notifications set available_at = now() + interval '1 hour' where id = ${notYetDue.id}`;
 
-    const result = await sweeper().sweepOnce();
-    expect(result.queued).toBe(1);
+    expect(await scheduler().run()).toEqual({ queued: 1 });
     expect(await queued()).toEqual([due.id]);
     expect((await rowOf(db.sql, due.id)).queued_at).not.toBeNull();
     expect((await rowOf(db.sql, notYetDue.id)).queued_at).toBeNull();
 
-    const second = await sweeper().sweepOnce();
-    expect(second.queued).toBe(0);
+    expect(await scheduler().run()).toEqual({ queued: 0 });
     expect(await queued()).toEqual([due.id]);
   });
 
@@ -114,8 +119,7 @@ describe('Sweeper.sweepOnce', () => {
     await db.sql`update notifications set queued_at = now() - interval '31 seconds' where id = ${stale.id}`;
     await db.sql`update notifications set queued_at = now() - interval '25 seconds' where id = ${almost.id}`;
 
-    const result = await sweeper().sweepOnce();
-    expect(result.queued).toBe(1);
+    expect(await scheduler().run()).toEqual({ queued: 1 });
     expect(await queued()).toEqual([stale.id]);
     const [requeued] = await db.sql<{ recent: boolean }[]>`
       select queued_at > now() - interval '5 seconds' as recent from notifications where id = ${stale.id}`;
@@ -129,11 +133,11 @@ describe('Sweeper.sweepOnce', () => {
     const backlog = Array.from({ length: 500 }, (_, i) => `backlog-${i}`);
     await queue.push(backlog);
 
-    expect((await sweeper().sweepOnce()).queued).toBe(0);
+    expect(await scheduler().run()).toEqual({ queued: 0 });
     expect(await queued()).not.toContain(waiting.id);
 
     await inspect.del(keys.queue);
-    expect((await sweeper().sweepOnce()).queued).toBe(1);
+    expect(await scheduler().run()).toEqual({ queued: 1 });
     expect(await queued()).toEqual([waiting.id]);
   });
 
@@ -142,21 +146,22 @@ describe('Sweeper.sweepOnce', () => {
     await db.sql`update notifications set queued_at = null where id = ${retry.id}`;
     await queue.push(Array.from({ length: 500 }, (_, i) => `backlog-${i}`));
 
-    expect((await sweeper().sweepOnce()).queued).toBe(1);
+    expect(await scheduler().run()).toEqual({ queued: 1 });
     expect(await queued()).toContain(retry.id);
   });
 
   it('never queues rows that are PROCESSING, SENT or FAILED', async () => {
-    const processing = await insertPending(db.sql);
-    await claimNotification(db.sql, processing.id, 'w', LEASE_MS);
+    const processing = await insertPending(db.sql, { type: 'WEBHOOK', recipient: 'https://example.com/hook' });
+    await claimOne(db.sql, processing.id, 'w', LEASE_MS);
     const sent = await insertPending(db.sql);
     const failed = await insertPending(db.sql);
     await db.sql`update notifications set status = 'SENT', sent_at = now() where id = ${sent.id}`;
     await db.sql`update notifications set status = 'FAILED', dead_lettered_at = now() where id = ${failed.id}`;
     await db.sql`update notifications set queued_at = null, available_at = now() - interval '1 hour'`;
 
-    const result = await sweeper().sweepOnce();
-    expect(result).toEqual({ expired: 0, queued: 0, deadLettered: 0, deleted: 0 });
+    expect(await scheduler().run()).toEqual({ queued: 0 });
+    expect(await rescuer().run()).toEqual({ rescued: 0 });
+    expect(await relister().run()).toEqual({ deadLettered: 0 });
     expect(await queued()).toEqual([]);
     expect(await deadLetters()).toEqual([]);
   });
@@ -170,14 +175,12 @@ describe('Sweeper.sweepOnce', () => {
     await db.sql`update notifications set updated_at = now() - interval '1 minute' where id in (${missing.id}, ${alreadyThere.id})`;
     await db.sql`update notifications set dead_lettered_at = now() where id = ${alreadyThere.id}`;
 
-    const result = await sweeper().sweepOnce();
-    expect(result.deadLettered).toBe(1);
+    expect(await relister().run()).toEqual({ deadLettered: 1 });
     expect(await deadLetters()).toEqual([missing.id]);
     expect((await rowOf(db.sql, missing.id)).dead_lettered_at).not.toBeNull();
     expect((await rowOf(db.sql, justFailed.id)).dead_lettered_at).toBeNull();
 
-    const again = await sweeper().sweepOnce();
-    expect(again.deadLettered).toBe(0);
+    expect(await relister().run()).toEqual({ deadLettered: 0 });
     expect(await deadLetters()).toEqual([missing.id]);
   });
 
@@ -189,13 +192,15 @@ describe('Sweeper.sweepOnce', () => {
       ('old', 'h', ${a.id}, now() - interval '25 hours'),
       ('almost-old', 'h', ${b.id}, now() - interval '23 hours'),
       ('new', 'h', ${c.id}, now())`;
-    await sweeper().sweepOnce();
+    expect(await new IdempotencyKeyCleaner({ sql: db.sql }).run()).toEqual({ deleted: 1 });
     const keysLeft = await db.sql<{ key: string }[]>`select key from idempotency_keys order by key`;
     expect(keysLeft.map((k) => k.key)).toEqual(['almost-old', 'new']);
-    expect(await rowOf(db.sql, a.id)).toBeDefined();
+    // The key goes, the notification it created stays.
+    const [stored] = await db.sql<{ n: number }[]>`select count(*)::int as n from notifications where id = ${a.id}`;
+    expect(stored!.n).toBe(1);
   });
 
-  it('never pushes one row twice when two sweepers sweep at once', async () => {
+  it('never pushes one row twice when two schedulers run at once (an old leader and its successor)', async () => {
     const rows = 1200;
     await db.sql`
       insert into notifications (id, user_id, type, body, queued_at, available_at)
@@ -206,7 +211,7 @@ describe('Sweeper.sweepOnce', () => {
       for (let round = 0; round < 3; round++) {
         keys = testQueueKeys();
         queue = new NotificationQueue(redis, keys);
-        const [a, b] = await Promise.all([sweeper().sweepOnce(), sweeper(otherSql).sweepOnce()]);
+        const [a, b] = await Promise.all([scheduler().run(), scheduler(otherSql).run()]);
         const ids = await queued();
         expect(ids).toHaveLength(rows);
         expect(new Set(ids).size).toBe(rows);
@@ -220,11 +225,11 @@ describe('Sweeper.sweepOnce', () => {
     }
   });
 
-  it('leaves an expired claim to exactly one of two concurrent sweepers', async () => {
+  it('leaves an expired claim to exactly one of two concurrent rescuers', async () => {
     const id = await claimedAndExpired(policy.maxRetries - 1);
     const otherSql = connectDatabase(db.url, { max: 2 });
     try {
-      await Promise.all([sweeper().sweepOnce(), sweeper(otherSql).sweepOnce()]);
+      await Promise.all([rescuer().run(), rescuer(otherSql).run()]);
     } finally {
       await otherSql.end({ timeout: 5 });
     }
