@@ -7,7 +7,7 @@ import { claimedRow } from '../support/notificationRow.ts';
 import { header, SilentServer, type TestSmtpServerOptions } from '../support/smtpServer.ts';
 import { closedPort } from './helpers.ts';
 import { useTestScope } from '../support/testScope.ts';
-import { abortedMidway, deliveryError, thrownBy } from '../support/thrown.ts';
+import { abortedMidway, deliveryError, thrownBy } from '../support/expectedErrors.ts';
 
 const FROM = 'Acme Alerts <no-reply@acme.example>';
 

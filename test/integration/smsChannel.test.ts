@@ -6,7 +6,7 @@ import { SmsChannel, type SmsOptions } from '../../internal/channels/smsChannel.
 import { ValidationError } from '../../internal/domain/errors.ts';
 import type { NotificationRow } from '../../internal/domain/notification.ts';
 import { claimedRow } from '../support/notificationRow.ts';
-import { abortedMidway, deliveryError as failedDelivery, thrownBy } from '../support/thrown.ts';
+import { abortedMidway, deliveryError as failedDelivery, thrownBy } from '../support/expectedErrors.ts';
 import { TwilioServer } from '../support/twilioServer.ts';
 import { closedPort } from './helpers.ts';
 

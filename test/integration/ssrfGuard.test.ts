@@ -11,7 +11,7 @@ import type { LookupAll } from '../../internal/channels/transport/addressPolicy.
 import type { NotificationRow } from '../../internal/domain/notification.ts';
 import { claimedRow } from '../support/notificationRow.ts';
 import { closeNow } from '../support/testHttpServer.ts';
-import { deliveryError } from '../support/thrown.ts';
+import { deliveryError } from '../support/expectedErrors.ts';
 
 /**
  * These tests answer DNS themselves: a name resolves to whatever the test's resolver says, per call,

@@ -9,7 +9,7 @@ import { toNotificationJson, type NotificationRow } from '../../internal/domain/
 import { claimedRow } from '../support/notificationRow.ts';
 import { WebhookReceiver } from '../support/webhookReceiver.ts';
 import { closedPort } from './helpers.ts';
-import { abortedMidway, deliveryError, thrownBy } from '../support/thrown.ts';
+import { abortedMidway, deliveryError, thrownBy } from '../support/expectedErrors.ts';
 
 function webhookRow(url: string): NotificationRow {
   return claimedRow({

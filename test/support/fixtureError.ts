@@ -12,11 +12,11 @@ export class FixtureError extends Error {
 }
 
 function oneLine(cause: unknown): string {
-  const text = cause instanceof AggregateError && cause.errors.length ? cause.errors.map(oneLine).join('; ') : describe(cause);
+  const text = cause instanceof AggregateError && cause.errors.length ? cause.errors.map(oneLine).join('; ') : messageOf(cause);
   return text.replace(/\s*\n\s*/g, ' ');
 }
 
-function describe(cause: unknown): string {
+function messageOf(cause: unknown): string {
   if (!(cause instanceof Error)) return String(cause);
   const code = (cause as { code?: unknown }).code;
   return cause.message || (typeof code === 'string' ? code : cause.name);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import net from 'node:net';
 import { inject } from 'vitest';
-import { once } from 'node:events';
 import { Redis } from 'ioredis';
 import { connectDatabase, type Sql } from '../../internal/platform/database.ts';
 import type { QueueKeys } from '../../internal/queue/notificationQueue.ts';

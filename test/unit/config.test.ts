@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../../internal/platform/config.ts';
-import { thrownBy } from '../support/thrown.ts';
+import { thrownBy } from '../support/expectedErrors.ts';
 
 function configError(env: Record<string, string | undefined>): ConfigError {
   return thrownBy(ConfigError, () => parseConfig(env), `parseConfig(${JSON.stringify(env)})`);
