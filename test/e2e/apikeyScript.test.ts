@@ -1,16 +1,12 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runScript } from '../support/serviceProcess.ts';
 import { serviceEnv, testQueueKeys } from '../support/testEnvironment.ts';
-import { TestScope } from '../support/testScope.ts';
+import { useTestScope } from '../support/testScope.ts';
 
 describe('npm run apikey', () => {
-  let scope: TestScope;
-  afterEach(async () => {
-    await scope?.close();
-  });
+  const scope = useTestScope();
 
   it('creates a key shown once, which the API then takes; lists it by prefix; revokes it', async () => {
-    scope = new TestScope();
     const db = await scope.database();
     const env = serviceEnv(db, testQueueKeys(), { AUTH_DISABLED: 'false' });
 
@@ -44,7 +40,6 @@ describe('npm run apikey', () => {
   });
 
   it('refuses an unknown scope or a missing name with exit 2 and the usage', async () => {
-    scope = new TestScope();
     const db = await scope.database();
     const env = serviceEnv(db, testQueueKeys());
     const badScope = await runScript('apikey', ['create', 'x', '--scopes', 'send,root'], env);

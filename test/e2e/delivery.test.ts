@@ -1,12 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Webhook, WebhookVerificationError } from 'standardwebhooks';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { Sql } from '../../internal/platform/database.ts';
 import { postNotification, statusReached, storedAttempts } from '../support/notifications.ts';
-import type { ServiceProcess } from '../support/serviceProcess.ts';
-import { serviceEnv, testQueueKeys } from '../support/testEnvironment.ts';
-import { TestScope } from '../support/testScope.ts';
+import { useTestScope, type RunningApi } from '../support/testScope.ts';
 import { waitFor } from '../support/waitFor.ts';
 import type { WebhookReceiver } from '../support/webhookReceiver.ts';
 
@@ -14,20 +12,13 @@ import type { WebhookReceiver } from '../support/webhookReceiver.ts';
 const LONG_LEASE = { LEASE_MS: '30000' };
 
 describe('delivery through the real processes', () => {
-  const scope = new TestScope();
-  let api: { process: ServiceProcess; url: string };
+  const scope = useTestScope('file');
+  let api: RunningApi;
   let receiver: WebhookReceiver;
 
   beforeAll(async () => {
-    const db = await scope.database();
-    const env = serviceEnv(db, testQueueKeys(), LONG_LEASE);
     receiver = await scope.receiver();
-    api = await scope.api(env);
-    await scope.worker(env);
-  });
-
-  afterAll(async () => {
-    await scope.close();
+    ({ api } = await scope.services({ env: LONG_LEASE }));
   });
 
   async function post(body: unknown): Promise<Response> {
@@ -69,15 +60,7 @@ describe('delivery through the real processes', () => {
 });
 
 describe('worker settings through the real processes', () => {
-  let scope: TestScope;
-
-  beforeEach(() => {
-    scope = new TestScope();
-  });
-
-  afterEach(async () => {
-    await scope.close();
-  });
+  const scope = useTestScope();
 
   async function countByStatus(sql: Sql): Promise<Record<string, number>> {
     const rows = await sql<{ status: string; n: number }[]>`select status, count(*)::int as n from notifications group by status`;
@@ -85,12 +68,9 @@ describe('worker settings through the real processes', () => {
   }
 
   it('WORKER_CONCURRENCY=2 keeps at most 2 deliveries under way; the others wait until those are answered, then all are SENT', async () => {
-    const db = await scope.database();
-    // Hanging attempts stay far inside their own time limit for the whole test.
-    const env = serviceEnv(db, testQueueKeys(), { WORKER_CONCURRENCY: '2', WEBHOOK_TIMEOUT_MS: '20000', LEASE_MS: '25000' });
     const receiver = await scope.receiver(() => 'hang');
-    const api = await scope.api(env);
-    await scope.worker(env);
+    // Hanging attempts stay far inside their own time limit for the whole test.
+    const { db, api } = await scope.services({ env: { WORKER_CONCURRENCY: '2', WEBHOOK_TIMEOUT_MS: '20000', LEASE_MS: '25000' } });
 
     const ids: string[] = [];
     for (let i = 0; i < 4; i++) ids.push((await postNotification(api.url, { user_id: `limited-${i}`, type: 'WEBHOOK', body: `n${i}`, to: receiver.url })).id);
@@ -111,12 +91,9 @@ describe('worker settings through the real processes', () => {
   });
 
   it('with WEBHOOK_SECRET, signs each webhook so that a Standard Webhooks library verifies it', async () => {
-    const db = await scope.database();
     const secret = `whsec_${randomBytes(32).toString('base64')}`;
-    const env = serviceEnv(db, testQueueKeys(), { ...LONG_LEASE, WEBHOOK_SECRET: secret });
     const receiver = await scope.receiver();
-    const api = await scope.api(env);
-    await scope.worker(env);
+    const { db, api } = await scope.services({ env: { ...LONG_LEASE, WEBHOOK_SECRET: secret } });
 
     const { id } = await postNotification(api.url, { user_id: 'signed', type: 'WEBHOOK', body: 'signed body', to: receiver.url, data: { n: 1 } });
     await statusReached(db.sql, id, 'SENT');
@@ -132,11 +109,8 @@ describe('worker settings through the real processes', () => {
   });
 
   it('records an attempt the receiver did not answer within WEBHOOK_TIMEOUT_MS as a RETRY naming the timeout, then delivers it', async () => {
-    const db = await scope.database();
-    const env = serviceEnv(db, testQueueKeys(), { ...LONG_LEASE, WEBHOOK_TIMEOUT_MS: '1000' });
     const receiver = await scope.receiver((_, n) => (n === 0 ? 'hang' : 200));
-    const api = await scope.api(env);
-    const worker = await scope.worker(env);
+    const { db, api, worker } = await scope.services({ env: { ...LONG_LEASE, WEBHOOK_TIMEOUT_MS: '1000' } });
 
     const { id } = await postNotification(api.url, { user_id: 'slow-receiver', type: 'WEBHOOK', body: 'b', to: receiver.url });
     const sent = await statusReached(db.sql, id, 'SENT');

@@ -1,7 +1,8 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { FanoutJson as FanoutOnly, FanoutWithMembersJson } from '../../internal/http/request/fanoutJson.ts';
 import type { Sql } from '../../internal/platform/database.ts';
-import { serviceEnv, testQueueKeys, type TestDatabase } from '../support/testEnvironment.ts';
-import { isRunning, TestScope, type RunningWorker } from '../support/testScope.ts';
+import type { TestDatabase } from '../support/testEnvironment.ts';
+import { isRunning, useTestScope, type RunningWorker } from '../support/testScope.ts';
 import { waitFor } from '../support/waitFor.ts';
 import type { WebhookReceiver } from '../support/webhookReceiver.ts';
 
@@ -12,15 +13,8 @@ const SUBSCRIBERS_PER_PUT = 1000;
 /** Requests the test keeps in flight against the API at once while it sets up users. */
 const SETUP_PARALLELISM = 8;
 
-interface FanoutJson {
-  fanout_id: string;
-  topic: string | null;
-  type: string;
-  status: 'RUNNING' | 'DONE';
-  created_count: number;
-  counts: Record<string, number>;
-  notifications?: { id: string; user_id: string; status: string }[];
-}
+/** A fan-out as the API answers it; `notifications` only for a list of user_ids. */
+type FanoutJson = FanoutOnly & Partial<Pick<FanoutWithMembersJson, 'notifications'>>;
 
 async function request(
   method: string,
@@ -126,30 +120,30 @@ async function sentByWorker(sql: Sql, fanoutId: string): Promise<Map<string, num
   return new Map(rows.map((r) => [r.worker_id, r.n]));
 }
 
+/** Each of the fan-out's `size` notifications went to a user of its own, was SENT by exactly one attempt into that user's inbox. */
+async function expectSentOncePerUser(sql: Sql, fanoutId: string, size: number): Promise<void> {
+  expect(await tally(sql, fanoutId)).toEqual({ notifications: size, users: size, sent: size, sentAttempts: size, notificationsWithSentAttempt: size });
+  expect(await inboxTally(sql, fanoutId)).toEqual({ items: size, users: size, misaddressed: 0 });
+}
+
 function expectBothWorkersSent(perWorker: Map<string, number>, workers: RunningWorker[]): void {
   expect(new Set(perWorker.keys())).toEqual(new Set(workers.map((w) => w.id)));
   for (const w of workers) expect(perWorker.get(w.id), `notifications sent by ${w.id}`).toBeGreaterThan(0);
 }
 
 describe('fan-out to many users with two worker processes', () => {
-  const scope = new TestScope();
+  const scope = useTestScope('file');
   let db: TestDatabase;
   let api: string;
   let workers: RunningWorker[];
   let receiver: WebhookReceiver;
 
   beforeAll(async () => {
-    db = await scope.database();
-    // A lease far above any stall of a loaded machine: every notification is attempted exactly once.
-    const env = serviceEnv(db, testQueueKeys(), { LEASE_MS: '30000', WORKER_CONCURRENCY: '20', LOG_LEVEL: 'info' });
     receiver = await scope.receiver();
-    const [started, ...both] = await Promise.all([scope.api(env), scope.worker(env), scope.worker(env)]);
-    api = started.url;
-    workers = both;
-  });
-
-  afterAll(async () => {
-    await scope.close();
+    // A lease far above any stall of a loaded machine: every notification is attempted exactly once.
+    const started = await scope.services({ env: { LEASE_MS: '30000', WORKER_CONCURRENCY: '20', LOG_LEVEL: 'info' }, workers: 2 });
+    ({ db, workers } = started);
+    api = started.api.url;
   });
 
   it('user_ids with 1,000 IN_APP users: 201 listing 1,000 notifications, each SENT once into its own user\'s inbox', async () => {
@@ -164,14 +158,7 @@ describe('fan-out to many users with two worker processes', () => {
 
     const done = await fanoutReached(api, created.fanout_id, `all ${LIST_SIZE} SENT`, allSent(LIST_SIZE), 30_000);
     expect(done.counts).toEqual({ SENT: LIST_SIZE });
-    expect(await tally(db.sql, created.fanout_id)).toEqual({
-      notifications: LIST_SIZE,
-      users: LIST_SIZE,
-      sent: LIST_SIZE,
-      sentAttempts: LIST_SIZE,
-      notificationsWithSentAttempt: LIST_SIZE,
-    });
-    expect(await inboxTally(db.sql, created.fanout_id)).toEqual({ items: LIST_SIZE, users: LIST_SIZE, misaddressed: 0 });
+    await expectSentOncePerUser(db.sql, created.fanout_id, LIST_SIZE);
     expectBothWorkersSent(await sentByWorker(db.sql, created.fanout_id), workers);
   });
 
@@ -234,41 +221,25 @@ describe('fan-out to many users with two worker processes', () => {
     const done = await fanoutReached(api, accepted.fanout_id, `all ${TOPIC_SIZE} SENT`, allSent(TOPIC_SIZE), 60_000);
     expect(done.counts).toEqual({ SENT: TOPIC_SIZE });
 
-    expect(await tally(db.sql, accepted.fanout_id)).toEqual({
-      notifications: TOPIC_SIZE,
-      users: TOPIC_SIZE,
-      sent: TOPIC_SIZE,
-      sentAttempts: TOPIC_SIZE,
-      notificationsWithSentAttempt: TOPIC_SIZE,
-    });
+    await expectSentOncePerUser(db.sql, accepted.fanout_id, TOPIC_SIZE);
+    expectBothWorkersSent(await sentByWorker(db.sql, accepted.fanout_id), workers);
     const [strangers] = await db.sql<{ outsiders: number }[]>`
       select count(*)::int as outsiders from notifications n
       where n.fanout_id = ${accepted.fanout_id}
         and not exists (select 1 from topic_subscriptions s where s.topic = ${topic} and s.user_id = n.user_id)`;
     expect(strangers).toEqual({ outsiders: 0 });
-    expect(await inboxTally(db.sql, accepted.fanout_id)).toEqual({ items: TOPIC_SIZE, users: TOPIC_SIZE, misaddressed: 0 });
-    expectBothWorkersSent(await sentByWorker(db.sql, accepted.fanout_id), workers);
   });
 });
 
 describe('a topic fan-out whose worker is SIGKILLed mid-way', () => {
-  let scope: TestScope;
-
-  beforeEach(() => {
-    scope = new TestScope();
-  });
-
-  afterEach(async () => {
-    await scope.close();
-  });
+  const scope = useTestScope();
 
   it('is finished by the other worker once the dead one\'s lease runs out: still exactly one notification per subscriber, all SENT', async () => {
-    const db = await scope.database();
     // A short lease, so the survivor takes over within the test's patience (no provider is
     // configured, so only WEBHOOK_TIMEOUT_MS, 1000, bounds it from below).
-    const env = serviceEnv(db, testQueueKeys(), { LEASE_MS: '5000', WORKER_CONCURRENCY: '20', LOG_LEVEL: 'info' });
-    const [started, ...workers] = await Promise.all([scope.api(env), scope.worker(env), scope.worker(env)]);
-    const api = started.url;
+    const started = await scope.services({ env: { LEASE_MS: '5000', WORKER_CONCURRENCY: '20', LOG_LEVEL: 'info' }, workers: 2 });
+    const { db, workers } = started;
+    const api = started.api.url;
     const topic = 'outage-updates';
     await subscribeAll(api, topic, userIds('crash', TOPIC_SIZE));
 
@@ -318,14 +289,7 @@ describe('a topic fan-out whose worker is SIGKILLed mid-way', () => {
     expect(after!.attempt).toBeGreaterThan(orphaned!.attempt);
 
     await fanoutReached(api, fanoutId, `all ${TOPIC_SIZE} SENT`, allSent(TOPIC_SIZE), 60_000);
-    expect(await tally(db.sql, fanoutId)).toEqual({
-      notifications: TOPIC_SIZE,
-      users: TOPIC_SIZE,
-      sent: TOPIC_SIZE,
-      sentAttempts: TOPIC_SIZE,
-      notificationsWithSentAttempt: TOPIC_SIZE,
-    });
-    expect(await inboxTally(db.sql, fanoutId)).toEqual({ items: TOPIC_SIZE, users: TOPIC_SIZE, misaddressed: 0 });
+    await expectSentOncePerUser(db.sql, fanoutId, TOPIC_SIZE);
     expect(isRunning(survivor!.process)).toBe(true);
   });
 });

@@ -1,14 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished } from 'vitest';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Sql } from '../../internal/platform/database.ts';
 import { postNotification, statusReached } from '../support/notifications.ts';
-import { freePort, serviceEnv, testQueueKeys } from '../support/testEnvironment.ts';
-import { TestScope } from '../support/testScope.ts';
-import { browserTestsSkipped, launchChromium } from '../support/browser.ts';
+import { freePort } from '../support/testEnvironment.ts';
+import { useTestScope } from '../support/testScope.ts';
+import { browserTestsSkipped, expectRenderedScreenshot, launchChromium, openTestPage } from '../support/browser.ts';
 import { waitFor } from '../support/waitFor.ts';
 
 /** How soon a delivered notification must show on an open page. */
@@ -16,40 +13,28 @@ const LIVE_WITHIN_MS = 5000;
 
 
 describe.skipIf(browserTestsSkipped('test/e2e/inboxPage.test.ts'))('the example inbox page in Chromium, against the real API and worker', () => {
-  const scope = new TestScope();
+  const scope = useTestScope('file');
   let sql: Sql;
   let env: Record<string, string>;
   let api: { url: string };
   let browser: Browser;
 
   beforeAll(async () => {
-    const db = await scope.database();
-    sql = db.sql;
-    env = serviceEnv(db, testQueueKeys(), {
-      LEASE_MS: '30000',
-      INBOX_JWT_SECRET: randomBytes(32).toString('hex'),
-      INBOX_DEV_PAGE: 'true',
-      INBOX_CHANNEL: `${inject('runId')}:${randomBytes(4).toString('hex')}:inbox`,
+    const started = await scope.services({
+      env: {
+        LEASE_MS: '30000',
+        INBOX_JWT_SECRET: randomBytes(32).toString('hex'),
+        INBOX_DEV_PAGE: 'true',
+        INBOX_CHANNEL: `${inject('runId')}:${randomBytes(4).toString('hex')}:inbox`,
+      },
     });
-    api = await scope.api(env);
-    await scope.worker(env);
+    ({ env, api } = started);
+    sql = started.db.sql;
     browser = await launchChromium();
     scope.defer(() => browser.close());
   });
 
-  afterAll(async () => {
-    await scope.close();
-  });
-
-  /** A page of its own, closed after the test; script errors on it are collected in `errors`. */
-  async function openPage(): Promise<{ page: Page; errors: string[] }> {
-    const context = await browser.newContext({ viewport: { width: 760, height: 560 } });
-    onTestFinished(() => context.close());
-    const page = await context.newPage();
-    const errors: string[] = [];
-    page.on('pageerror', (err) => errors.push(err.message));
-    return { page, errors };
-  }
+  const openPage = () => openTestPage(browser, { width: 760, height: 560 });
 
   /** Opens the page on `apiUrl` and logs in as `userId`; resolves once its WebSocket has caught up. */
   async function logIn(page: Page, apiUrl: string, userId: string): Promise<void> {
@@ -124,13 +109,7 @@ describe.skipIf(browserTestsSkipped('test/e2e/inboxPage.test.ts'))('the example 
     expect(afterOne.get(first)).toBeNull();
     expect(afterOne.get(third)).toBeNull();
 
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'herald-inbox-page-'));
-    scope.defer(() => rm(dir, { recursive: true, force: true }));
-    const screenshot = path.join(dir, 'inbox.png');
-    await page.screenshot({ path: screenshot, fullPage: true });
-    const png = await readFile(screenshot);
-    expect(png.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
-    expect(png.length).toBeGreaterThan(5000);
+    await expectRenderedScreenshot(page, 5000);
 
     await page.click('#read-all');
     await waitFor('the unread count to reach 0', async () => (await unreadShown(page)) === '0', LIVE_WITHIN_MS);

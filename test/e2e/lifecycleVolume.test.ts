@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ServiceProcess } from '../support/serviceProcess.ts';
-import { serviceEnv, testQueueKeys, type TestDatabase } from '../support/testEnvironment.ts';
-import { TestScope, type RunningWorker } from '../support/testScope.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { TestDatabase } from '../support/testEnvironment.ts';
+import { useTestScope, type RunningApi, type RunningWorker } from '../support/testScope.ts';
 import type { WebhookReceiver } from '../support/webhookReceiver.ts';
 import { postNotification } from '../support/notifications.ts';
 import { waitFor } from '../support/waitFor.ts';
@@ -14,23 +13,17 @@ const INBOX_USER = 'volume-inbox-user';
 const POST_PARALLELISM = 8;
 
 describe('exactly-once delivery at volume with two worker processes', () => {
-  const scope = new TestScope();
+  const scope = useTestScope('file');
   let db: TestDatabase;
-  let api: { process: ServiceProcess; url: string };
+  let api: RunningApi;
   let workers: RunningWorker[] = [];
   let receiver: WebhookReceiver;
 
   beforeAll(async () => {
-    db = await scope.database();
-    // A lease far above any stall of a loaded machine: every notification is attempted exactly once.
-    const env = serviceEnv(db, testQueueKeys(), { WORKER_CONCURRENCY: '4', LOG_LEVEL: 'info', LEASE_MS: '30000' });
     // A short delay per answer keeps each worker's slots busy, so work spreads across both.
     receiver = await scope.receiver(() => ({ status: 200, delayMs: 20 }));
-    [api, ...workers] = await Promise.all([scope.api(env), scope.worker(env), scope.worker(env)]);
-  });
-
-  afterAll(async () => {
-    await scope.close();
+    // A lease far above any stall of a loaded machine: every notification is attempted exactly once.
+    ({ db, api, workers } = await scope.services({ env: { WORKER_CONCURRENCY: '4', LOG_LEVEL: 'info', LEASE_MS: '30000' }, workers: 2 }));
   });
 
   it('sends every notification, each webhook-id exactly once and each IN_APP once into the inbox, with both workers taking part', async () => {

@@ -1,9 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createApiKey } from '../../internal/service/apiKeyService.ts';
 import type { Stats } from '../../internal/service/statsService.ts';
 import { byLabels, parseMetrics, valueOf, type Sample } from '../support/metricsText.ts';
 import { serviceEnv, testQueueKeys, type TestDatabase } from '../support/testEnvironment.ts';
-import { TestScope } from '../support/testScope.ts';
+import { useTestScope } from '../support/testScope.ts';
 import { waitFor } from '../support/waitFor.ts';
 import { startScenarioReceiver, type WebhookReceiver } from '../support/webhookReceiver.ts';
 
@@ -13,7 +13,7 @@ const M = 4;
 const K = 1;
 
 describe('metrics and stats through the real processes', () => {
-  const scope = new TestScope();
+  const scope = useTestScope('file');
   let db: TestDatabase;
   let env: Record<string, string>;
   let receiver: WebhookReceiver;
@@ -32,10 +32,6 @@ describe('metrics and stats through the real processes', () => {
     scope.defer(() => receiver.close());
     started.scenarios.set('permanent', () => 404);
     api = await scope.api(env);
-  });
-
-  afterAll(async () => {
-    await scope.close();
   });
 
   async function get(url: string, key?: string): Promise<Response> {

@@ -1,8 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Sql } from '../../internal/platform/database.ts';
-import { serviceEnv, testQueueKeys, testRedisUrl } from '../support/testEnvironment.ts';
-import { isRunning, TestScope } from '../support/testScope.ts';
+import { msFromCreationToDeliveringClaim, statusReached } from '../support/notifications.ts';
+import { testRedisUrl } from '../support/testEnvironment.ts';
+import { isRunning, useTestScope } from '../support/testScope.ts';
 import type { LogLine } from '../support/serviceProcess.ts';
 import { waitFor } from '../support/waitFor.ts';
 import type { WebhookReceiver } from '../support/webhookReceiver.ts';
@@ -54,13 +55,8 @@ async function statusOf(sql: Sql, id: string): Promise<string | undefined> {
   return r?.status;
 }
 
-async function untilSent(sql: Sql, id: string, timeoutMs = 40_000): Promise<void> {
-  let last: string | undefined;
-  try {
-    await waitFor(`notification ${id} to be SENT`, async () => (last = await statusOf(sql, id)) === 'SENT', timeoutMs, 100);
-  } catch (err) {
-    throw new Error(`${(err as Error).message}; it is ${last}`);
-  }
+async function untilSent(sql: Sql, id: string): Promise<void> {
+  await statusReached(sql, id, 'SENT', 40_000);
 }
 
 async function outcomes(sql: Sql, id: string): Promise<string[]> {
@@ -72,15 +68,6 @@ async function outcomes(sql: Sql, id: string): Promise<string[]> {
 async function rowsOf(sql: Sql, userId: string): Promise<number> {
   const [r] = await sql<{ n: number }[]>`select count(*)::int as n from notifications where user_id = ${userId}`;
   return r!.n;
-}
-
-async function msFromCreationToDeliveringClaim(sql: Sql, id: string): Promise<number> {
-  const [r] = await sql<{ ms: number }[]>`
-    select (extract(epoch from (a.started_at - n.created_at)) * 1000)::float8 as ms
-    from notifications n join notification_attempts a on a.notification_id = n.id and a.outcome = 'SENT'
-    where n.id = ${id}`;
-  if (!r) throw new Error(`notification ${id} has no SENT attempt`);
-  return r.ms;
 }
 
 function hitsFor(receiver: WebhookReceiver, userId: string): number {
@@ -102,25 +89,25 @@ function logged(pattern: RegExp): (l: LogLine) => boolean {
 const SOME_ID = '00000000-0000-4000-8000-000000000000';
 
 describe('dependency outages lose no notification', () => {
-  let scope: TestScope;
+  const scope = useTestScope();
 
-  beforeEach(() => {
-    scope = new TestScope();
-  });
-
-  afterEach(async () => {
-    await scope.close();
-  });
+  /**
+   * The service with the API reaching PostgreSQL through a proxy and a receiver for its webhooks.
+   * The worker is not cut off: a lease far above any stall keeps its deliveries to one attempt each.
+   */
+  async function apiBehindPostgresProxy() {
+    const db = await scope.database();
+    const pg = await scope.proxy(db.url);
+    const receiver = await scope.receiver();
+    const { api } = await scope.services({ db, env: { LEASE_MS: '30000' }, apiEnv: { DATABASE_URL: pg.urlFor(db.url) } });
+    return { db, pg, receiver, api };
+  }
 
   it('with Redis cut off from the API, POST still answers 201, /readyz names redis down, and the sweeper delivers the stored row', async () => {
-    const db = await scope.database();
-    const keys = testQueueKeys();
     const redisProxy = await scope.proxy(testRedisUrl());
     const receiver = await scope.receiver();
     const redis = scope.redis();
-    const env = serviceEnv(db, keys);
-    const api = await scope.api({ ...env, REDIS_URL: redisProxy.urlFor(testRedisUrl()) });
-    const worker = await scope.worker(env);
+    const { db, keys, env, api, worker } = await scope.services({ apiEnv: { REDIS_URL: redisProxy.urlFor(testRedisUrl()) } });
     await waitFor('the API to be ready', async () => (await call(`${api.url}/readyz`)).status === 200);
 
     redisProxy.cut();
@@ -157,14 +144,10 @@ describe('dependency outages lose no notification', () => {
   });
 
   it('with Redis blackholed for the API, POST still answers 201 within REQUEST_TIMEOUT_MS and the notification is delivered', async () => {
-    const db = await scope.database();
-    const keys = testQueueKeys();
     const redisProxy = await scope.proxy(testRedisUrl());
     const receiver = await scope.receiver();
     const redis = scope.redis();
-    const env = serviceEnv(db, keys);
-    const api = await scope.api({ ...env, REDIS_URL: redisProxy.urlFor(testRedisUrl()) });
-    await scope.worker(env);
+    const { db, keys, api } = await scope.services({ apiEnv: { REDIS_URL: redisProxy.urlFor(testRedisUrl()) } });
     await waitFor('the API to be ready', async () => (await call(`${api.url}/readyz`)).status === 200);
 
     redisProxy.freeze();
@@ -190,14 +173,7 @@ describe('dependency outages lose no notification', () => {
   });
 
   it('with PostgreSQL cut off from the API, POST and GET answer 503 promptly, nothing is stored, and all works again after restore', async () => {
-    const db = await scope.database();
-    const keys = testQueueKeys();
-    const pg = await scope.proxy(db.url);
-    const receiver = await scope.receiver();
-    // The worker is not cut off: a lease far above any stall keeps its deliveries to one attempt each.
-    const env = serviceEnv(db, keys, { LEASE_MS: '30000' });
-    const api = await scope.api({ ...env, DATABASE_URL: pg.urlFor(db.url) });
-    await scope.worker(env);
+    const { db, pg, receiver, api } = await apiBehindPostgresProxy();
     const before = await created(postWebhook(api.url, receiver.url, 'pg-before'));
     await untilSent(db.sql, before);
 
@@ -231,14 +207,7 @@ describe('dependency outages lose no notification', () => {
   });
 
   it('with PostgreSQL blackholed for the API, POST answers 503 within REQUEST_TIMEOUT_MS and the abandoned write never lands after restore', async () => {
-    const db = await scope.database();
-    const keys = testQueueKeys();
-    const pg = await scope.proxy(db.url);
-    const receiver = await scope.receiver();
-    // The worker is not cut off: a lease far above any stall keeps its deliveries to one attempt each.
-    const env = serviceEnv(db, keys, { LEASE_MS: '30000' });
-    const api = await scope.api({ ...env, DATABASE_URL: pg.urlFor(db.url) });
-    await scope.worker(env);
+    const { db, pg, receiver, api } = await apiBehindPostgresProxy();
     // Leaves open connections in the API's pool, which the blackhole then holds.
     const before = await created(postWebhook(api.url, receiver.url, 'pg-before'));
     await untilSent(db.sql, before);
@@ -278,13 +247,14 @@ describe('dependency outages lose no notification', () => {
 
   it('with PostgreSQL cut off from the worker for several seconds, the worker keeps running and afterwards every notification ends SENT', async () => {
     const db = await scope.database();
-    const keys = testQueueKeys();
     const pg = await scope.proxy(db.url);
     const receiver = await scope.receiver((r) => (r.json.user_id === 'in-flight' ? 'hang' : 200));
     // The in-flight attempt's own time limit leaves the test room to cut PostgreSQL first.
-    const env = serviceEnv(db, keys, { LEASE_MS: '4000', WEBHOOK_TIMEOUT_MS: '3000' });
-    const api = await scope.api(env);
-    const worker = await scope.worker({ ...env, DATABASE_URL: pg.urlFor(db.url) });
+    const { env, api, worker } = await scope.services({
+      db,
+      env: { LEASE_MS: '4000', WEBHOOK_TIMEOUT_MS: '3000' },
+      workerEnv: { DATABASE_URL: pg.urlFor(db.url) },
+    });
     const before = await created(postWebhook(api.url, receiver.url, 'pg-before'));
     await untilSent(db.sql, before);
 
@@ -327,12 +297,9 @@ describe('dependency outages lose no notification', () => {
 
   it('with PostgreSQL blackholed for the worker, the worker keeps running and delivers every notification once after restore', async () => {
     const db = await scope.database();
-    const keys = testQueueKeys();
     const pg = await scope.proxy(db.url);
     const receiver = await scope.receiver();
-    const env = serviceEnv(db, keys);
-    const api = await scope.api(env);
-    const worker = await scope.worker({ ...env, DATABASE_URL: pg.urlFor(db.url) });
+    const { env, api, worker } = await scope.services({ db, workerEnv: { DATABASE_URL: pg.urlFor(db.url) } });
     const before = await created(postWebhook(api.url, receiver.url, 'pg-before'));
     await untilSent(db.sql, before);
 
@@ -357,14 +324,10 @@ describe('dependency outages lose no notification', () => {
   });
 
   it('with Redis cut off from the worker, the worker keeps running and delivers everything once Redis is back', async () => {
-    const db = await scope.database();
-    const keys = testQueueKeys();
     const redisProxy = await scope.proxy(testRedisUrl());
     const receiver = await scope.receiver();
     const redis = scope.redis();
-    const env = serviceEnv(db, keys);
-    const api = await scope.api(env);
-    const worker = await scope.worker({ ...env, REDIS_URL: redisProxy.urlFor(testRedisUrl()) });
+    const { db, keys, env, api, worker } = await scope.services({ workerEnv: { REDIS_URL: redisProxy.urlFor(testRedisUrl()) } });
     const before = await created(postWebhook(api.url, receiver.url, 'redis-before'));
     await untilSent(db.sql, before);
 
@@ -389,13 +352,9 @@ describe('dependency outages lose no notification', () => {
   });
 
   it('with Redis blackholed for the worker, its blocked pop gives up instead of waiting forever, and it delivers once Redis is back', async () => {
-    const db = await scope.database();
-    const keys = testQueueKeys();
     const redisProxy = await scope.proxy(testRedisUrl());
     const receiver = await scope.receiver();
-    const env = serviceEnv(db, keys);
-    const api = await scope.api(env);
-    const worker = await scope.worker({ ...env, REDIS_URL: redisProxy.urlFor(testRedisUrl()) });
+    const { db, api, worker } = await scope.services({ workerEnv: { REDIS_URL: redisProxy.urlFor(testRedisUrl()) } });
 
     redisProxy.freeze();
     const frozenAt = Date.now();

@@ -1,16 +1,12 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createApiKey } from '../../internal/service/apiKeyService.ts';
 import { serviceEnv, testQueueKeys } from '../support/testEnvironment.ts';
-import { TestScope } from '../support/testScope.ts';
+import { useTestScope } from '../support/testScope.ts';
 
 describe('rate limit across API instances', () => {
-  let scope: TestScope;
-  afterEach(async () => {
-    await scope?.close();
-  });
+  const scope = useTestScope();
 
   it('counts one API key\'s requests together on two API processes', async () => {
-    scope = new TestScope();
     const db = await scope.database();
     const env = serviceEnv(db, testQueueKeys(), { AUTH_DISABLED: 'false', RATE_LIMIT_PER_SECOND: '5' });
     const { key } = await createApiKey(db.sql, 'burst', ['send']);
@@ -39,7 +35,6 @@ describe('rate limit across API instances', () => {
   });
 
   it('limits a client address on the routes without an API key', async () => {
-    scope = new TestScope();
     const db = await scope.database();
     const env = serviceEnv(db, testQueueKeys(), { RATE_LIMIT_IP_PER_SECOND: '3', INBOX_JWT_SECRET: 'x'.repeat(32) });
     const api = await scope.api(env);

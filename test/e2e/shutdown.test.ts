@@ -1,10 +1,10 @@
 import http from 'node:http';
 import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { QueueKeys } from '../../internal/queue/notificationQueue.ts';
 import type { ServiceProcess } from '../support/serviceProcess.ts';
 import { serviceEnv, testQueueKeys, type TestDatabase } from '../support/testEnvironment.ts';
-import { TestScope } from '../support/testScope.ts';
+import { useTestScope, type RunningApi } from '../support/testScope.ts';
 import { startScenarioReceiver, type ScenarioAnswer, type WebhookReceiver } from '../support/webhookReceiver.ts';
 import { postNotification, statusReached, storedAttempts, storedNotification } from '../support/notifications.ts';
 import { waitFor } from '../support/waitFor.ts';
@@ -20,14 +20,14 @@ const EXIT_SLACK_MS = 8000;
 
 describe('graceful shutdown of the real processes', () => {
   /** What every test shares: the database, queue keys, receiver and an API. */
-  const shared = new TestScope();
+  const shared = useTestScope('file');
   /** What one test starts; whatever is still running after it is stopped, and killed if it will not stop. */
-  let scope: TestScope;
+  const scope = useTestScope();
   const started: ServiceProcess[] = [];
   let db: TestDatabase;
   let keys: QueueKeys;
   let redis: Redis;
-  let api: { process: ServiceProcess; url: string };
+  let api: RunningApi;
   let receiver: WebhookReceiver;
   let scenarios: Map<string, ScenarioAnswer>;
 
@@ -40,18 +40,10 @@ describe('graceful shutdown of the real processes', () => {
     api = await shared.api(serviceEnv(db, keys));
   });
 
-  beforeEach(() => {
-    scope = new TestScope();
-  });
-
+  // Runs before the scope closes (after-hooks run last-registered first): stopped rather than
+  // killed, so a claim a test left behind is handed back for the next test.
   afterEach(async () => {
-    // Stopped rather than killed, so a claim a test left behind is handed back for the next test.
     await Promise.all(started.splice(0).map((p) => p.stopWithin(15_000)));
-    await scope.close();
-  });
-
-  afterAll(async () => {
-    await shared.close();
   });
 
   async function worker(overrides: Record<string, string>): Promise<ServiceProcess> {

@@ -1,47 +1,27 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectDatabase, type Sql } from '../../internal/platform/database.ts';
+import { describe, expect, it } from 'vitest';
+import { connectDatabase } from '../../internal/platform/database.ts';
 import { runWithDeadline } from '../../internal/platform/deadline.ts';
 import { UnavailableError } from '../../internal/domain/errors.ts';
 import { insertNotification, type InsertResult } from '../../internal/repository/notifications.ts';
-import { connectTestRedis, createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
+import { useTestDatabase } from '../support/fileDatabase.ts';
+import { lockTable } from '../support/tableLock.ts';
 import { waitFor } from '../support/waitFor.ts';
 import { buildApi, closedPort, newNotification } from './helpers.ts';
 
+const db = useTestDatabase();
+
+async function stored(id: string): Promise<boolean> {
+  const rows = await db.sql`select 1 from notifications where id = ${id}`;
+  return rows.length === 1;
+}
+
 describe('runWithDeadline against PostgreSQL', () => {
-  let db: TestDatabase;
-  let sql: Sql;
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    sql = connectDatabase(db.url, { max: 5 });
-  });
-  afterAll(async () => {
-    await sql?.end({ timeout: 5 });
-    await db?.drop();
-  });
-
-  async function stored(id: string): Promise<boolean> {
-    const rows = await db.sql`select 1 from notifications where id = ${id}`;
-    return rows.length === 1;
-  }
-
-  /** Holds an ACCESS EXCLUSIVE lock on notifications in a transaction of its own until `release()`. */
-  async function lockNotifications(): Promise<{ release(): Promise<void> }> {
-    const holder = await db.sql.reserve();
-    await holder`begin`;
-    await holder`lock table notifications in access exclusive mode`;
-    return {
-      async release() {
-        await holder`rollback`;
-        holder.release();
-      },
-    };
-  }
+  const lockNotifications = () => lockTable(db.sql, 'notifications');
 
   it('commits the write when PostgreSQL answers in time', async () => {
     const notification = newNotification();
-    const result = await runWithDeadline(5000, (beforeCommit) => insertNotification(sql, notification, undefined, beforeCommit));
+    const result = await runWithDeadline(5000, (beforeCommit) => insertNotification(db.sql, notification, undefined, beforeCommit));
     expect(result.created).toBe(true);
     expect(result.row.id).toBe(notification.id);
     expect(await stored(notification.id)).toBe(true);
@@ -53,7 +33,7 @@ describe('runWithDeadline against PostgreSQL', () => {
     let work: Promise<InsertResult> | undefined;
     try {
       const attempt = runWithDeadline(300, (beforeCommit) => {
-        work = insertNotification(sql, notification, undefined, beforeCommit);
+        work = insertNotification(db.sql, notification, undefined, beforeCommit);
         return work;
       });
       await expect(attempt).rejects.toBeInstanceOf(UnavailableError);
@@ -76,7 +56,7 @@ describe('runWithDeadline against PostgreSQL', () => {
     try {
       await expect(
         runWithDeadline(300, (beforeCommit) => {
-          work = insertNotification(sql, notification, { key, requestHash: 'h' }, beforeCommit);
+          work = insertNotification(db.sql, notification, { key, requestHash: 'h' }, beforeCommit);
           return work;
         }),
       ).rejects.toBeInstanceOf(UnavailableError);
@@ -95,7 +75,7 @@ describe('runWithDeadline against PostgreSQL', () => {
     const result = await runWithDeadline(deadlineMs, (beforeCommit) => {
       // Passed before the deadline can fire, however slowly PostgreSQL answers what follows.
       beforeCommit();
-      return sql.begin(async (tx) => {
+      return db.sql.begin(async (tx) => {
         await tx`insert into notifications (id, user_id, type, body) values (${id}, 'u', 'IN_APP', 'b')`;
         await tx`select pg_sleep(0.5)`;
         return 'committed';
@@ -108,8 +88,8 @@ describe('runWithDeadline against PostgreSQL', () => {
 
   it('passes on a statement error as it is, not as unavailability', async () => {
     const notification = newNotification();
-    await insertNotification(sql, notification, undefined, () => {});
-    const err = await runWithDeadline(5000, (beforeCommit) => insertNotification(sql, notification, undefined, beforeCommit)).catch(
+    await insertNotification(db.sql, notification, undefined, () => {});
+    const err = await runWithDeadline(5000, (beforeCommit) => insertNotification(db.sql, notification, undefined, beforeCommit)).catch(
       (e: unknown) => e,
     );
     expect(err).not.toBeInstanceOf(UnavailableError);
@@ -130,17 +110,6 @@ describe('runWithDeadline against PostgreSQL', () => {
 });
 
 describe('POST /notifications while PostgreSQL is stuck', () => {
-  let db: TestDatabase;
-  const inspect = connectTestRedis();
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-  });
-  afterAll(async () => {
-    inspect.disconnect();
-    await db?.drop();
-  });
-
   it('answers 503 and the refused notification does not land after the lock is released', async () => {
     const api = await buildApi(db, { requestTimeoutMs: 300 });
     const holder = await db.sql.reserve();
@@ -167,7 +136,7 @@ describe('POST /notifications while PostgreSQL is stuck', () => {
       });
       expect(await db.sql`select 1 from notifications where user_id = 'stuck-user'`).toHaveLength(0);
       expect(await db.sql`select 1 from idempotency_keys where key = 'stuck-1'`).toHaveLength(0);
-      expect(await inspect.llen(api.keys.queue)).toBe(0);
+      expect(await api.redis.llen(api.keys.queue)).toBe(0);
 
       const retried = await api.app.request('/notifications', {
         method: 'POST',

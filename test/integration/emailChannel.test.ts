@@ -1,11 +1,13 @@
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { EmailChannel, type EmailOptions } from '../../internal/channels/emailChannel.ts';
 import { PermanentDeliveryError } from '../../internal/channels/permanentDeliveryError.ts';
 import { ValidationError } from '../../internal/domain/errors.ts';
 import type { NotificationRow } from '../../internal/domain/notification.ts';
 import { claimedRow } from '../support/notificationRow.ts';
-import { header, SilentServer, TestSmtpServer, type TestSmtpServerOptions } from '../support/smtpServer.ts';
+import { header, SilentServer, type TestSmtpServerOptions } from '../support/smtpServer.ts';
 import { closedPort } from './helpers.ts';
+import { useTestScope } from '../support/testScope.ts';
+import { abortedMidway, deliveryError, thrownBy } from '../support/expectedErrors.ts';
 
 const FROM = 'Acme Alerts <no-reply@acme.example>';
 
@@ -13,39 +15,21 @@ function emailRow(fields: Partial<NotificationRow> = {}): NotificationRow {
   return claimedRow({ type: 'EMAIL', user_id: 'user-e', recipient: 'ada@example.com', ...fields });
 }
 
-const cleanups: (() => unknown)[] = [];
+// Channels close first (they were made last): a server waits for the clients still connected to it.
+const scope = useTestScope();
 
-afterEach(async () => {
-  // Channels first: a server waits for the clients still connected to it.
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function startSmtp(options?: TestSmtpServerOptions): Promise<TestSmtpServer> {
-  const server = await TestSmtpServer.start(options);
-  cleanups.push(() => server.close());
-  return server;
-}
+const startSmtp = (options?: TestSmtpServerOptions) => scope.smtp(options);
 
 async function startSilent(): Promise<SilentServer> {
   const server = await SilentServer.start();
-  cleanups.push(() => server.close());
+  scope.defer(() => server.close());
   return server;
 }
 
 function emailChannel(smtpUrl: string, options: Partial<EmailOptions> = {}): EmailChannel {
   const channel = new EmailChannel({ smtpUrl, from: FROM, timeoutMs: 2000, ...options });
-  cleanups.push(() => channel.close());
+  scope.defer(() => channel.close());
   return channel;
-}
-
-async function deliveryError(channel: EmailChannel, row: NotificationRow, signal = new AbortController().signal): Promise<Error> {
-  try {
-    await channel.deliver(row, signal);
-  } catch (err) {
-    expect(err).toBeInstanceOf(Error);
-    return err as Error;
-  }
-  throw new Error('delivery succeeded');
 }
 
 describe('EmailChannel.deliver against a real SMTP server', () => {
@@ -266,15 +250,10 @@ describe('EmailChannel connection failures, timeouts and aborts', () => {
   it('gives up as soon as the caller aborts, with the caller\'s reason, and drops the connection', async () => {
     const silent = await startSilent();
     const channel = emailChannel(silent.url, { timeoutMs: 30_000 });
-    const abort = new AbortController();
 
-    const pending = deliveryError(channel, emailRow(), abort.signal);
-    await expect.poll(() => silent.acceptedCount, { timeout: 5000 }).toBe(1);
-    const abortedAt = Date.now();
-    abort.abort(new Error('worker is stopping'));
-    const err = await pending;
+    const { err, msAfterAbort } = await abortedMidway((signal) => deliveryError(channel, emailRow(), signal), () => silent.acceptedCount === 1);
 
-    expect(Date.now() - abortedAt).toBeLessThan(1000);
+    expect(msAfterAbort).toBeLessThan(1000);
     expect(err).not.toBeInstanceOf(PermanentDeliveryError);
     expect(err.message).toBe('SMTP send gave up: worker is stopping');
     await expect.poll(() => silent.closedCount, { timeout: 5000 }).toBe(1);
@@ -296,15 +275,7 @@ describe('EmailChannel.checkAddress', () => {
   const channel = new EmailChannel({ smtpUrl: 'smtp://127.0.0.1:1', from: FROM, timeoutMs: 1000 });
   afterAll(() => channel.close());
 
-  function refusal(to: string | undefined): ValidationError {
-    try {
-      channel.checkAddress(to);
-    } catch (err) {
-      expect(err).toBeInstanceOf(ValidationError);
-      return err as ValidationError;
-    }
-    throw new Error(`${JSON.stringify(to)} was accepted`);
-  }
+  const refusal = (to: string | undefined) => thrownBy(ValidationError, () => channel.checkAddress(to), JSON.stringify(to));
 
   it('is the EMAIL channel and looks for the profile\'s email', () => {
     expect(channel.channel).toBe('EMAIL');

@@ -1,5 +1,4 @@
-import { randomUUID } from 'node:crypto';
-import { once } from 'node:events';
+import { expect } from 'vitest';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
@@ -15,22 +14,19 @@ import { createLogger, type Logger } from '../../internal/platform/logger.ts';
 import { ApiMetrics } from '../../internal/metrics/apiMetrics.ts';
 import type { NotificationRow } from '../../internal/domain/notification.ts';
 import { NotificationQueue, type QueueKeys } from '../../internal/queue/notificationQueue.ts';
-import { connectRedis, connectSubscriberRedis, type Redis } from '../../internal/platform/redis.ts';
+import { connectSubscriberRedis, type Redis } from '../../internal/platform/redis.ts';
 import { InboxHub } from '../../internal/queue/inboxHub.ts';
 import { insertNotification, type NewNotification } from '../../internal/repository/notifications.ts';
-import { testQueueKeys, testRedisUrl, type TestDatabase } from '../support/testEnvironment.ts';
+import { newNotification } from '../support/notificationRow.ts';
+import { fixtureFields, fixtureValue } from '../support/fixtureValue.ts';
+import { connectReadyRedis, testQueueKeys, testRedisUrl, type TestDatabase } from '../support/testEnvironment.ts';
 
 export function silentLogger(): Logger {
   return createLogger({ LOG_LEVEL: 'silent' }, 'test');
 }
 
-/** The service's own Redis client (no offline queue), once it is connected. */
-export async function connectReadyRedis(url = testRedisUrl()): Promise<Redis> {
-  const redis = connectRedis(url);
-  redis.on('error', () => {});
-  if (redis.status !== 'ready') await once(redis, 'ready');
-  return redis;
-}
+// Kept here too for the files that import it from this module.
+export { connectReadyRedis };
 
 /** A TCP port on 127.0.0.1 where nothing listens (it was free a moment ago). */
 export async function closedPort(): Promise<number> {
@@ -66,10 +62,15 @@ export interface TestApi {
 }
 
 /** The HTTP API wired as `cmd/api.ts` wires it, against this file's database and its own keys. */
-export async function buildApi(
-  db: TestDatabase,
-  options: { env?: Record<string, string>; requestTimeoutMs?: number; isDraining?: () => boolean; sql?: Sql; redis?: Redis } = {},
-): Promise<TestApi> {
+export interface BuildApiOptions {
+  env?: Record<string, string>;
+  requestTimeoutMs?: number;
+  isDraining?: () => boolean;
+  sql?: Sql;
+  redis?: Redis;
+}
+
+export async function buildApi(db: Pick<TestDatabase, 'url'>, options: BuildApiOptions = {}): Promise<TestApi> {
   const keys = testQueueKeys();
   const config = parseConfig({
     DATABASE_URL: db.url,
@@ -147,20 +148,22 @@ function sendTo(url: string, input: string | Request, init?: RequestInit): Promi
   return fetch(new Request(new URL(pathname + search, url), input), init);
 }
 
-export function newNotification(overrides: Partial<NewNotification> = {}): NewNotification {
-  return {
-    id: randomUUID(),
-    user_id: 'user-1',
-    type: 'IN_APP',
-    title: 'Title',
-    body: 'Body',
-    recipient: null,
-    html: null,
-    data: null,
-    critical: false,
-    ...overrides,
-  };
+/**
+ * `buildApi` for the whole file: built before its first test (after the file's database), closed
+ * after its last. `options` is a function when it needs the database, which exists only then.
+ */
+export function useTestApi(db: Pick<TestDatabase, 'url'>, options: BuildApiOptions | (() => BuildApiOptions) = {}): TestApi {
+  const current = fixtureValue(
+    'the test API',
+    'file',
+    () => buildApi(db, typeof options === 'function' ? options() : options),
+    (api) => api.close(),
+  );
+  return fixtureFields(current, ['app', 'sql', 'redis', 'queue', 'keys', 'metrics', 'close']);
 }
+
+// Kept here too for the files that import it from this module.
+export { newNotification };
 
 /** Stores a PENDING notification through the repository, as the API does. */
 export async function insertPending(sql: Sql, overrides: Partial<NewNotification> = {}): Promise<NotificationRow> {
@@ -206,4 +209,27 @@ export async function sendJson(
     headers: { 'content-type': 'application/json', ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
+}
+
+/** The API's error answer (`{ error: { code, message, details? } }`). */
+export interface ErrorResponse {
+  error: { code: string; message: string; details?: unknown };
+}
+
+/**
+ * Sends `request` and expects the error answer `status` with `code` and a message; `state` is read
+ * before and after and must not differ, since a refused request changes nothing. Returns the answer.
+ */
+export async function expectRefusal(
+  request: () => Response | Promise<Response>,
+  expected: { status: number; code: string },
+  state: () => Promise<unknown>,
+): Promise<ErrorResponse> {
+  const before = await state();
+  const res = await request();
+  const body = (await res.json()) as ErrorResponse;
+  expect({ status: res.status, code: body.error.code }).toEqual(expected);
+  expect(body.error.message).not.toBe('');
+  expect(await state()).toEqual(before);
+  return body;
 }

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connectDatabase } from '../../internal/platform/database.ts';
 import { IdempotencyKeyCleaner } from '../../internal/worker/maintenance/idempotencyKeyCleaner.ts';
-import { connectTestRedis, createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
-import { buildApi, type TestApi } from './helpers.ts';
+import { useTestDatabase } from '../support/fileDatabase.ts';
+import { useTestApi } from './helpers.ts';
 
 interface Created {
   id: string;
@@ -11,20 +11,9 @@ interface Created {
 }
 
 describe('Idempotency-Key on POST /notifications', () => {
-  let db: TestDatabase;
-  let api: TestApi;
-  const inspect = connectTestRedis();
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    // Room for every concurrent request in the race below to hold its own connection.
-    api = await buildApi(db, { sql: connectDatabase(db.url, { max: 25 }) });
-  });
-  afterAll(async () => {
-    await api?.close();
-    inspect.disconnect();
-    await db?.drop();
-  });
+  const db = useTestDatabase();
+  // Room for every concurrent request in the race below to hold its own connection.
+  const api = useTestApi(db, () => ({ sql: connectDatabase(db.url, { max: 25 }) }));
 
   async function postRaw(raw: string, key: string | undefined): Promise<Response> {
     const headers: Record<string, string> = { 'content-type': 'application/json' };
@@ -38,7 +27,7 @@ describe('Idempotency-Key on POST /notifications', () => {
   }
 
   async function queueEntries(id: string): Promise<number> {
-    return (await inspect.lrange(api.keys.queue, 0, -1)).filter((e) => e === id).length;
+    return (await api.redis.lrange(api.keys.queue, 0, -1)).filter((e) => e === id).length;
   }
 
   it('answers a repeat with the same body, keys in another order, with 200 and the original notification', async () => {

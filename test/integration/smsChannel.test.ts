@@ -6,6 +6,7 @@ import { SmsChannel, type SmsOptions } from '../../internal/channels/smsChannel.
 import { ValidationError } from '../../internal/domain/errors.ts';
 import type { NotificationRow } from '../../internal/domain/notification.ts';
 import { claimedRow } from '../support/notificationRow.ts';
+import { abortedMidway, deliveryError as failedDelivery, thrownBy } from '../support/expectedErrors.ts';
 import { TwilioServer } from '../support/twilioServer.ts';
 import { closedPort } from './helpers.ts';
 
@@ -38,16 +39,10 @@ function channelFor(options: Partial<SmsOptions> = {}): SmsChannel {
 
 /** The error `deliver` fails with; whatever it is, it must not carry a token. */
 async function deliveryError(channel: SmsChannel, row = smsRow(), signal = new AbortController().signal): Promise<Error> {
-  try {
-    await channel.deliver(row, signal);
-  } catch (err) {
-    expect(err).toBeInstanceOf(Error);
-    const message = (err as Error).message;
-    expect(message).not.toContain(twilio.authToken);
-    expect(message).not.toContain(WRONG_TOKEN);
-    return err as Error;
-  }
-  throw new Error('delivery succeeded');
+  const err = await failedDelivery(channel, row, signal);
+  expect(err.message).not.toContain(twilio.authToken);
+  expect(err.message).not.toContain(WRONG_TOKEN);
+  return err;
 }
 
 function expectRetryable(err: Error): void {
@@ -246,15 +241,11 @@ describe('SmsChannel timeouts and aborts', () => {
 
   it("gives up as soon as the caller aborts, with the caller's reason, long before its own time limit", async () => {
     twilio.hangNext();
-    const abort = new AbortController();
-    const pending = deliveryError(channelFor({ timeoutMs: 30_000 }), smsRow(), abort.signal);
-    await expect.poll(() => twilio.requests.length, { timeout: 5000 }).toBe(1);
-    const abortedAt = Date.now();
-    abort.abort(new Error('worker is stopping'));
-    const err = await pending;
+    const channel = channelFor({ timeoutMs: 30_000 });
+    const { err, msAfterAbort } = await abortedMidway((signal) => deliveryError(channel, smsRow(), signal), () => twilio.requests.length === 1);
     expectRetryable(err);
     expect(err.message).toBe('SMS request failed: worker is stopping');
-    expect(Date.now() - abortedAt).toBeLessThan(2000);
+    expect(msAfterAbort).toBeLessThan(2000);
     await expect.poll(() => twilio.requests[0]?.abandonedAt, { timeout: 5000 }).toBeDefined();
   });
 
@@ -276,14 +267,7 @@ describe('SmsChannel.checkAddress', () => {
   });
 
   it('asks for a phone number, and says where to set one, when there is none', () => {
-    let refused: unknown;
-    try {
-      channel.checkAddress(undefined);
-    } catch (err) {
-      refused = err;
-    }
-    expect(refused).toBeInstanceOf(ValidationError);
-    const error = refused as ValidationError;
+    const error = thrownBy(ValidationError, () => channel.checkAddress(undefined));
     expect(error.message).toBe('SMS needs a phone number: give "to" or set the user\'s phone with PUT /users/:id');
     expect(error.code).toBe('invalid_request');
     expect(error.details).toEqual([{ path: 'to', message: error.message }]);
@@ -307,14 +291,7 @@ describe('SmsChannel.checkAddress', () => {
     '+14155550123\n',
     '++14155550123',
   ])('refuses %j with an error on "to"', (to) => {
-    let refused: unknown;
-    try {
-      channel.checkAddress(to);
-    } catch (err) {
-      refused = err;
-    }
-    expect(refused).toBeInstanceOf(ValidationError);
-    const details = (refused as ValidationError).details as { path: string; message: string }[];
+    const details = thrownBy(ValidationError, () => channel.checkAddress(to)).details as { path: string; message: string }[];
     expect(details).toHaveLength(1);
     expect(details[0]!.path).toBe('to');
     expect(details[0]!.message).toMatch(/E\.164/);

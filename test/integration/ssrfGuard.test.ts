@@ -10,6 +10,8 @@ import { WebhookChannel, type WebhookOptions } from '../../internal/channels/web
 import type { LookupAll } from '../../internal/channels/transport/addressPolicy.ts';
 import type { NotificationRow } from '../../internal/domain/notification.ts';
 import { claimedRow } from '../support/notificationRow.ts';
+import { closeNow } from '../support/testHttpServer.ts';
+import { deliveryError } from '../support/expectedErrors.ts';
 
 /**
  * These tests answer DNS themselves: a name resolves to whatever the test's resolver says, per call,
@@ -61,23 +63,12 @@ class LocalServer {
   }
 
   async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await closeNow(this.server);
   }
 }
 
 function webhookRow(url: string): NotificationRow {
   return claimedRow({ type: 'WEBHOOK', user_id: 'user-ssrf', recipient: url, data: { order: 7 }, locked_by: 'w' });
-}
-
-async function deliveryError(channel: WebhookChannel, row: NotificationRow): Promise<Error> {
-  try {
-    await channel.deliver(row, new AbortController().signal);
-  } catch (err) {
-    expect(err).toBeInstanceOf(Error);
-    return err as Error;
-  }
-  throw new Error('delivery succeeded');
 }
 
 const channels: WebhookChannel[] = [];

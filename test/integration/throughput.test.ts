@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { createApiKey } from '../../internal/service/apiKeyService.ts';
 import type { Sql } from '../../internal/platform/database.ts';
-import { createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
-import { buildApi, type TestApi } from './helpers.ts';
+import { useTestDatabase } from '../support/fileDatabase.ts';
+import { useTestApi } from './helpers.ts';
 
 interface Throughput {
   minutes: number;
@@ -30,18 +30,10 @@ async function stored(
             ${row.status === 'SENT' ? finished : null}, ${new Date(row.created)}, ${finished})`;
 }
 
-describe('GET /admin/throughput (auth off)', () => {
-  let db: TestDatabase;
-  let api: TestApi;
+const db = useTestDatabase();
 
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    api = await buildApi(db);
-  });
-  afterAll(async () => {
-    await api?.close();
-    await db?.drop();
-  });
+describe('GET /admin/throughput (auth off)', () => {
+  const api = useTestApi(db);
   beforeEach(async () => {
     await db.sql`truncate notifications cascade`;
   });
@@ -119,17 +111,7 @@ describe('GET /admin/throughput (auth off)', () => {
 });
 
 describe('the dashboard and its throughput with API keys on', () => {
-  let db: TestDatabase;
-  let api: TestApi;
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    api = await buildApi(db, { env: { AUTH_DISABLED: 'false' } });
-  });
-  afterAll(async () => {
-    await api?.close();
-    await db?.drop();
-  });
+  const api = useTestApi(db, { env: { AUTH_DISABLED: 'false' } });
 
   const get = (path: string, key?: string) => api.app.request(path, { headers: key ? { authorization: `Bearer ${key}` } : {} });
   const codeOf = async (res: Response) => ((await res.json()) as { error: { code: string } }).error.code;

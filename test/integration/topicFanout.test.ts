@@ -1,9 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { connectDatabase, type Sql } from '../../internal/platform/database.ts';
 import type { Channel, NotificationRow } from '../../internal/domain/notification.ts';
-import { NotificationQueue, type QueueKeys } from '../../internal/queue/notificationQueue.ts';
-import type { Redis } from '../../internal/platform/redis.ts';
 import {
   advanceTopicFanout,
   claimRunningFanout,
@@ -16,32 +14,18 @@ import {
 } from '../../internal/repository/fanouts.ts';
 import { addTopicSubscribers, removeTopicSubscribers } from '../../internal/repository/topics.ts';
 import { FanoutRunner } from '../../internal/worker/fanoutRunner.ts';
-import { connectTestRedis, createTestDatabase, testQueueKeys, type TestDatabase } from '../support/testEnvironment.ts';
-import { connectReadyRedis, silentLogger } from './helpers.ts';
+import { useTestDatabase } from '../support/fileDatabase.ts';
+import { useQueueScope } from '../support/queueScope.ts';
+import { silentLogger } from './helpers.ts';
 
 const LEASE_MS = 30_000;
 
 describe('topic fan-out', () => {
-  let db: TestDatabase;
-  let redis: Redis;
-  const inspect = connectTestRedis();
-  let keys: QueueKeys;
-  let queue: NotificationQueue;
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    redis = await connectReadyRedis();
-  });
-  afterAll(async () => {
-    redis?.disconnect();
-    inspect.disconnect();
-    await db?.drop();
-  });
+  const db = useTestDatabase();
+  const scope = useQueueScope();
   // Runners take any RUNNING fan-out, so each test starts without any.
   beforeEach(async () => {
     await db.sql`truncate notifications, notification_attempts, fanouts, idempotency_keys, topic_subscriptions, recipients, push_subscriptions cascade`;
-    keys = testQueueKeys();
-    queue = new NotificationQueue(redis, keys);
   });
 
   /** `u-00001` … : ids whose text order is their number's order. */
@@ -71,11 +55,11 @@ describe('topic fan-out', () => {
   }
 
   function runner(workerId: string, batchSize: number, sql: Sql = db.sql): FanoutRunner {
-    return new FanoutRunner({ sql, queue, workerId, leaseMs: LEASE_MS, intervalMs: 1000, logger: silentLogger(), batchSize });
+    return new FanoutRunner({ sql, queue: scope.queue, workerId, leaseMs: LEASE_MS, intervalMs: 1000, logger: silentLogger(), batchSize });
   }
 
   async function queued(): Promise<string[]> {
-    return inspect.lrange(keys.queue, 0, -1);
+    return scope.redis.lrange(scope.keys.queue, 0, -1);
   }
 
   /** Expects every PENDING notification of the fan-outs on the queue exactly once, and nothing else. */
@@ -306,7 +290,7 @@ describe('topic fan-out', () => {
     it('creates 2,500 notifications once in batches of 1,000 and queues each PENDING id once, one LPUSH per batch', async () => {
       await addTopicSubscribers(db.sql, 'big', userIds(2500), () => {});
       const fanout = await createFanout('big');
-      const lpush = vi.spyOn(redis, 'lpush');
+      const lpush = vi.spyOn(scope.redis, 'lpush');
       try {
         expect(await runner('worker-1', 1000).runOnce()).toBe(2500);
         expect(lpush.mock.calls.map((call) => call.slice(1).length)).toEqual([1000, 1000, 500]);

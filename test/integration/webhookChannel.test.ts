@@ -9,6 +9,7 @@ import { toNotificationJson, type NotificationRow } from '../../internal/domain/
 import { claimedRow } from '../support/notificationRow.ts';
 import { WebhookReceiver } from '../support/webhookReceiver.ts';
 import { closedPort } from './helpers.ts';
+import { abortedMidway, deliveryError, thrownBy } from '../support/expectedErrors.ts';
 
 function webhookRow(url: string): NotificationRow {
   return claimedRow({
@@ -18,16 +19,6 @@ function webhookRow(url: string): NotificationRow {
     data: { order: 42, nested: { ok: true } },
     locked_by: 'w',
   });
-}
-
-async function deliveryError(channel: WebhookChannel, row: NotificationRow, signal = new AbortController().signal): Promise<Error> {
-  try {
-    await channel.deliver(row, signal);
-  } catch (err) {
-    expect(err).toBeInstanceOf(Error);
-    return err as Error;
-  }
-  throw new Error('delivery succeeded');
 }
 
 describe('WebhookChannel.deliver against a real HTTP receiver', () => {
@@ -161,17 +152,12 @@ describe('WebhookChannel timeouts and aborts', () => {
   it('gives up as soon as the caller aborts, with the caller\'s reason, long before its own time limit', async () => {
     const channelTimeoutMs = 30_000;
     const channel = new WebhookChannel({ timeoutMs: channelTimeoutMs, allowPrivate: true });
-    const abort = new AbortController();
     const row = webhookRow(receiver.url);
-    const pending = deliveryError(channel, row, abort.signal);
-    await expect.poll(() => receiver.forId(row.id).length, { timeout: 10_000 }).toBe(1);
-    const abortedAt = Date.now();
-    abort.abort(new Error('worker is stopping'));
-    const err = await pending;
+    const { err, msAfterAbort } = await abortedMidway((signal) => deliveryError(channel, row, signal), () => receiver.forId(row.id).length === 1);
     expect(err).not.toBeInstanceOf(PermanentDeliveryError);
     expect(err.message).toBe('webhook request failed: worker is stopping');
     expect(err.message).not.toContain('timed out');
-    expect(Date.now() - abortedAt).toBeLessThan(5000);
+    expect(msAfterAbort).toBeLessThan(5000);
     await expect.poll(() => receiver.forId(row.id)[0]!.abandonedAt, { timeout: 5000 }).toBeDefined();
   });
 });
@@ -250,14 +236,7 @@ describe('WebhookChannel.checkAddress', () => {
     'http://2130706433/',
     'http://0x7f.1/',
   ])('refuses the private target %s unless private targets are allowed', (to) => {
-    let refused: unknown;
-    try {
-      strict.checkAddress(to);
-    } catch (err) {
-      refused = err;
-    }
-    expect(refused).toBeInstanceOf(ValidationError);
-    expect((refused as ValidationError).code).toBe('webhook_target_not_allowed');
+    expect(thrownBy(ValidationError, () => strict.checkAddress(to)).code).toBe('webhook_target_not_allowed');
     expect(lenient.checkAddress(to)).toMatch(/^http:\/\//);
   });
 });

@@ -62,3 +62,13 @@ export async function statusReached(sql: Sql, id: string, status: string, timeou
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
+
+/** Milliseconds from the row's creation to the claim of the attempt that delivered it. */
+export async function msFromCreationToDeliveringClaim(sql: Sql, id: string): Promise<number> {
+  const [row] = await sql<{ ms: number }[]>`
+    select (extract(epoch from (a.started_at - n.created_at)) * 1000)::float8 as ms
+    from notifications n join notification_attempts a on a.notification_id = n.id and a.outcome = 'SENT'
+    where n.id = ${id}`;
+  if (!row) throw new Error(`notification ${id} has no SENT attempt`);
+  return row.ms;
+}

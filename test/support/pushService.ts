@@ -2,6 +2,7 @@ import { createECDH, createPublicKey, randomBytes, verify, type ECDH } from 'nod
 import http from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
+import { closeNow } from './testHttpServer.ts';
 
 /** The part of http_ece (untyped) this service uses: RFC 8188 decryption with a Web Push key pair. */
 interface Ece {
@@ -143,9 +144,7 @@ export class PushService {
   }
 
   async close(): Promise<void> {
-    for (const res of this.hanging) res.destroy();
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await closeNow(this.server, this.hanging);
   }
 
   private subscriber(endpoint: string): Subscriber {

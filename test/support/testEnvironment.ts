@@ -1,9 +1,12 @@
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import net from 'node:net';
 import { inject } from 'vitest';
 import { Redis } from 'ioredis';
 import { connectDatabase, type Sql } from '../../internal/platform/database.ts';
 import type { QueueKeys } from '../../internal/queue/notificationQueue.ts';
+import { connectRedis } from '../../internal/platform/redis.ts';
+import { FixtureError } from './fixtureError.ts';
 import { withDatabase } from './globalSetup.ts';
 
 export interface TestDatabase {
@@ -13,16 +16,30 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-/** A fresh, migrated database of this test run's own (a clone of the run's template). */
-export async function createTestDatabase(): Promise<TestDatabase> {
-  const admin = connectDatabase(inject('postgresUrl'), { max: 1 });
-  const name = `${inject('runId')}_${randomBytes(4).toString('hex')}`;
+export interface TestDatabaseOptions {
+  /** The server to create it on; the run's own by default. */
+  serverUrl?: string;
+  /** An empty database instead of a clone of the run's migrated template (for migration tests). */
+  empty?: boolean;
+}
+
+/**
+ * A fresh, migrated database of this test run's own (a clone of the run's template), or an empty
+ * one. When the server refuses, the error is one line naming the server and the database.
+ */
+export async function createTestDatabase(options: TestDatabaseOptions = {}): Promise<TestDatabase> {
+  const serverUrl = options.serverUrl ?? inject('postgresUrl');
+  const { name } = unusedDatabase();
+  const admin = connectDatabase(serverUrl, { max: 1, connectTimeoutSeconds: 5 });
   try {
-    await admin`create database ${admin(name)} template ${admin(inject('templateDatabase'))}`;
+    if (options.empty) await admin`create database ${admin(name)}`;
+    else await admin`create database ${admin(name)} template ${admin(inject('templateDatabase'))}`;
+  } catch (err) {
+    throw new FixtureError(`could not create the test database ${name} on ${serverAddress(serverUrl)}`, err);
   } finally {
-    await admin.end();
+    await admin.end({ timeout: 1 });
   }
-  const url = withDatabase(inject('postgresUrl'), name);
+  const url = withDatabase(serverUrl, name);
   const sql = connectDatabase(url, { max: 5 });
   return {
     name,
@@ -30,11 +47,15 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     sql,
     async drop() {
       await sql.end({ timeout: 5 });
-      const a = connectDatabase(inject('postgresUrl'), { max: 1 });
-      await a`drop database if exists ${a(name)} with (force)`;
-      await a.end();
+      await dropDatabase(name, serverUrl);
     },
   };
+}
+
+/** `host:port` of a server URL, for messages (never its password). */
+export function serverAddress(url: string): string {
+  const u = new URL(url);
+  return `${u.hostname}:${u.port || (u.protocol === 'redis:' ? '6379' : '5432')}`;
 }
 
 /**
@@ -47,8 +68,8 @@ export function unusedDatabase(): { name: string; url: string } {
 }
 
 /** Drops a database of this run if it exists, ending its connections. */
-export async function dropDatabase(name: string): Promise<void> {
-  const admin = connectDatabase(inject('postgresUrl'), { max: 1 });
+export async function dropDatabase(name: string, serverUrl = inject('postgresUrl')): Promise<void> {
+  const admin = connectDatabase(serverUrl, { max: 1 });
   try {
     await admin`drop database if exists ${admin(name)} with (force)`;
   } finally {
@@ -88,6 +109,28 @@ export function testRedisUrl(): string {
 
 export function connectTestRedis(): Redis {
   return new Redis(inject('redisUrl'));
+}
+
+/** How long a test waits for Redis to accept a connection before it names the server and gives up. */
+const REDIS_READY_TIMEOUT_MS = 5000;
+
+/**
+ * The service's own Redis client (no offline queue), once it is connected. A Redis that does not
+ * answer within a few seconds fails with one line naming it, rather than a hook timing out.
+ */
+export async function connectReadyRedis(url = testRedisUrl()): Promise<Redis> {
+  const redis = connectRedis(url);
+  let lastError: unknown = 'no answer';
+  redis.on('error', (err) => (lastError = err));
+  if (redis.status === 'ready') return redis;
+  try {
+    await once(redis, 'ready', { signal: AbortSignal.timeout(REDIS_READY_TIMEOUT_MS) });
+  } catch (err) {
+    redis.disconnect();
+    const timedOut = (err as Error).name === 'AbortError';
+    throw new FixtureError(`could not connect to the test Redis at ${serverAddress(url)}`, timedOut ? `${String(lastError)} after ${REDIS_READY_TIMEOUT_MS} ms` : err);
+  }
+  return redis;
 }
 
 /**

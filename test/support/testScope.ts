@@ -1,9 +1,12 @@
+import { afterAll, afterEach } from 'vitest';
 import type { Redis } from 'ioredis';
+import type { FixtureLifetime } from './fixtureValue.ts';
 import { PushService } from './pushService.ts';
 import { ServiceProcess } from './serviceProcess.ts';
 import { TestSmtpServer, type TestSmtpServerOptions } from './smtpServer.ts';
 import { TcpProxy } from './tcpProxy.ts';
-import { connectTestRedis, createTestDatabase, type TestDatabase } from './testEnvironment.ts';
+import type { QueueKeys } from '../../internal/queue/notificationQueue.ts';
+import { connectTestRedis, createTestDatabase, serviceEnv, testQueueKeys, type TestDatabase, type TestDatabaseOptions } from './testEnvironment.ts';
 import { TwilioServer } from './twilioServer.ts';
 import { WebhookReceiver, type Responder } from './webhookReceiver.ts';
 
@@ -11,6 +14,34 @@ import { WebhookReceiver, type Responder } from './webhookReceiver.ts';
 export interface RunningWorker {
   process: ServiceProcess;
   id: string;
+}
+
+export interface RunningApi {
+  process: ServiceProcess;
+  url: string;
+}
+
+export interface ServicesOptions {
+  /** The database the processes use; a new one of the scope's by default. */
+  db?: TestDatabase;
+  /** Settings for every process, on top of `serviceEnv`'s test timings. */
+  env?: Record<string, string>;
+  /** Settings for the API only. */
+  apiEnv?: Record<string, string>;
+  /** Settings for the workers only. */
+  workerEnv?: Record<string, string>;
+  workers?: number;
+}
+
+/** What `TestScope.services` started, and the settings it started them with. */
+export interface RunningServices {
+  db: TestDatabase;
+  keys: QueueKeys;
+  env: Record<string, string>;
+  api: RunningApi;
+  workers: RunningWorker[];
+  /** The first of `workers`. */
+  worker: RunningWorker;
 }
 
 /**
@@ -37,8 +68,8 @@ export class TestScope {
     if (failures.length) throw new AggregateError(failures, 'test cleanup failed');
   }
 
-  async database(): Promise<TestDatabase> {
-    const db = await createTestDatabase();
+  async database(options?: TestDatabaseOptions): Promise<TestDatabase> {
+    const db = await createTestDatabase(options);
     this.defer(() => db.drop());
     return db;
   }
@@ -64,7 +95,7 @@ export class TestScope {
   }
 
   /** Starts `cmd/api.ts` on a free port; resolves once it listens. */
-  async api(env: Record<string, string>): Promise<{ process: ServiceProcess; url: string }> {
+  async api(env: Record<string, string>): Promise<RunningApi> {
     const api = this.process('api', { PORT: '0', ...env });
     const listening = await api.waitForLog('api listening');
     return { process: api, url: `http://127.0.0.1:${String(listening.port)}` };
@@ -85,6 +116,20 @@ export class TestScope {
       await p.kill();
     });
     return p;
+  }
+
+  /**
+   * The service as `npm start` runs it, against a database of this scope's (or `options.db`) and
+   * queue keys of its own: one API and `options.workers` workers (1 by default), each started once
+   * it is ready. `apiEnv` and `workerEnv` go to one side only (a proxy's URL, say).
+   */
+  async services(options: ServicesOptions = {}): Promise<RunningServices> {
+    const db = options.db ?? (await this.database());
+    const keys = testQueueKeys();
+    const env = serviceEnv(db, keys, options.env);
+    const startingWorkers = Array.from({ length: options.workers ?? 1 }, () => this.worker({ ...env, ...options.workerEnv }));
+    const [api, workers] = await Promise.all([this.api({ ...env, ...options.apiEnv }), Promise.all(startingWorkers)]);
+    return { db, keys, env, api, workers, worker: workers[0]! };
   }
 
   /** A test SMTP server (`smtp.url` is an SMTP_URL), closed with the scope. */
@@ -112,4 +157,14 @@ export class TestScope {
 /** Whether the process has neither exited nor been killed. */
 export function isRunning(p: ServiceProcess): boolean {
   return p.child.exitCode === null && p.child.signalCode === null;
+}
+
+/**
+ * A scope closed after each test (`'test'`, the default) or after the file's last test (`'file'`):
+ * what a test starts through it is released however the test ended.
+ */
+export function useTestScope(lifetime: FixtureLifetime = 'test'): TestScope {
+  const scope = new TestScope();
+  (lifetime === 'file' ? afterAll : afterEach)(() => scope.close());
+  return scope;
 }

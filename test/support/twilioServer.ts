@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { closeNow, listenLocally, onBody, watchAbandon } from './testHttpServer.ts';
 
 /** One request as it arrived, whatever the answer was. */
 export interface TwilioRequest {
@@ -87,8 +88,7 @@ export class TwilioServer {
     const accountSid = account.accountSid ?? `AC${randomBytes(16).toString('hex')}`;
     const authToken = account.authToken ?? randomBytes(16).toString('hex');
     let twilio: TwilioServer | undefined;
-    const server = http.createServer((req, res) => twilio!.handle(req, res));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const server = await listenLocally((req, res) => twilio!.handle(req, res));
     twilio = new TwilioServer(server, accountSid, authToken);
     return twilio;
   }
@@ -112,16 +112,11 @@ export class TwilioServer {
   }
 
   async close(): Promise<void> {
-    for (const res of this.hanging) res.destroy();
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await closeNow(this.server, this.hanging);
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks).toString();
+    onBody(req, (body) => {
       const isForm = (req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded');
       const request: TwilioRequest = {
         method: req.method ?? '',
@@ -132,10 +127,7 @@ export class TwilioServer {
         at: Date.now(),
       };
       this.requests.push(request);
-      res.on('close', () => {
-        this.hanging.delete(res);
-        if (!res.writableEnded) request.abandonedAt = Date.now();
-      });
+      watchAbandon(res, request, this.hanging);
       this.answer(request, res);
     });
   }

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { closeNow, listenLocally, onBody, watchAbandon } from './testHttpServer.ts';
 
 export interface ReceivedWebhook {
   headers: http.IncomingHttpHeaders;
@@ -36,8 +37,7 @@ export class WebhookReceiver {
 
   static async start(respond: Responder = () => 200): Promise<WebhookReceiver> {
     let receiver: WebhookReceiver | undefined;
-    const server = http.createServer((req, res) => receiver!.handle(req, res));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const server = await listenLocally((req, res) => receiver!.handle(req, res));
     receiver = new WebhookReceiver(server, respond);
     return receiver;
   }
@@ -71,16 +71,11 @@ export class WebhookReceiver {
   async close(): Promise<void> {
     for (const timer of this.delayed) clearTimeout(timer);
     this.delayed.clear();
-    for (const res of this.hanging) res.destroy();
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await closeNow(this.server, this.hanging);
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks).toString();
+    onBody(req, (body) => {
       let json: Record<string, unknown> = {};
       try {
         json = JSON.parse(body) as Record<string, unknown>;
@@ -88,10 +83,7 @@ export class WebhookReceiver {
         // recorded as received; the test decides whether that is wrong
       }
       const request: ReceivedWebhook = { headers: req.headers, body, json, at: Date.now() };
-      res.on('close', () => {
-        this.hanging.delete(res);
-        if (!res.writableEnded) request.abandonedAt = Date.now();
-      });
+      watchAbandon(res, request, this.hanging);
       const n = this.received.push(request) - 1;
       const answer = this.respond(request, n);
       if (answer === 'hang') {

@@ -1,14 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../../internal/platform/config.ts';
+import { thrownBy } from '../support/expectedErrors.ts';
 
 function configError(env: Record<string, string | undefined>): ConfigError {
-  try {
-    parseConfig(env);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error(`parseConfig accepted ${JSON.stringify(env)}`);
+  return thrownBy(ConfigError, () => parseConfig(env), `parseConfig(${JSON.stringify(env)})`);
 }
 
 describe('parseConfig', () => {
