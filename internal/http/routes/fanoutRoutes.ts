@@ -2,15 +2,12 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import { getFanout } from '../../service/fanoutService.ts';
 import type { NotificationServiceDeps } from '../../service/notificationService.ts';
 import { json } from '../openapi/answers.ts';
-import { producerRoute } from '../openapi/routeDeclaration.ts';
+import { producerRoutes } from '../openapi/routeDeclaration.ts';
 import { serveRoute } from '../openapi/serveRoute.ts';
 import { fanoutJson, fanoutJsonSchema } from '../request/fanoutJson.ts';
 import { idParams, refuseId } from '../request/pathParams.ts';
 
-const readRoute = producerRoute({
-  method: 'get',
-  path: '/{id}',
-  tag: 'Notifications',
+const readRoute = producerRoutes('Notifications').get('/{id}', {
   summary: 'How far a fan-out got',
   request: { params: idParams },
   responses: { 200: json(fanoutJsonSchema, 'the fan-out, with its notifications counted by status') },

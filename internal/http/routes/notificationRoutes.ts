@@ -4,7 +4,7 @@ import { attemptHistoryJsonSchema, getAttemptHistory } from '../../service/attem
 import { createNotificationSchema, notificationJsonSchema, toNotificationJson } from '../../domain/notification.ts';
 import { createNotification, getNotification, MAX_IDEMPOTENCY_KEY_LENGTH, type NotificationServiceDeps } from '../../service/notificationService.ts';
 import { json, jsonBody, location } from '../openapi/answers.ts';
-import { producerRoute } from '../openapi/routeDeclaration.ts';
+import { producerRoutes } from '../openapi/routeDeclaration.ts';
 import { serveRoute } from '../openapi/serveRoute.ts';
 import { fanoutJson, fanoutJsonSchema, fanoutWithMembersJson, fanoutWithMembersJsonSchema } from '../request/fanoutJson.ts';
 import { readJson } from '../request/jsonBody.ts';
@@ -13,10 +13,9 @@ import { idParams, refuseId } from '../request/pathParams.ts';
 
 const createdJsonSchema = z.union([notificationJsonSchema, fanoutWithMembersJsonSchema]);
 
-const createRoute = producerRoute({
-  method: 'post',
-  path: '/',
-  tag: 'Notifications',
+const notifications = producerRoutes('Notifications');
+
+const createRoute = notifications.post('/', {
   summary: 'Create a notification, or one per user of a list or a topic',
   description:
     'Exactly one of `user_id`, `user_ids` (up to 1,000) or `topic`. A notification is answered only once it is committed in PostgreSQL. With an `Idempotency-Key`, a repeat of the same body answers the first outcome with 200.',
@@ -43,20 +42,14 @@ const createRoute = producerRoute({
   },
 });
 
-const readRoute = producerRoute({
-  method: 'get',
-  path: '/{id}',
-  tag: 'Notifications',
+const readRoute = notifications.get('/{id}', {
   summary: 'Read a notification',
   request: { params: idParams },
   responses: { 200: json(notificationJsonSchema, 'the notification') },
   errors: { 400: 'the id is not a UUID (`invalid_id`)', 404: undefined },
 });
 
-const attemptsRoute = producerRoute({
-  method: 'get',
-  path: '/{id}/attempts',
-  tag: 'Notifications',
+const attemptsRoute = notifications.get('/{id}/attempts', {
   summary: "A notification's delivery attempts, including the one under way",
   request: { params: idParams },
   responses: { 200: json(attemptHistoryJsonSchema, 'the attempts, oldest first') },

@@ -1,13 +1,10 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { readStats, statsJsonSchema, type StatsDeps } from '../../service/statsService.ts';
 import { json } from '../openapi/answers.ts';
-import { operatorRoute } from '../openapi/routeDeclaration.ts';
+import { operatorRoutes } from '../openapi/routeDeclaration.ts';
 import { serveRoute } from '../openapi/serveRoute.ts';
 
-const statsRoute = operatorRoute({
-  method: 'get',
-  path: '/',
-  tag: 'Operations',
+const statsRoute = operatorRoutes('Operations').get('/', {
   summary: 'Totals by status, failed attempts, delivery time, queue lengths, active workers',
   responses: { 200: json(statsJsonSchema, 'the figures') },
 });

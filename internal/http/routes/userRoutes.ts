@@ -2,45 +2,35 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import { preferencesJsonSchema, preferencesSchema, recipientProfileJsonSchema, recipientProfileSchema } from '../../domain/recipient.ts';
 import { getPreferences, getRecipient, putPreferences, putRecipient, type RecipientServiceDeps } from '../../service/recipientService.ts';
 import { json, jsonBody } from '../openapi/answers.ts';
-import { producerRoute } from '../openapi/routeDeclaration.ts';
+import { producerRoutes } from '../openapi/routeDeclaration.ts';
 import { serveRoute } from '../openapi/serveRoute.ts';
 import { readJson } from '../request/jsonBody.ts';
 import { refuseUserId, userParams } from '../request/pathParams.ts';
 
-const putProfileRoute = producerRoute({
-  method: 'put',
-  path: '/{userId}',
-  tag: 'Recipients',
+const recipients = producerRoutes('Recipients');
+
+const putProfileRoute = recipients.put('/{userId}', {
   summary: "Store a user's profile (addresses, push subscriptions), replacing the previous one",
   description: 'A field left out is cleared.',
   request: { params: userParams, body: jsonBody(recipientProfileSchema) },
   responses: { 200: json(recipientProfileJsonSchema, 'the profile as stored') },
 });
 
-const getProfileRoute = producerRoute({
-  method: 'get',
-  path: '/{userId}',
-  tag: 'Recipients',
+const getProfileRoute = recipients.get('/{userId}', {
   summary: "Read a user's profile and opt-outs",
   request: { params: userParams },
   responses: { 200: json(recipientProfileJsonSchema, 'the profile') },
   errors: { 400: 'the user id is not 1 to 255 storable characters', 404: 'nothing is stored for this user' },
 });
 
-const putPreferencesRoute = producerRoute({
-  method: 'put',
-  path: '/{userId}/preferences',
-  tag: 'Recipients',
+const putPreferencesRoute = recipients.put('/{userId}/preferences', {
   summary: 'Replace the channels a user opted out of',
   description: 'Notifications on those channels end SKIPPED, unless they are `critical`.',
   request: { params: userParams, body: jsonBody(preferencesSchema) },
   responses: { 200: json(preferencesJsonSchema, 'the opt-outs as stored') },
 });
 
-const getPreferencesRoute = producerRoute({
-  method: 'get',
-  path: '/{userId}/preferences',
-  tag: 'Recipients',
+const getPreferencesRoute = recipients.get('/{userId}/preferences', {
   summary: 'Read the channels a user opted out of',
   request: { params: userParams },
   responses: { 200: json(preferencesJsonSchema, 'the opt-outs (empty for an unknown user)') },
