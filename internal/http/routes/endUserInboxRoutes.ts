@@ -38,14 +38,7 @@ export interface EndUserInboxDeps {
 
 type Env = { Variables: { userId: string } };
 
-/** `GET /inbox/unread_count`. */
-const unreadCountJsonSchema = z.object({ unread: z.int().min(0) }).meta({ id: 'UnreadCount' });
-/** `POST /inbox/read_all`: how many items this marked read. */
-const markedJsonSchema = z.object({ marked: z.int().min(0) }).meta({ id: 'MarkedRead' });
-
 const inbox = endUserRoutes('Inbox', { tokenInUrl: false });
-// Browsers cannot put headers on a WebSocket or an EventSource: those two take the token in the URL.
-const liveInbox = endUserRoutes('Inbox', { tokenInUrl: true });
 
 const listRoute = inbox.get('/', {
   summary: 'My inbox, newest first',
@@ -54,10 +47,16 @@ const listRoute = inbox.get('/', {
   errors: { 400: 'a bad `limit`, `cursor` or `unread`' },
 });
 
+/** `GET /inbox/unread_count`. */
+const unreadCountJsonSchema = z.object({ unread: z.int().min(0) }).meta({ id: 'UnreadCount' });
+
 const unreadRoute = inbox.get('/unread_count', {
   summary: 'How many of my items are unread',
   responses: { 200: json(unreadCountJsonSchema, 'the count') },
 });
+
+/** `POST /inbox/read_all`: how many items this marked read. */
+const markedJsonSchema = z.object({ marked: z.int().min(0) }).meta({ id: 'MarkedRead' });
 
 const readAllRoute = inbox.post('/read_all', {
   summary: 'Mark all my items read',
@@ -72,6 +71,9 @@ const itemRoute = (action: 'read' | 'archive', summary: string) =>
     responses: { 204: { description: 'done' } },
     errors: { 400: 'the id is not a UUID (`invalid_id`)', 404: 'no such item for this user' },
   });
+
+/** The live routes, which also take the token in the URL (see `authenticate`'s `fromQuery`). */
+const liveInbox = endUserRoutes('Inbox', { tokenInUrl: true });
 
 const liveQuery = z.object({ since: sinceSeqSchema.optional().meta({ description: 'the highest `seq` the client has; 0 or absent: everything' }) });
 /** The live routes' refusal of a bad `since` (or Last-Event-ID, which wins over it). */
