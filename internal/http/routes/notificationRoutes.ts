@@ -4,6 +4,7 @@ import { attemptHistoryJsonSchema, getAttemptHistory } from '../../service/attem
 import { createNotificationSchema, notificationJsonSchema, toNotificationJson } from '../../domain/notification.ts';
 import { createNotification, getNotification, MAX_IDEMPOTENCY_KEY_LENGTH, type NotificationServiceDeps } from '../../service/notificationService.ts';
 import { json, jsonBody, location } from '../openapi/answers.ts';
+import { readHandler } from '../openapi/readHandler.ts';
 import { producerRoutes } from '../openapi/routeDeclaration.ts';
 import { serveRoute } from '../openapi/serveRoute.ts';
 import { fanoutJson, fanoutJsonSchema, fanoutWithMembersJson, fanoutWithMembersJsonSchema } from '../request/fanoutJson.ts';
@@ -74,9 +75,9 @@ export function notificationRoutes(deps: NotificationServiceDeps): OpenAPIHono {
     return c.json(fanoutWithMembersJson(outcome.fanout, outcome.members), outcome.created ? 201 : 200);
   });
 
-  serveRoute(app, readRoute, async (c) => c.json(toNotificationJson(await getNotification(deps, c.req.valid('param').id)), 200), refuseId('notification'));
+  serveRoute(app, readRoute, readHandler(async ({ id }) => toNotificationJson(await getNotification(deps, id))), refuseId('notification'));
 
-  serveRoute(app, attemptsRoute, async (c) => c.json(await getAttemptHistory(deps, c.req.valid('param').id), 200), refuseId('notification'));
+  serveRoute(app, attemptsRoute, readHandler(({ id }) => getAttemptHistory(deps, id)), refuseId('notification'));
 
   return app;
 }

@@ -3,6 +3,7 @@ import type { z } from 'zod';
 import { preferencesJsonSchema, preferencesSchema, recipientProfileJsonSchema, recipientProfileSchema } from '../../domain/recipient.ts';
 import { getPreferences, getRecipient, putPreferences, putRecipient, type RecipientServiceDeps } from '../../service/recipientService.ts';
 import { json, jsonBody, type ErrorStatus } from '../openapi/answers.ts';
+import { readHandler } from '../openapi/readHandler.ts';
 import { producerRoutes } from '../openapi/routeDeclaration.ts';
 import { serveRoute } from '../openapi/serveRoute.ts';
 import { readJson } from '../request/jsonBody.ts';
@@ -64,7 +65,7 @@ export function userRoutes(deps: RecipientServiceDeps): OpenAPIHono {
     async (c) => c.json(await putRecipient(deps, c.req.valid('param').userId, await readJson(c, recipientProfileSchema)), 200),
     refuseUserId,
   );
-  serveRoute(app, profileRoutes.get, async (c) => c.json(await getRecipient(deps, c.req.valid('param').userId), 200), refuseUserId);
+  serveRoute(app, profileRoutes.get, readHandler(({ userId }) => getRecipient(deps, userId)), refuseUserId);
   serveRoute(
     app,
     preferencesRoutes.put,
@@ -74,7 +75,7 @@ export function userRoutes(deps: RecipientServiceDeps): OpenAPIHono {
     },
     refuseUserId,
   );
-  serveRoute(app, preferencesRoutes.get, async (c) => c.json(await getPreferences(deps, c.req.valid('param').userId), 200), refuseUserId);
+  serveRoute(app, preferencesRoutes.get, readHandler(({ userId }) => getPreferences(deps, userId)), refuseUserId);
 
   return app;
 }
