@@ -242,7 +242,7 @@ describe('delivering claimed notifications', () => {
       for (const id of ids) expect((await rowOf(sql, id)).status).toBe('PENDING');
     });
 
-    it('leaves to the sweeper, not to the next pop, the ids of a claim PostgreSQL refused as a statement', async () => {
+    it('leaves to maintenance, not to the next pop, the ids of a claim PostgreSQL refused as a statement', async () => {
       const keys = testQueueKeys();
       const ids = (await Promise.all(Array.from({ length: 2 }, () => insertPending(sql)))).map((r) => r.id);
       await inspect.lpush(keys.queue, ...ids);
@@ -257,7 +257,7 @@ describe('delivering claimed notifications', () => {
         await lost.end({ timeout: 1 });
       }
       expect(lines.filter((line) => line.includes('go back on the queue'))).toEqual([]);
-      expect(lines.some((line) => line.includes('the sweeper will queue the notifications again'))).toBe(true);
+      expect(lines.some((line) => line.includes('maintenance will queue the notifications again'))).toBe(true);
       expect(await inspect.llen(keys.queue)).toBe(0);
       for (const id of ids) expect((await rowOf(sql, id)).status).toBe('PENDING');
     });
