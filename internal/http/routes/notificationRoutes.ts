@@ -1,6 +1,7 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
-import { attemptHistoryJsonSchema, getAttemptHistory } from '../../service/attemptHistory.ts';
+import { attemptHistoryJsonSchema } from '../../domain/attemptHistory.ts';
+import { getAttemptHistory } from '../../service/attemptHistory.ts';
 import { createNotificationSchema, notificationJsonSchema, toNotificationJson } from '../../domain/notification.ts';
 import { createNotification, getNotification, MAX_IDEMPOTENCY_KEY_LENGTH, type NotificationServiceDeps } from '../../service/notificationService.ts';
 import { json, jsonBody, location } from '../openapi/answers.ts';
