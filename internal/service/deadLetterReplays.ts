@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import type { ReplaySummary } from '../domain/deadLetters.ts';
 import type { Sql } from '../platform/database.ts';
 import { failedIdBatches, type DeadLetterFilter } from './deadLetterSearch.ts';
 import { replayDeadLetters, type ReplayResult } from './deadLetters.ts';
@@ -16,18 +16,6 @@ export type ReplaySelection = { ids: string[] } | { all: true; filter: DeadLette
 
 /** Hears each batch as it is done, and how far the replay got (`total` when known at the start). */
 export type ReplayProgress = (result: ReplayResult, progress: { processed: number; total?: number }) => void;
-
-/** `POST /admin/dead-letters/replay`; the OpenAPI document is generated from this schema. */
-export const replaySummarySchema = z
-  .object({
-    replay_id: z.guid().meta({ description: 'the dead_letter_replays row recording this replay' }),
-    dry_run: z.boolean(),
-    replayed: z.int().min(0).meta({ description: 'put back to PENDING and queued (on a dry run: would have been)' }),
-    skipped: z.int().min(0).meta({ description: 'selected but not FAILED by the time their batch came: unknown, or replayed already' }),
-  })
-  .meta({ id: 'ReplaySummary' });
-
-export type ReplaySummary = z.infer<typeof replaySummarySchema>;
 
 /**
  * Replays dead letters in batches of REPLAY_BATCH_SIZE through `replayDeadLetters`, then records

@@ -3,20 +3,11 @@ import { timestampSchema } from '../domain/timestamp.ts';
 import type { Sql } from '../platform/database.ts';
 import { runWithDeadline } from '../platform/deadline.ts';
 import { ValidationError } from '../domain/errors.ts';
-import { notificationJsonSchema, toNotificationJson } from '../domain/notification.ts';
+import type { DeadLetterPage } from '../domain/deadLetters.ts';
+import { toNotificationJson } from '../domain/notification.ts';
 import { findFailed, findFailedIds, type FailedFilter, type FailedPosition } from '../repository/deadLetters.ts';
 
 export type { FailedFilter as DeadLetterFilter } from '../repository/deadLetters.ts';
-
-/** `GET /admin/dead-letters`; the OpenAPI document is generated from this schema. */
-export const deadLetterPageSchema = z
-  .object({
-    items: z.array(notificationJsonSchema).meta({ description: 'FAILED notifications, the latest failure first; `updated_at` is when each failed' }),
-    next_cursor: z.string().nullable().meta({ description: 'pass as `cursor` for the next (older) page; null on the last page' }),
-  })
-  .meta({ id: 'DeadLetterPage' });
-
-export type DeadLetterPage = z.infer<typeof deadLetterPageSchema>;
 
 /**
  * Dead letters as PostgreSQL knows them: every FAILED row, whether or not its id is still on

@@ -1,8 +1,12 @@
 import { jwtVerify, SignJWT } from 'jose';
+import type { DevToken } from '../domain/endUserToken.ts';
 import { UnauthorizedError } from '../domain/errors.ts';
 import { userIdSchema } from '../domain/storableText.ts';
 
 const encoder = new TextEncoder();
+
+/** Tokens the example page gets last an hour, as a product's own would last a session. */
+const DEV_TOKEN_TTL_SECONDS = 3600;
 
 /**
  * End users read their own inbox with a token the product's backend issues: a JWT signed with
@@ -35,6 +39,11 @@ export async function userIdFromToken(token: string, secret: string): Promise<st
 export async function issueToken(userId: string, secret: string, ttlSeconds: number): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
   return new SignJWT({ sub: userId, iat: now, exp: now + ttlSeconds }).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).sign(encoder.encode(secret));
+}
+
+/** The example inbox page's login (development only): a token for any user, and how long it lasts. */
+export async function issueDevToken(userId: string, secret: string): Promise<DevToken> {
+  return { token: await issueToken(userId, secret, DEV_TOKEN_TTL_SECONDS), expires_in: DEV_TOKEN_TTL_SECONDS };
 }
 
 /**

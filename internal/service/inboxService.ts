@@ -1,24 +1,13 @@
-import { z } from 'zod';
 import type { Sql } from '../platform/database.ts';
 import { runWithDeadline } from '../platform/deadline.ts';
 import { NotFoundError } from '../domain/errors.ts';
-import { inboxItemJsonSchema, toInboxItemJson } from '../domain/inboxItem.ts';
+import type { InboxListing, MarkedRead, UnreadCount } from '../domain/inbox.ts';
+import { toInboxItemJson } from '../domain/inboxItem.ts';
 import { archive, countUnread, listInbox, markAllRead, markRead, type InboxPage } from '../repository/inbox.ts';
 
 export type { InboxPage };
 
 type Deps = { sql: Sql; requestTimeoutMs: number };
-
-/** A page of an inbox as `GET /inbox` and `GET /users/:id/inbox` answer it. */
-export const inboxListingSchema = z
-  .object({
-    items: z.array(inboxItemJsonSchema),
-    next_cursor: z.string().nullable().meta({ description: 'pass as `cursor` for the next (older) page; null on the last page' }),
-    unread: z.int().min(0),
-  })
-  .meta({ id: 'InboxPage' });
-
-export type InboxListing = z.infer<typeof inboxListingSchema>;
 
 /** A page of a user's inbox, newest first, with the unread count. */
 export async function readInbox(deps: Deps, userId: string, page: InboxPage): Promise<InboxListing> {
@@ -33,8 +22,8 @@ export async function readInbox(deps: Deps, userId: string, page: InboxPage): Pr
   });
 }
 
-export async function unreadCount(deps: Deps, userId: string): Promise<number> {
-  return runWithDeadline(deps.requestTimeoutMs, () => countUnread(deps.sql, userId));
+export async function unreadCount(deps: Deps, userId: string): Promise<UnreadCount> {
+  return { unread: await runWithDeadline(deps.requestTimeoutMs, () => countUnread(deps.sql, userId)) };
 }
 
 export async function readItem(deps: Deps, userId: string, notificationId: string): Promise<void> {
@@ -42,8 +31,8 @@ export async function readItem(deps: Deps, userId: string, notificationId: strin
   if (!found) throw new NotFoundError(`no inbox item ${notificationId} for this user`);
 }
 
-export async function readAll(deps: Deps, userId: string): Promise<number> {
-  return runWithDeadline(deps.requestTimeoutMs, () => markAllRead(deps.sql, userId));
+export async function readAll(deps: Deps, userId: string): Promise<MarkedRead> {
+  return { marked: await runWithDeadline(deps.requestTimeoutMs, () => markAllRead(deps.sql, userId)) };
 }
 
 export async function archiveItem(deps: Deps, userId: string, notificationId: string): Promise<void> {

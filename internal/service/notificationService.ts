@@ -7,9 +7,11 @@ import { batcherFor } from './notificationInsertBatcher.ts';
 import { runWithDeadline } from '../platform/deadline.ts';
 import { NotFoundError, ValidationError } from '../domain/errors.ts';
 import type { Logger } from '../platform/logger.ts';
-import type { Channel, CreateNotification, NotificationRow } from '../domain/notification.ts';
+import type { FanoutJson, FanoutWithMembersJson } from '../domain/fanout.ts';
+import { toNotificationJson, type Channel, type CreateNotification, type NotificationJson, type NotificationRow } from '../domain/notification.ts';
 import type { NotificationQueue } from '../queue/notificationQueue.ts';
 import { resolveAddresses } from './addressBook.ts';
+import { toFanoutJson, toFanoutWithMembersJson } from './fanoutService.ts';
 import type { ChannelProvider } from '../channels/channelProvider.ts';
 import {
   findFanoutResult,
@@ -44,9 +46,19 @@ export interface NotificationServiceDeps {
 export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
 
 /** What a create produced: one notification, or a fan-out (a list of users, or a topic's subscribers). */
-export type CreateOutcome =
+type CreateOutcome =
   | { kind: 'notification'; row: NotificationRow; created: boolean }
   | ({ kind: 'fanout' } & FanoutInsertResult);
+
+/**
+ * What a create answers (`created` false: an idempotent repeat): the notification, a list of
+ * users' fan-out with every notification it created, or a topic's fan-out, whose notifications
+ * workers create after the answer.
+ */
+export type CreateAnswer =
+  | { kind: 'notification'; created: boolean; notification: NotificationJson }
+  | { kind: 'users'; created: boolean; fanout: FanoutWithMembersJson }
+  | { kind: 'topic'; created: boolean; fanout: FanoutJson };
 
 /**
  * Stores what a `POST /notifications` asks for and queues it. Answers only once the rows are
@@ -57,7 +69,22 @@ export async function createNotification(
   deps: NotificationServiceDeps,
   request: CreateNotification,
   idempotencyKey?: string,
-): Promise<CreateOutcome> {
+): Promise<CreateAnswer> {
+  return toAnswer(await create(deps, request, idempotencyKey));
+}
+
+/**
+ * The outcome as JSON. A topic's fan-out is answered from what was stored, with nothing counted
+ * yet, rather than read again: a failing second read must not refuse what is stored.
+ */
+function toAnswer(outcome: CreateOutcome): CreateAnswer {
+  const { created } = outcome;
+  if (outcome.kind === 'notification') return { kind: 'notification', created, notification: toNotificationJson(outcome.row) };
+  if (outcome.fanout.topic !== null) return { kind: 'topic', created, fanout: toFanoutJson(outcome.fanout, {}) };
+  return { kind: 'users', created, fanout: toFanoutWithMembersJson(outcome.fanout, outcome.members) };
+}
+
+async function create(deps: NotificationServiceDeps, request: CreateNotification, idempotencyKey?: string): Promise<CreateOutcome> {
   const idempotency = idempotencyKey === undefined ? undefined : { key: checkKey(idempotencyKey), requestHash: hashRequest(request) };
   if (idempotency) {
     // A repeat is answered from what the first request stored, whatever changed since.
@@ -192,10 +219,10 @@ async function createKeyed(
   return result;
 }
 
-export async function getNotification(deps: Pick<NotificationServiceDeps, 'sql' | 'requestTimeoutMs'>, id: string): Promise<NotificationRow> {
+export async function getNotification(deps: Pick<NotificationServiceDeps, 'sql' | 'requestTimeoutMs'>, id: string): Promise<NotificationJson> {
   const row = await runWithDeadline(deps.requestTimeoutMs, () => findNotification(deps.sql, id));
   if (!row) throw new NotFoundError(`notification ${id} not found`);
-  return row;
+  return toNotificationJson(row);
 }
 
 function checkKey(key: string): string {

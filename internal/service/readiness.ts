@@ -1,3 +1,4 @@
+import type { Readiness } from '../domain/health.ts';
 import type { Redis } from '../platform/redis.ts';
 import type { Sql } from '../platform/database.ts';
 import { runWithDeadline } from '../platform/deadline.ts';
@@ -12,16 +13,15 @@ export interface ReadinessDeps {
   redis: Redis;
 }
 
-/** Which dependencies answered within READINESS_TIMEOUT_MS. */
-export interface Readiness {
-  postgres: boolean;
-  redis: boolean;
-}
-
-/** Asks PostgreSQL and Redis at once; one that fails or is too slow counts as down. */
-export async function checkReadiness(deps: ReadinessDeps): Promise<Readiness> {
+/**
+ * Asks PostgreSQL and Redis at once; one that fails or does not answer within READINESS_TIMEOUT_MS
+ * counts as down. Ready only when both answer and the process is not draining, asked after the
+ * pings so a drain that began while they ran is seen.
+ */
+export async function checkReadiness(deps: ReadinessDeps, isDraining: () => boolean): Promise<Readiness> {
   const [postgres, redis] = await Promise.all([answers(() => pingDatabase(deps.sql)), answers(() => pingRedis(deps.redis))]);
-  return { postgres, redis };
+  const draining = isDraining();
+  return { status: postgres && redis && !draining ? 'ready' : 'unavailable', postgres: up(postgres), redis: up(redis), draining };
 }
 
 function answers(ping: () => Promise<void>): Promise<boolean> {
@@ -29,4 +29,8 @@ function answers(ping: () => Promise<void>): Promise<boolean> {
     () => true,
     () => false,
   );
+}
+
+function up(ok: boolean): 'up' | 'down' {
+  return ok ? 'up' : 'down';
 }

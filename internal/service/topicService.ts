@@ -1,19 +1,9 @@
-import { z } from 'zod';
+import type { TopicChange, TopicSummary } from '../domain/topic.ts';
 import type { Sql } from '../platform/database.ts';
 import { runWithDeadline } from '../platform/deadline.ts';
 import { addTopicSubscribers, countTopicSubscribers, removeTopicSubscribers } from '../repository/topics.ts';
 
 type Deps = { sql: Sql; requestTimeoutMs: number };
-
-/** A topic as `GET /topics/:key` answers it. */
-export const topicSummarySchema = z.object({ topic: z.string(), subscribers: z.int().min(0) }).meta({ id: 'Topic' });
-export type TopicSummary = z.infer<typeof topicSummarySchema>;
-
-/** A change of subscribers: the topic as it is now, and how many users were added or removed. */
-export const topicChangeSchema = topicSummarySchema
-  .extend({ changed: z.int().min(0).meta({ description: 'users added (PUT) or removed (DELETE) by this request' }) })
-  .meta({ id: 'TopicChange' });
-export type TopicChange = z.infer<typeof topicChangeSchema>;
 
 /** Adds or removes a topic's subscribers; answers how many changed and how many there are now. */
 export async function changeTopicSubscribers(

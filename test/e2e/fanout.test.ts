@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { FanoutJson as FanoutOnly, FanoutWithMembersJson } from '../../internal/http/request/fanoutJson.ts';
+import type { FanoutJson as FanoutOnly, FanoutWithMembersJson } from '../../internal/domain/fanout.ts';
 import type { Sql } from '../../internal/platform/database.ts';
 import type { TestDatabase } from '../support/testEnvironment.ts';
 import { isRunning, useTestScope, type RunningWorker } from '../support/testScope.ts';

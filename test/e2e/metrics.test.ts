@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createApiKey } from '../../internal/service/apiKeyService.ts';
-import type { Stats } from '../../internal/service/statsService.ts';
+import type { Stats } from '../../internal/domain/stats.ts';
 import { byLabels, parseMetrics, valueOf, type Sample } from '../support/metricsText.ts';
 import { serviceEnv, testQueueKeys, type TestDatabase } from '../support/testEnvironment.ts';
 import { useTestScope } from '../support/testScope.ts';

@@ -3,7 +3,7 @@ import { describe, expect, it, vi } from 'vitest';
 import webpush from 'web-push';
 import { connectDatabase } from '../../internal/platform/database.ts';
 import type { NotificationRow } from '../../internal/domain/notification.ts';
-import type { FanoutJson, FanoutWithMembersJson } from '../../internal/http/request/fanoutJson.ts';
+import type { FanoutJson, FanoutWithMembersJson } from '../../internal/domain/fanout.ts';
 import { FanoutRunner } from '../../internal/worker/fanoutRunner.ts';
 import { PushService } from '../support/pushService.ts';
 import { useTestDatabase } from '../support/fileDatabase.ts';

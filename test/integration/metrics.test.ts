@@ -6,7 +6,7 @@ import { createChannels } from '../../internal/channels/channelRegistry.ts';
 import { parseConfig } from '../../internal/platform/config.ts';
 import { WorkerMetrics } from '../../internal/metrics/workerMetrics.ts';
 import { connectBlockingRedis, connectRedis } from '../../internal/platform/redis.ts';
-import type { Stats } from '../../internal/service/statsService.ts';
+import type { Stats } from '../../internal/domain/stats.ts';
 import { DueRowScheduler } from '../../internal/worker/maintenance/dueRowScheduler.ts';
 import { Periodic } from '../../internal/worker/periodic.ts';
 import { Worker } from '../../internal/worker/worker.ts';

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
 import { ValidationError } from '../../domain/errors.ts';
+import { throughputJsonSchema } from '../../domain/throughput.ts';
 import type { NotificationServiceDeps } from '../../service/notificationService.ts';
 import { readThroughput } from '../../service/throughput.ts';
 import { json, text } from '../openapi/answers.ts';
@@ -19,25 +20,6 @@ const MAX_THROUGHPUT_MINUTES = 180;
 const throughputQuerySchema = z.object({
   minutes: z.coerce.number().int().min(1).max(MAX_THROUGHPUT_MINUTES).default(15),
 });
-
-/** `GET /admin/throughput`. */
-const throughputJsonSchema = z
-  .object({
-    minutes: z.int().min(1),
-    buckets: z
-      .array(
-        z.object({
-          minute: z.iso.datetime().meta({ description: 'the minute, truncated: counts are for [minute, minute + 1 min)' }),
-          created: z.int().min(0).meta({ description: 'notifications created in the minute' }),
-          sent: z.int().min(0).meta({ description: 'notifications SENT in the minute' }),
-          failed: z.int().min(0).meta({ description: 'notifications that became FAILED in the minute and are FAILED still (a replayed one leaves the count)' }),
-        }),
-      )
-      .meta({ description: 'one per minute, oldest first; the last is the current minute, so far' }),
-  })
-  .meta({ id: 'Throughput' });
-
-type ThroughputJson = z.infer<typeof throughputJsonSchema>;
 
 // The page holds no data: it asks for an admin key and reads the routes with it.
 const pageRoute = publicRoutes('Operations', { rateLimited: true }).get('/dashboard', {
@@ -72,20 +54,7 @@ export function dashboardRoutes(deps: Pick<NotificationServiceDeps, 'sql' | 'req
     return c.html(page.html, 200);
   });
 
-  serveRoute(
-    app,
-    throughputRoute,
-    async (c) => {
-      const { minutes } = c.req.valid('query');
-      const rows = await readThroughput(deps, minutes);
-      const answer: ThroughputJson = {
-        minutes,
-        buckets: rows.map((r) => ({ minute: r.minute.toISOString(), created: r.created, sent: r.sent, failed: r.failed })),
-      };
-      return c.json(answer, 200);
-    },
-    badMinutes,
-  );
+  serveRoute(app, throughputRoute, async (c) => c.json(await readThroughput(deps, c.req.valid('query').minutes), 200), badMinutes);
 
   return app;
 }

@@ -6,7 +6,8 @@ import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import { userIdFromToken } from '../../service/endUserToken.ts';
 import { NotFoundError, UnauthorizedError } from '../../domain/errors.ts';
-import { archiveItem, inboxListingSchema, readAll, readInbox, readItem, unreadCount } from '../../service/inboxService.ts';
+import { inboxListingSchema, markedJsonSchema, unreadCountJsonSchema } from '../../domain/inbox.ts';
+import { archiveItem, readAll, readInbox, readItem, unreadCount } from '../../service/inboxService.ts';
 import type { InboxSessionDeps } from '../../service/inboxSession.ts';
 import type { Logger } from '../../platform/logger.ts';
 import { json, text } from '../openapi/answers.ts';
@@ -47,16 +48,10 @@ const listRoute = inbox.get('/', {
   errors: { 400: 'a bad `limit`, `cursor` or `unread`' },
 });
 
-/** `GET /inbox/unread_count`. */
-const unreadCountJsonSchema = z.object({ unread: z.int().min(0) }).meta({ id: 'UnreadCount' });
-
 const unreadRoute = inbox.get('/unread_count', {
   summary: 'How many of my items are unread',
   responses: { 200: json(unreadCountJsonSchema, 'the count') },
 });
-
-/** `POST /inbox/read_all`: how many items this marked read. */
-const markedJsonSchema = z.object({ marked: z.int().min(0) }).meta({ id: 'MarkedRead' });
 
 const readAllRoute = inbox.post('/read_all', {
   summary: 'Mark all my items read',
@@ -127,8 +122,8 @@ export function endUserInboxRoutes(deps: EndUserInboxDeps): OpenAPIHono<Env> {
     async (c) => c.json(await readInbox(deps, c.get('userId'), inboxPage(c.req.valid('query'))), 200),
     refuseAs((c) => inboxPage(c.req.query())),
   );
-  serveRoute(app, unreadRoute, async (c) => c.json({ unread: await unreadCount(deps, c.get('userId')) }, 200));
-  serveRoute(app, readAllRoute, async (c) => c.json({ marked: await readAll(deps, c.get('userId')) }, 200));
+  serveRoute(app, unreadRoute, async (c) => c.json(await unreadCount(deps, c.get('userId')), 200));
+  serveRoute(app, readAllRoute, async (c) => c.json(await readAll(deps, c.get('userId')), 200));
   for (const [action, summary, act] of [
     ['read', 'Mark one of my items read', readItem],
     ['archive', 'Archive one of my items: it leaves the list and the count', archiveItem],

@@ -1,5 +1,6 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
-import { inboxListingSchema, readInbox } from '../../service/inboxService.ts';
+import { inboxListingSchema } from '../../domain/inbox.ts';
+import { readInbox } from '../../service/inboxService.ts';
 import type { NotificationServiceDeps } from '../../service/notificationService.ts';
 import { json } from '../openapi/answers.ts';
 import { producerRoutes } from '../openapi/routeDeclaration.ts';

@@ -1,13 +1,14 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
-import { attemptHistoryJsonSchema, getAttemptHistory } from '../../service/attemptHistory.ts';
-import { createNotificationSchema, notificationJsonSchema, toNotificationJson } from '../../domain/notification.ts';
+import { attemptHistoryJsonSchema } from '../../domain/attemptHistory.ts';
+import { getAttemptHistory } from '../../service/attemptHistory.ts';
+import { fanoutJsonSchema, fanoutWithMembersJsonSchema } from '../../domain/fanout.ts';
+import { createNotificationSchema, notificationJsonSchema } from '../../domain/notification.ts';
 import { createNotification, getNotification, MAX_IDEMPOTENCY_KEY_LENGTH, type NotificationServiceDeps } from '../../service/notificationService.ts';
 import { json, jsonBody, location } from '../openapi/answers.ts';
 import { readHandler } from '../openapi/readHandler.ts';
 import { producerRoutes } from '../openapi/routeDeclaration.ts';
 import { serveRoute } from '../openapi/serveRoute.ts';
-import { fanoutJson, fanoutJsonSchema, fanoutWithMembersJson, fanoutWithMembersJsonSchema } from '../request/fanoutJson.ts';
 import { readJson } from '../request/jsonBody.ts';
 import { requestHeader } from '../request/nodeRequest.ts';
 import { idParams, refuseId } from '../request/pathParams.ts';
@@ -63,19 +64,18 @@ export function notificationRoutes(deps: NotificationServiceDeps): OpenAPIHono {
 
   serveRoute(app, createRoute, async (c) => {
     const request = await readJson(c, createNotificationSchema);
-    const outcome = await createNotification(deps, request, requestHeader(c, 'idempotency-key'));
-    if (outcome.kind === 'notification') {
-      c.header('Location', `/notifications/${outcome.row.id}`);
-      return c.json(toNotificationJson(outcome.row), outcome.created ? 201 : 200);
+    const answer = await createNotification(deps, request, requestHeader(c, 'idempotency-key'));
+    if (answer.kind === 'notification') {
+      c.header('Location', `/notifications/${answer.notification.id}`);
+      return c.json(answer.notification, answer.created ? 201 : 200);
     }
-    c.header('Location', `/fanouts/${outcome.fanout.id}`);
-    // A topic's notifications are created after the answer: 202, and the fan-out to follow. Built
-    // from what was stored, not read again: a failing second read must not refuse what is stored.
-    if (outcome.fanout.topic !== null) return c.json(fanoutJson({ fanout: outcome.fanout, counts: {} }), 202);
-    return c.json(fanoutWithMembersJson(outcome.fanout, outcome.members), outcome.created ? 201 : 200);
+    c.header('Location', `/fanouts/${answer.fanout.fanout_id}`);
+    // A topic's notifications are created after the answer: 202, and the fan-out to follow.
+    if (answer.kind === 'topic') return c.json(answer.fanout, 202);
+    return c.json(answer.fanout, answer.created ? 201 : 200);
   });
 
-  serveRoute(app, readRoute, readHandler(async ({ id }) => toNotificationJson(await getNotification(deps, id))), refuseId('notification'));
+  serveRoute(app, readRoute, readHandler(({ id }) => getNotification(deps, id)), refuseId('notification'));
 
   serveRoute(app, attemptsRoute, readHandler(({ id }) => getAttemptHistory(deps, id)), refuseId('notification'));
 

@@ -1,5 +1,6 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
-import { readStats, statsJsonSchema, type StatsDeps } from '../../service/statsService.ts';
+import { statsJsonSchema } from '../../domain/stats.ts';
+import { readStats, type StatsDeps } from '../../service/statsService.ts';
 import { json } from '../openapi/answers.ts';
 import { readHandler } from '../openapi/readHandler.ts';
 import { operatorRoutes } from '../openapi/routeDeclaration.ts';

@@ -1,7 +1,7 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
-import { topicSubscribersSchema } from '../../domain/topic.ts';
+import { topicChangeSchema, topicSubscribersSchema, topicSummarySchema } from '../../domain/topic.ts';
 import type { NotificationServiceDeps } from '../../service/notificationService.ts';
-import { changeTopicSubscribers, getTopic, topicChangeSchema, topicSummarySchema } from '../../service/topicService.ts';
+import { changeTopicSubscribers, getTopic } from '../../service/topicService.ts';
 import { json, jsonBody } from '../openapi/answers.ts';
 import { producerRoutes } from '../openapi/routeDeclaration.ts';
 import { serveRoute } from '../openapi/serveRoute.ts';

@@ -1,7 +1,6 @@
 import { z } from 'zod';
-import type { FanoutMember, FanoutView } from '../../service/fanoutService.ts';
-import { CHANNELS, STATUSES } from '../../domain/notification.ts';
-import { uuidSchema } from '../../domain/uuid.ts';
+import { CHANNELS, STATUSES } from './notification.ts';
+import { uuidSchema } from './uuid.ts';
 
 /** A fan-out as the API shows it; the OpenAPI document is generated from this schema. */
 export const fanoutJsonSchema = z
@@ -27,24 +26,3 @@ export const fanoutWithMembersJsonSchema = fanoutJsonSchema
   .meta({ id: 'FanoutWithNotifications' });
 
 export type FanoutWithMembersJson = z.infer<typeof fanoutWithMembersJsonSchema>;
-
-/** A fan-out as the API shows it: what it sends, how far it got, where its notifications are. */
-export function fanoutJson({ fanout, counts }: FanoutView): FanoutJson {
-  return {
-    fanout_id: fanout.id,
-    topic: fanout.topic,
-    type: fanout.type,
-    status: fanout.status,
-    created_count: fanout.created_count,
-    counts,
-    created_at: fanout.created_at.toISOString(),
-    finished_at: fanout.finished_at?.toISOString() ?? null,
-  };
-}
-
-/** A list of users' fan-out, created in one transaction: its notifications are all known, counted here. */
-export function fanoutWithMembersJson(fanout: FanoutView['fanout'], members: FanoutMember[]): FanoutWithMembersJson {
-  const counts: FanoutView['counts'] = {};
-  for (const m of members) counts[m.status] = (counts[m.status] ?? 0) + 1;
-  return { ...fanoutJson({ fanout, counts }), notifications: members };
-}
