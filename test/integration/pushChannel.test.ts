@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { LookupAddress } from 'node:dns';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import webpush from 'web-push';
 import { PermanentDeliveryError } from '../../internal/channels/permanentDeliveryError.ts';
 import { PushChannel, type PushOptions } from '../../internal/channels/pushChannel.ts';
@@ -9,24 +9,21 @@ import type { LookupAll } from '../../internal/channels/transport/addressPolicy.
 import { ValidationError } from '../../internal/domain/errors.ts';
 import type { NotificationRow } from '../../internal/domain/notification.ts';
 import { claimedRow } from '../support/notificationRow.ts';
-import { PushService, type SubscriptionJson } from '../support/pushService.ts';
-import { createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
+import { useTestDatabase } from '../support/fileDatabase.ts';
+import type { PushService, SubscriptionJson } from '../support/pushService.ts';
+import { useTestScope } from '../support/testScope.ts';
 import { deliverThroughChannel } from '../../internal/worker/channelDelivery.ts';
 import { closedPort, silentLogger } from './helpers.ts';
 
 const SUBJECT = 'mailto:ops@herald.example';
 const vapid = { ...webpush.generateVAPIDKeys(), subject: SUBJECT };
 
-let db: TestDatabase;
+const db = useTestDatabase();
+const scope = useTestScope('file');
 let service: PushService;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  service = await PushService.start();
-});
-afterAll(async () => {
-  await service?.close();
-  await db?.drop();
+  service = await scope.pushService();
 });
 
 const opened: PushChannel[] = [];
