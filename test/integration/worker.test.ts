@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import postgres from 'postgres';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createChannels } from '../../internal/channels/channelRegistry.ts';
 import { parseConfig } from '../../internal/platform/config.ts';
 import { connectDatabase, type Sql } from '../../internal/platform/database.ts';
@@ -8,9 +8,10 @@ import { NotificationQueue, type QueueKeys } from '../../internal/queue/notifica
 import { connectBlockingRedis, type Redis } from '../../internal/platform/redis.ts';
 import { CompletionBatcher } from '../../internal/worker/completionBatcher.ts';
 import { deliverClaimed } from '../../internal/worker/deliveryAttempt.ts';
-import { Worker } from '../../internal/worker/worker.ts';
+import type { Worker } from '../../internal/worker/worker.ts';
 import { claimOne, deliverToInboxes } from '../support/claims.ts';
 import { connectTestRedis, createTestDatabase, testQueueKeys, testRedisUrl, type TestDatabase } from '../support/testEnvironment.ts';
+import { useInProcessWorkers } from '../support/inProcessWorkers.ts';
 import { waitFor } from '../support/waitFor.ts';
 import { WebhookReceiver } from '../support/webhookReceiver.ts';
 import { attemptsOf, closedPort, connectReadyRedis, insertPending, rowOf, silentLogger } from './helpers.ts';
@@ -130,31 +131,17 @@ describe('delivering claimed notifications', () => {
   });
 
   describe('Worker', () => {
-    let worker: Worker | undefined;
-    let blocking: Redis | undefined;
-
-    afterEach(async () => {
-      await worker?.stop(100);
-      blocking?.disconnect();
-      worker = undefined;
-      blocking = undefined;
-    });
+    const workers = useInProcessWorkers();
 
     function startWorker(keys: QueueKeys): Worker {
-      blocking = connectBlockingRedis(testRedisUrl(), 1);
-      worker = new Worker({ ...deps(keys), blocking, concurrency: 4, logger: silentLogger(), workerId: 'in-process' });
-      worker.start();
-      return worker;
+      return workers.start({ ...deps(keys), concurrency: 4, logger: silentLogger(), workerId: 'in-process' });
     }
 
     /** A worker on its own pool `pool`, whose warnings and errors are kept as JSON lines. */
     function startWorkerOn(keys: QueueKeys, pool: Sql, workerId: string): { worker: Worker; lines: string[] } {
       const lines: string[] = [];
       const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(line) });
-      blocking = connectBlockingRedis(testRedisUrl(), 1);
-      const started = new Worker({ ...deps(keys), sql: pool, blocking, concurrency: 4, logger, workerId });
-      started.start();
-      return { worker: started, lines };
+      return { worker: workers.start({ ...deps(keys), sql: pool, concurrency: 4, logger, workerId }), lines };
     }
 
     it('pops queued ids, claims and delivers them, and drops stale entries', async () => {
@@ -202,9 +189,7 @@ describe('delivering claimed notifications', () => {
       const ids = rows.map((r) => r.id);
       const inFlight = () => ids.filter((id) => receiver.forId(id).length > 0).length;
       await inspect.lpush(keys.queue, ...ids);
-      blocking = connectBlockingRedis(testRedisUrl(), 1);
-      worker = new Worker({ ...deps(keys), blocking, concurrency: 5, logger: silentLogger(), workerId: 'bounded' });
-      worker.start();
+      workers.start({ ...deps(keys), concurrency: 5, logger: silentLogger(), workerId: 'bounded' });
 
       await waitFor('5 webhooks under way', () => inFlight() === 5);
       await new Promise((r) => setTimeout(r, 300));
@@ -269,7 +254,6 @@ describe('delivering claimed notifications', () => {
       await inspect.lpush(keys.queue, id);
       const w = startWorker(keys);
       await waitFor('the webhook request', () => receiver.forId(id).length === 1);
-      worker = undefined;
       const { released } = await w.stop(100);
       expect(released).toBe(1);
       const row = await rowOf(sql, id);
