@@ -1,20 +1,20 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createChannels, type Channels } from '../../internal/channels/channelRegistry.ts';
 import { parseConfig } from '../../internal/platform/config.ts';
 import { connectDatabase, type Sql } from '../../internal/platform/database.ts';
 import type { Channel } from '../../internal/domain/notification.ts';
 import { NotificationQueue, type QueueKeys } from '../../internal/queue/notificationQueue.ts';
-import { connectBlockingRedis, type Redis } from '../../internal/platform/redis.ts';
+import type { Redis } from '../../internal/platform/redis.ts';
 import { claimBatch, type ClaimedNotification } from '../../internal/repository/claims.ts';
 import { saveOptOuts } from '../../internal/repository/recipients.ts';
 import { CompletionBatcher } from '../../internal/worker/completionBatcher.ts';
 import { deliverClaimed } from '../../internal/worker/deliveryAttempt.ts';
 import type { RetryPolicy } from '../../internal/worker/retryPolicy.ts';
-import { Worker } from '../../internal/worker/worker.ts';
 import { claimOne } from '../support/claims.ts';
-import { connectTestRedis, createTestDatabase, testQueueKeys, testRedisUrl, type TestDatabase } from '../support/testEnvironment.ts';
-import { TwilioServer } from '../support/twilioServer.ts';
+import { connectTestRedis, createTestDatabase, testQueueKeys, type TestDatabase } from '../support/testEnvironment.ts';
+import { TwilioServer, type TwilioFailure } from '../support/twilioServer.ts';
+import { useInProcessWorkers } from '../support/inProcessWorkers.ts';
 import { waitFor } from '../support/waitFor.ts';
 import { WebhookReceiver } from '../support/webhookReceiver.ts';
 import { attemptsOf, connectReadyRedis, insertPending, rowOf, silentLogger } from './helpers.ts';
@@ -216,15 +216,7 @@ describe('opt-outs and provider-requested waits at delivery', () => {
   });
 
   describe('Worker', () => {
-    let worker: Worker | undefined;
-    let blocking: Redis | undefined;
-
-    afterEach(async () => {
-      await worker?.stop(100);
-      blocking?.disconnect();
-      worker = undefined;
-      blocking = undefined;
-    });
+    const workers = useInProcessWorkers();
 
     it('skips the opted-out notifications it pops and delivers the others', async () => {
       const keys = testQueueKeys();
@@ -235,9 +227,7 @@ describe('opt-outs and provider-requested waits at delivery', () => {
       const inApp = await pendingFor('IN_APP', { userId });
       await inspect.lpush(keys.queue, skipped.id, critical.id, inApp.id);
 
-      blocking = connectBlockingRedis(testRedisUrl(), 1);
-      worker = new Worker({ ...deps(keys), blocking, concurrency: 4, logger: silentLogger(), workerId: 'in-process' });
-      worker.start();
+      workers.start({ ...deps(keys), concurrency: 4, logger: silentLogger(), workerId: 'in-process' });
       await waitFor('all three finished', async () => {
         const statuses = await Promise.all([skipped.id, critical.id, inApp.id].map(async (id) => (await rowOf(sql, id)).status));
         return statuses.every((s) => s === 'SENT' || s === 'SKIPPED') && statuses;
@@ -254,38 +244,35 @@ describe('opt-outs and provider-requested waits at delivery', () => {
   });
 
   describe('a provider asking to retry later (Retry-After)', () => {
-    it('waits at least what the provider asked when that is longer than the backoff', async () => {
-      const keys = testQueueKeys();
+    /** Runs one attempt at an SMS the provider fails with `failure`; returns it and the wait scheduled. */
+    async function failedOnce(failure: TwilioFailure, policy: RetryPolicy): Promise<{ id: string; waitMs: number }> {
       const { id } = await pendingFor('SMS');
-      twilio.failNext({ status: 429, retryAfter: '60' });
-      await deliverOnce(id, keys, { maxRetries: 3, baseMs: 50, maxMs: 100 });
+      twilio.failNext(failure);
+      await deliverOnce(id, testQueueKeys(), policy);
+      return { id, waitMs: await scheduledWaitMs(id) };
+    }
+
+    it('waits at least what the provider asked when that is longer than the backoff', async () => {
+      const { id, waitMs } = await failedOnce({ status: 429, retryAfter: '60' }, { maxRetries: 3, baseMs: 50, maxMs: 100 });
       const row = await rowOf(sql, id);
       expect(row).toMatchObject({ status: 'PENDING', retry_count: 1, queued_at: null });
       expect(row.error_reason).toContain('429');
-      expect(await scheduledWaitMs(id)).toBe(60_000);
+      expect(waitMs).toBe(60_000);
       expect((await attemptsOf(sql, id)).map((a) => a.outcome)).toEqual(['RETRY']);
       // Not claimable before then.
       expect(await claimOne(sql, id, 'worker-2', LEASE_MS)).toBeUndefined();
     });
 
     it('keeps the backoff when it is longer than what the provider asked', async () => {
-      const keys = testQueueKeys();
-      const { id } = await pendingFor('SMS');
-      twilio.failNext({ status: 503, retryAfter: '1' });
-      await deliverOnce(id, keys, { maxRetries: 3, baseMs: 10_000, maxMs: 10_000 });
-      const wait = await scheduledWaitMs(id);
-      expect(wait).toBeGreaterThanOrEqual(5000);
-      expect(wait).toBeLessThanOrEqual(10_000);
+      const { waitMs } = await failedOnce({ status: 503, retryAfter: '1' }, { maxRetries: 3, baseMs: 10_000, maxMs: 10_000 });
+      expect(waitMs).toBeGreaterThanOrEqual(5000);
+      expect(waitMs).toBeLessThanOrEqual(10_000);
     });
 
     it('uses the backoff alone for a retryable failure without Retry-After', async () => {
-      const keys = testQueueKeys();
-      const { id } = await pendingFor('SMS');
-      twilio.failNext({ status: 500 });
-      await deliverOnce(id, keys, { maxRetries: 3, baseMs: 50, maxMs: 100 });
-      const wait = await scheduledWaitMs(id);
-      expect(wait).toBeGreaterThanOrEqual(25);
-      expect(wait).toBeLessThanOrEqual(50);
+      const { waitMs } = await failedOnce({ status: 500 }, { maxRetries: 3, baseMs: 50, maxMs: 100 });
+      expect(waitMs).toBeGreaterThanOrEqual(25);
+      expect(waitMs).toBeLessThanOrEqual(50);
     });
 
     it('still fails and dead-letters the last attempt, whatever the provider asked', async () => {
