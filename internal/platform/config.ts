@@ -78,7 +78,7 @@ const baseSchema = z.object({
   MAX_QUEUE_DEPTH: z.coerce.number().int().min(0).default(1_000_000),
   /**
    * Days a finished notification (SENT, FAILED, SKIPPED) is kept, counted from when it finished;
-   * workers' sweepers then delete it with its attempts. 0 keeps every notification for ever.
+   * the maintenance leader's retention job then deletes it with its attempts. 0 keeps every notification for ever.
    */
   RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),
   /** Lets every request in without an API key. For development only; never where others can reach. */

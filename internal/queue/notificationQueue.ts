@@ -47,7 +47,7 @@ export class NotificationQueue {
     if (first === null) return [];
     if (max <= 1) return [first];
     // Failing here only loses the chance of a bigger batch: the first id is still worked on, and
-    // any id the failed command did take keeps its PENDING row, which the sweeper queues again.
+    // any id the failed command did take keeps its PENDING row, which maintenance queues again.
     const more = await blocking.rpop(this.keys.queue, max - 1).catch(() => null);
     return more ? [first, ...more] : [first];
   }

@@ -126,7 +126,7 @@ function inboxItemOf(row: NotificationRow, seq: number): InboxItem {
 
 /**
  * Hands a claim back without counting it as a failure (a stopping worker that could not finish in
- * its grace period). The row is due at once, so the next sweep queues it for another worker.
+ * its grace period). The row is due at once, so the next maintenance run queues it for another worker.
  */
 export async function releaseClaim(sql: Sql, claim: Claim): Promise<boolean> {
   const rows = await sql`

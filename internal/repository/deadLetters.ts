@@ -3,7 +3,7 @@ import type { Channel, NotificationRow } from '../domain/notification.ts';
 
 /**
  * Puts FAILED notifications back to PENDING with a fresh retry budget, marked as queued now (the
- * caller pushes them; a lost push is repaired by the sweeper). Rows that are not FAILED are left
+ * caller pushes them; a lost push is repaired by maintenance). Rows that are not FAILED are left
  * alone. Returns the ids it reset.
  */
 export async function resetForReplay(sql: Sql, ids: string[]): Promise<string[]> {
@@ -23,7 +23,7 @@ export async function findNotifications(sql: Sql, ids: string[]): Promise<Notifi
 }
 
 /**
- * Clears the dead-letter mark of those of `ids` that are FAILED (again), so the sweeper pushes them
+ * Clears the dead-letter mark of those of `ids` that are FAILED (again), so maintenance pushes them
  * onto the list once more.
  */
 export async function unmarkDeadLettered(sql: Sql, ids: string[]): Promise<void> {

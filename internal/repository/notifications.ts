@@ -17,7 +17,7 @@ export interface InsertResult {
 
 /**
  * Stores a new PENDING notification, marked as queued now (the caller pushes its id next; if that
- * push is lost, the sweeper queues it again after the lease time).
+ * push is lost, maintenance queues it again after the lease time).
  *
  * With an idempotency key, the key is claimed first (see `claimIdempotencyKey`): a repeat finds
  * the notification the first request created. `beforeCommit` runs last inside the transaction, so

@@ -5,7 +5,7 @@ import { findNotifications, markDeadLettered, resetForReplay, unmarkDeadLettered
 
 /**
  * Pushes FAILED notifications' ids onto the dead-letter list and records that they are there. A
- * crash between the two leaves the row unmarked; the sweeper pushes it again, and a duplicate entry
+ * crash between the two leaves the row unmarked; maintenance pushes it again, and a duplicate entry
  * is harmless (replay and purge remove every occurrence).
  */
 export async function sendToDeadLetters(sql: Sql, queue: NotificationQueue, ids: string[]): Promise<void> {
@@ -36,10 +36,10 @@ export interface ReplayResult {
 
 /**
  * Puts FAILED notifications back to PENDING with retry_count 0, drops them from the dead-letter
- * list, and queues them. PostgreSQL is changed first: if the push is lost the sweeper queues the
+ * list, and queues them. PostgreSQL is changed first: if the push is lost maintenance queues the
  * row. The list entries go before the push, so an entry added by a quick new failure is not
  * removed with the old one; a row that failed again in the meantime anyway is unmarked so the
- * sweeper lists it again. With `dryRun`, reports what it would do and changes nothing.
+ * dead-letter relister lists it again. With `dryRun`, reports what it would do and changes nothing.
  */
 export async function replayDeadLetters(
   sql: Sql,

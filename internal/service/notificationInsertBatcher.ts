@@ -51,12 +51,12 @@ export class NotificationInsertBatcher {
     return answer(creates, abandoned, rows);
   }
 
-  /** One LPUSH for the whole batch, after COMMIT; best effort, the sweeper queues what it lost. */
+  /** One LPUSH for the whole batch, after COMMIT; best effort, maintenance queues what it lost. */
   private async push(ids: string[]): Promise<void> {
     await this.queue.push(ids).catch((err: unknown) => {
       // A line per notification, as before batching: operators trace a notification by its id.
       for (const notificationId of ids) {
-        this.logger.warn({ err, notificationId }, 'queue push failed; the sweeper will queue it');
+        this.logger.warn({ err, notificationId }, 'queue push failed; maintenance will queue it');
       }
     });
   }

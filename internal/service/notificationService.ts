@@ -50,7 +50,7 @@ export type CreateOutcome =
 
 /**
  * Stores what a `POST /notifications` asks for and queues it. Answers only once the rows are
- * committed; the queue push is best effort, since the sweeper queues any due PENDING row whose
+ * committed; the queue push is best effort, since maintenance queues any due PENDING row whose
  * push was lost.
  */
 export async function createNotification(
@@ -162,7 +162,7 @@ async function createForTopic(
 async function pushBestEffort(deps: NotificationServiceDeps, ids: string[]): Promise<void> {
   if (ids.length === 0) return;
   await deps.queue.push(ids).catch((err: unknown) => {
-    deps.logger.warn({ err, notifications: ids.length }, 'queue push failed; the sweeper will queue them');
+    deps.logger.warn({ err, notifications: ids.length }, 'queue push failed; maintenance will queue them');
   });
 }
 

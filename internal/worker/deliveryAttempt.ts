@@ -63,7 +63,7 @@ export async function deliverClaimed(
       logger.info({ ms: Date.now() - startedAt }, 'notification sent');
     } else logger.warn('delivered, but the claim had been taken over; the newer attempt decides the outcome');
   } catch (err) {
-    logger.error({ err }, 'delivered, but could not record it; the lease will expire and the sweeper takes over');
+    logger.error({ err }, 'delivered, but could not record it; the lease will expire and maintenance takes over');
   }
 }
 
@@ -74,7 +74,7 @@ async function recordSkipped(deps: AttemptDeps, claim: Claim, reason: string, lo
     if (recorded) logger.info({ reason }, 'notification skipped');
     return recorded;
   } catch (err) {
-    logger.error({ err }, 'could not record a skip; the lease will expire and the sweeper takes over');
+    logger.error({ err }, 'could not record a skip; the lease will expire and maintenance takes over');
     return false;
   }
 }
@@ -104,14 +104,14 @@ async function recordFailedAttempt(
       deps.leaseMs,
     );
   } catch (e) {
-    logger.error({ err: e, reason }, 'attempt failed and could not be recorded; the lease will expire and the sweeper takes over');
+    logger.error({ err: e, reason }, 'attempt failed and could not be recorded; the lease will expire and maintenance takes over');
     return;
   }
   if (status) deps.metrics?.attemptRecorded(row, status === 'FAILED' ? 'FAILED' : 'RETRY', startedAt);
   if (status === 'FAILED') {
     logger.warn({ reason, permanent }, 'notification failed; sent to the dead-letter list');
     await sendToDeadLetters(deps.sql, deps.queue, [row.id]).catch((e: unknown) =>
-      logger.warn({ err: e }, 'dead-letter push failed; the sweeper will push it'),
+      logger.warn({ err: e }, 'dead-letter push failed; maintenance will push it'),
     );
   } else if (status === 'PENDING') {
     logger.info({ reason, retryCount: row.retry_count + 1 }, 'attempt failed; retry scheduled');
@@ -128,7 +128,7 @@ function retryDelayAfter(err: unknown, policy: RetryPolicy, previousFailures: nu
 
 /**
  * Runs an attempt's final UPDATE, retrying while PostgreSQL does not answer, but only while the
- * lease still holds: after that the sweeper owns the row. Throws the last error when it gives up.
+ * lease still holds: after that maintenance owns the row. Throws the last error when it gives up.
  */
 async function persist<T>(update: () => Promise<T>, claimedAt: number, leaseMs: number): Promise<T> {
   for (const delay of COMPLETION_RETRY_DELAYS_MS) {

@@ -67,10 +67,10 @@ export class FanoutRunner {
       }
       const progress = await advanceTopicFanout(this.deps.sql, claim, this.deps.batchSize ?? FANOUT_BATCH_SIZE, this.deps.leaseMs);
       created += progress.created;
-      // The rows are marked queued; if this push is lost, the sweeper queues them again.
+      // The rows are marked queued; if this push is lost, maintenance queues them again.
       if (progress.queued.length > 0) {
         await this.deps.queue.push(progress.queued).catch((err: unknown) => {
-          logger.warn({ err, notifications: progress.queued.length }, 'queue push failed; the sweeper will queue them');
+          logger.warn({ err, notifications: progress.queued.length }, 'queue push failed; maintenance will queue them');
         });
       }
       if (progress.status === undefined) {

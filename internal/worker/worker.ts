@@ -150,7 +150,7 @@ export class Worker {
       if (this.stopping) {
         // Popped after the stop began: not this worker's to take any more.
         await this.deps.queue.giveBack(ids).catch((err: unknown) => {
-          this.deps.logger.warn({ err, notificationIds: ids }, 'could not give back queue entries; the sweeper will queue them again');
+          this.deps.logger.warn({ err, notificationIds: ids }, 'could not give back queue entries; maintenance will queue them again');
         });
         break;
       }
@@ -218,7 +218,7 @@ export class Worker {
       }
     } catch (err) {
       // Only bookkeeping can throw here (metrics, logs). A claimed row whose delivery did not start
-      // keeps its lease, and the sweeper hands it to another attempt when the lease runs out.
+      // keeps its lease, and maintenance hands it to another attempt when the lease runs out.
       this.deps.logger.error({ err }, 'could not finish handling a claimed batch');
     } finally {
       // Every slot but those of the deliveries started, which give theirs back as they end.
@@ -230,13 +230,13 @@ export class Worker {
    * After a failed claim the rows are still PENDING (or, if it committed unseen, leased to this
    * worker until the lease runs out). When PostgreSQL was unreachable or the claim lost a deadlock,
    * the ids go back on the queue and the loop pauses, so an outage is not a busy loop of pops; were
-   * that lost too, the sweeper queues the rows again. Any other error would fail the same way
-   * again: the ids are left to the sweeper rather than handed round the workers.
+   * that lost too, maintenance queues the rows again. Any other error would fail the same way
+   * again: the ids are left to maintenance rather than handed round the workers.
    */
   private async claimFailed(ids: string[], err: unknown): Promise<void> {
     this.pauseUntil = Date.now() + POP_ERROR_PAUSE_MS;
     if (!isPostgresUnavailable(err) && !isTransactionConflict(err)) {
-      this.deps.logger.error({ err, notificationIds: ids }, 'claim failed; the sweeper will queue the notifications again');
+      this.deps.logger.error({ err, notificationIds: ids }, 'claim failed; maintenance will queue the notifications again');
       return;
     }
     this.deps.logger.warn({ err, notificationIds: ids }, 'claim failed; the notifications go back on the queue');

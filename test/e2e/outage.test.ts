@@ -103,7 +103,7 @@ describe('dependency outages lose no notification', () => {
     return { db, pg, receiver, api };
   }
 
-  it('with Redis cut off from the API, POST still answers 201, /readyz names redis down, and the sweeper delivers the stored row', async () => {
+  it('with Redis cut off from the API, POST still answers 201, /readyz names redis down, and maintenance delivers the stored row', async () => {
     const redisProxy = await scope.proxy(testRedisUrl());
     const receiver = await scope.receiver();
     const redis = scope.redis();
@@ -117,7 +117,7 @@ describe('dependency outages lose no notification', () => {
     expect(posted.ms).toBeLessThan(REQUEST_TIMEOUT_MS + PROMPT_MARGIN_MS);
     const id = posted.json.id as string;
     expect(await rowsOf(db.sql, 'redis-cut')).toBe(1);
-    await api.process.waitForLog((l) => l.notificationId === id && l.msg === 'queue push failed; the sweeper will queue it');
+    await api.process.waitForLog((l) => l.notificationId === id && l.msg === 'queue push failed; maintenance will queue it');
     expect(await redis.lrange(keys.queue, 0, -1)).not.toContain(id);
 
     const ready = await call(`${api.url}/readyz`);
@@ -137,7 +137,7 @@ describe('dependency outages lose no notification', () => {
     expect(readyAgain.json).toMatchObject({ status: 'ready', postgres: 'up', redis: 'up' });
     const after = await created(postWebhook(api.url, receiver.url, 'redis-back'));
     await untilSent(db.sql, after);
-    // Queued through Redis again, so it does not wait for the sweeper.
+    // Queued through Redis again, so it does not wait for maintenance.
     expect(await msFromCreationToDeliveringClaim(db.sql, after)).toBeLessThan(Number(env.LEASE_MS));
     expect(receiver.forId(after)).toHaveLength(1);
     expect(isRunning(api.process) && isRunning(worker.process)).toBe(true);

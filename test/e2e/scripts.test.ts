@@ -123,11 +123,11 @@ describe('the dlq script against the real processes', () => {
       expect(row.retry_count).toBe(1);
     }
 
-    // A worker whose sweeper pushes a FAILED row it finds missing from the list once that row has
+    // A worker whose maintenance pushes a FAILED row it finds missing from the list once that row has
     // been so for its LEASE_MS; nothing is left to deliver, so its short lease cannot cost an attempt.
-    const sweeperLeaseMs = 2000;
-    await scope.worker(serviceEnv(stack.db, stack.keys, { LEASE_MS: String(sweeperLeaseMs), WEBHOOK_TIMEOUT_MS: '1000' }));
-    await sleep(sweeperLeaseMs + 1500);
+    const maintenanceLeaseMs = 2000;
+    await scope.worker(serviceEnv(stack.db, stack.keys, { LEASE_MS: String(maintenanceLeaseMs), WEBHOOK_TIMEOUT_MS: '1000' }));
+    await sleep(maintenanceLeaseMs + 1500);
     expect(await redis.llen(stack.keys.dlq)).toBe(0);
     const listed = await runScript('dlq', ['list'], stack.env);
     expect(listed.stdout).toContain(`0 dead letter(s) in ${stack.keys.dlq}`);

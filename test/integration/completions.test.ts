@@ -189,7 +189,7 @@ describe('notification lifecycle in PostgreSQL', () => {
       const first = await claim(id, 'worker-old');
       await expireLease(id);
 
-      // What the sweeper does with an expired claim, then the retry being claimed by someone else.
+      // What maintenance does with an expired claim, then the retry being claimed by someone else.
       const rescued = await recordFailure(db.sql, first, failure({ reason: 'lease expired', outcome: 'LEASE_EXPIRED' }));
       expect(rescued).toBe('PENDING');
       const second = await claim(id, 'worker-new');

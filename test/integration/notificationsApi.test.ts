@@ -505,7 +505,7 @@ describe('HTTP API', () => {
       }
     });
 
-    it('still stores and answers 201 when only the Redis push fails, leaving the row for the sweeper', async () => {
+    it('still stores and answers 201 when only the Redis push fails, leaving the row for maintenance', async () => {
       const redis = await connectReadyRedis();
       const lost = await buildApi(db, { redis });
       try {

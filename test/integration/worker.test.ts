@@ -221,7 +221,7 @@ describe('delivering claimed notifications', () => {
       for (const id of ids) expect((await rowOf(pool.sql, id)).status).toBe('PENDING');
     });
 
-    it('leaves to the sweeper, not to the next pop, the ids of a claim PostgreSQL refused as a statement', async () => {
+    it('leaves to maintenance, not to the next pop, the ids of a claim PostgreSQL refused as a statement', async () => {
       const keys = testQueueKeys();
       const ids = (await Promise.all(Array.from({ length: 2 }, () => insertPending(pool.sql)))).map((r) => r.id);
       await queues.redis.lpush(keys.queue, ...ids);
@@ -236,7 +236,7 @@ describe('delivering claimed notifications', () => {
         await lost.end({ timeout: 1 });
       }
       expect(lines.filter((line) => line.includes('go back on the queue'))).toEqual([]);
-      expect(lines.some((line) => line.includes('the sweeper will queue the notifications again'))).toBe(true);
+      expect(lines.some((line) => line.includes('maintenance will queue the notifications again'))).toBe(true);
       expect(await queues.redis.llen(keys.queue)).toBe(0);
       for (const id of ids) expect((await rowOf(pool.sql, id)).status).toBe('PENDING');
     });

@@ -38,15 +38,17 @@ export class ServiceProcess {
   /**
    * Starts `cmd/<script>.ts` with `env` on top of a minimal environment (no developer `.env` leaks in).
    * With `ownProcessGroup`, the process leads a process group of its own, as a command started from
-   * a terminal does, so `signalGroup` can deliver a signal the way Ctrl-C does.
+   * a terminal does, so `signalGroup` can deliver a signal the way Ctrl-C does. With `compiled`, it
+   * starts `dist/cmd/<script>.js` (`npm run build`) with plain Node, as the Docker image does.
    */
   static start(
     script: string,
     env: Record<string, string>,
     args: string[] = [],
-    options: { ownProcessGroup?: boolean } = {},
+    options: { ownProcessGroup?: boolean; compiled?: boolean } = {},
   ): ServiceProcess {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cmd', `${script}.ts`), ...args], {
+    const entry = options.compiled ? [path.join(ROOT, 'dist', 'cmd', `${script}.js`)] : ['--import', 'tsx', path.join(ROOT, 'cmd', `${script}.ts`)];
+    const child = spawn(process.execPath, [...entry, ...args], {
       cwd: ROOT,
       env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'debug', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -153,8 +155,9 @@ export async function runScript(
   args: string[],
   env: Record<string, string>,
   timeoutMs = 45_000,
+  options: { compiled?: boolean } = {},
 ): Promise<{ code: number | null; stdout: string }> {
-  const p = ServiceProcess.start(script, env, args);
+  const p = ServiceProcess.start(script, env, args, options);
   try {
     const { code } = await p.exitWithin(timeoutMs);
     return { code, stdout: p.output.join('\n') };

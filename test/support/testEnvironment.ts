@@ -135,7 +135,7 @@ export async function connectReadyRedis(url = testRedisUrl()): Promise<Redis> {
 
 /**
  * Environment for `cmd/` processes under test: this file's database and keys, and short timings so
- * retries, leases and sweeps happen within a test's patience.
+ * retries, leases and maintenance runs happen within a test's patience.
  */
 export function serviceEnv(db: Pick<TestDatabase, 'url'>, keys: QueueKeys, overrides: Record<string, string> = {}): Record<string, string> {
   return {

@@ -31,6 +31,8 @@ export interface ServicesOptions {
   /** Settings for the workers only. */
   workerEnv?: Record<string, string>;
   workers?: number;
+  /** Run the compiled processes of `dist/` (`npm run build`) with plain Node, as the image does. */
+  compiled?: boolean;
 }
 
 /** What `TestScope.services` started, and the settings it started them with. */
@@ -95,21 +97,21 @@ export class TestScope {
   }
 
   /** Starts `cmd/api.ts` on a free port; resolves once it listens. */
-  async api(env: Record<string, string>): Promise<RunningApi> {
-    const api = this.process('api', { PORT: '0', ...env });
+  async api(env: Record<string, string>, options: { compiled?: boolean } = {}): Promise<RunningApi> {
+    const api = this.process('api', { PORT: '0', ...env }, options);
     const listening = await api.waitForLog('api listening');
     return { process: api, url: `http://127.0.0.1:${String(listening.port)}` };
   }
 
   /** Starts `cmd/worker.ts`; resolves once it takes work. */
-  async worker(env: Record<string, string>): Promise<RunningWorker> {
-    const worker = this.process('worker', env);
+  async worker(env: Record<string, string>, options: { compiled?: boolean } = {}): Promise<RunningWorker> {
+    const worker = this.process('worker', env, options);
     const started = await worker.waitForLog('worker started');
     return { process: worker, id: String(started.workerId) };
   }
 
-  private process(script: string, env: Record<string, string>): ServiceProcess {
-    const p = ServiceProcess.start(script, env);
+  private process(script: string, env: Record<string, string>, options: { compiled?: boolean } = {}): ServiceProcess {
+    const p = ServiceProcess.start(script, env, [], options);
     this.defer(async () => {
       if (p.child.exitCode !== null || p.child.signalCode !== null) return;
       p.signal('SIGCONT');
@@ -127,8 +129,9 @@ export class TestScope {
     const db = options.db ?? (await this.database());
     const keys = testQueueKeys();
     const env = serviceEnv(db, keys, options.env);
-    const startingWorkers = Array.from({ length: options.workers ?? 1 }, () => this.worker({ ...env, ...options.workerEnv }));
-    const [api, workers] = await Promise.all([this.api({ ...env, ...options.apiEnv }), Promise.all(startingWorkers)]);
+    const compiled = { compiled: options.compiled };
+    const startingWorkers = Array.from({ length: options.workers ?? 1 }, () => this.worker({ ...env, ...options.workerEnv }, compiled));
+    const [api, workers] = await Promise.all([this.api({ ...env, ...options.apiEnv }, compiled), Promise.all(startingWorkers)]);
     return { db, keys, env, api, workers, worker: workers[0]! };
   }
 

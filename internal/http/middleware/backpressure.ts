@@ -11,7 +11,7 @@ const RETRY_AFTER_MS = 5000;
  * Refuses new notifications with 503 and Retry-After while more than `maxDepth` ids wait in the
  * queue, so a backlog the workers cannot drain stops growing instead of piling up without limit.
  * The depth is read at most once a second, in the background; while Redis cannot say, requests
- * pass (PostgreSQL is the record, and the sweeper queues them later).
+ * pass (PostgreSQL is the record, and maintenance queues them later).
  */
 export function refuseWhenBacklogged(deps: BacklogDeps, maxDepth: number): MiddlewareHandler {
   let depth = 0;

@@ -2,34 +2,24 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import { swaggerUI } from '@hono/swagger-ui';
 import { z } from 'zod';
 import { json, text } from './answers.ts';
-import { publicRoute } from './routeDeclaration.ts';
+import { publicRoutes } from './routeDeclaration.ts';
 import { serveRoute } from './serveRoute.ts';
 
 /** The Swagger UI release `/docs` loads from jsDelivr. */
 const SWAGGER_UI_VERSION = '5.17.14';
 
 // Public, rate limited per address like the other routes without a key.
-const documentRoute = publicRoute(
-  {
-    method: 'get',
-    path: '/openapi.json',
-    tag: 'Documentation',
-    summary: 'This document (OpenAPI 3.1)',
-    responses: { 200: json(z.record(z.string(), z.unknown()), 'the OpenAPI document') },
-  },
-  true,
-);
+const documentation = publicRoutes('Documentation', { rateLimited: true });
 
-const pageRoute = publicRoute(
-  {
-    method: 'get',
-    path: '/docs',
-    tag: 'Documentation',
-    summary: 'This document, browsable (Swagger UI)',
-    responses: { 200: text('text/html', 'an HTML page that renders /openapi.json') },
-  },
-  true,
-);
+const documentRoute = documentation.get('/openapi.json', {
+  summary: 'This document (OpenAPI 3.1)',
+  responses: { 200: json(z.record(z.string(), z.unknown()), 'the OpenAPI document') },
+});
+
+const pageRoute = documentation.get('/docs', {
+  summary: 'This document, browsable (Swagger UI)',
+  responses: { 200: text('text/html', 'an HTML page that renders /openapi.json') },
+});
 
 /**
  * The API's documentation, public like any API reference: `GET /openapi.json` (OpenAPI 3.1),

@@ -8,7 +8,7 @@ import { CHANNELS } from '../../domain/notification.ts';
 import type { NotificationServiceDeps } from '../../service/notificationService.ts';
 import { isStorableText, UNSTORABLE_MESSAGE } from '../../domain/storableText.ts';
 import { json, jsonBody } from '../openapi/answers.ts';
-import { operatorRoute } from '../openapi/routeDeclaration.ts';
+import { operatorRoutes } from '../openapi/routeDeclaration.ts';
 import { serveRoute } from '../openapi/serveRoute.ts';
 import { readJson } from '../request/jsonBody.ts';
 
@@ -65,20 +65,16 @@ const replaySchema = z
     sinceBeforeUntil(body, ctx);
   });
 
-const listRoute = operatorRoute({
-  method: 'get',
-  path: '/dead-letters',
-  tag: 'Operations',
+const operations = operatorRoutes('Operations');
+
+const listRoute = operations.get('/dead-letters', {
   summary: 'FAILED notifications, the latest failure first',
   request: { query: listQuerySchema },
   responses: { 200: json(deadLetterPageSchema, 'a page of dead letters') },
   errors: { 400: 'a bad filter, `limit` or `cursor`' },
 });
 
-const replayRoute = operatorRoute({
-  method: 'post',
-  path: '/dead-letters/replay',
-  tag: 'Operations',
+const replayRoute = operations.post('/dead-letters/replay', {
   summary: 'Put dead letters back to PENDING: `ids`, or `all` matching filters',
   description: "Recorded under the API key's name. `dry_run` counts without changing anything.",
   request: { body: jsonBody(replaySchema) },

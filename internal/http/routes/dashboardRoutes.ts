@@ -7,7 +7,7 @@ import { ValidationError } from '../../domain/errors.ts';
 import type { NotificationServiceDeps } from '../../service/notificationService.ts';
 import { readThroughput } from '../../service/throughput.ts';
 import { json, text } from '../openapi/answers.ts';
-import { operatorRoute, publicRoute } from '../openapi/routeDeclaration.ts';
+import { operatorRoutes, publicRoutes } from '../openapi/routeDeclaration.ts';
 import { serveRoute } from '../openapi/serveRoute.ts';
 import { refuseAs } from '../request/invalidInput.ts';
 
@@ -40,21 +40,12 @@ const throughputJsonSchema = z
 type ThroughputJson = z.infer<typeof throughputJsonSchema>;
 
 // The page holds no data: it asks for an admin key and reads the routes with it.
-const pageRoute = publicRoute(
-  {
-    method: 'get',
-    path: '/dashboard',
-    tag: 'Operations',
-    summary: "Operators' dashboard (an HTML page that asks for an admin API key)",
-    responses: { 200: text('text/html', 'the page') },
-  },
-  true,
-);
+const pageRoute = publicRoutes('Operations', { rateLimited: true }).get('/dashboard', {
+  summary: "Operators' dashboard (an HTML page that asks for an admin API key)",
+  responses: { 200: text('text/html', 'the page') },
+});
 
-const throughputRoute = operatorRoute({
-  method: 'get',
-  path: '/throughput',
-  tag: 'Operations',
+const throughputRoute = operatorRoutes('Operations').get('/throughput', {
   summary: 'Notifications created, sent and failed per minute, over the last `minutes`',
   request: { query: throughputQuerySchema },
   responses: { 200: json(throughputJsonSchema, 'one count per minute, oldest first') },

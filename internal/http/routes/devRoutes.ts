@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { issueToken } from '../../service/endUserToken.ts';
 import { userIdSchema } from '../../domain/storableText.ts';
 import { json, jsonBody, text } from '../openapi/answers.ts';
-import { publicRoute } from '../openapi/routeDeclaration.ts';
+import { publicRoutes } from '../openapi/routeDeclaration.ts';
 import { serveRoute } from '../openapi/serveRoute.ts';
 import { readJson } from '../request/jsonBody.ts';
 
@@ -20,22 +20,18 @@ const devTokenRequestSchema = z.object({ user_id: userIdSchema });
 const devTokenJsonSchema = z.object({ token: z.string(), expires_in: z.int().min(1) }).meta({ id: 'DevToken' });
 
 // Development only (INBOX_DEV_PAGE with INBOX_JWT_SECRET): absent otherwise.
-const pageRoute = publicRoute(
-  { method: 'get', path: '/inbox', tag: 'Development', summary: 'Example inbox page (development only)', responses: { 200: text('text/html', 'the page') } },
-  true,
-);
+const development = publicRoutes('Development', { rateLimited: true });
 
-const tokenRoute = publicRoute(
-  {
-    method: 'post',
-    path: '/token',
-    tag: 'Development',
-    summary: 'An inbox token for any user (development only)',
-      request: { body: jsonBody(devTokenRequestSchema) },
-    responses: { 200: json(devTokenJsonSchema, 'the token') },
-    },
-  true,
-);
+const pageRoute = development.get('/inbox', {
+  summary: 'Example inbox page (development only)',
+  responses: { 200: text('text/html', 'the page') },
+});
+
+const tokenRoute = development.post('/token', {
+  summary: 'An inbox token for any user (development only)',
+  request: { body: jsonBody(devTokenRequestSchema) },
+  responses: { 200: json(devTokenJsonSchema, 'the token') },
+});
 
 /**
  * Development only (INBOX_DEV_PAGE): the example inbox page, and the endpoint it logs in with,

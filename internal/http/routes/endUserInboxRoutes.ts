@@ -10,7 +10,7 @@ import { archiveItem, inboxListingSchema, readAll, readInbox, readItem, unreadCo
 import type { InboxSessionDeps } from '../../service/inboxSession.ts';
 import type { Logger } from '../../platform/logger.ts';
 import { json, text } from '../openapi/answers.ts';
-import { endUserRoute } from '../openapi/routeDeclaration.ts';
+import { endUserRoutes } from '../openapi/routeDeclaration.ts';
 import { serveRoute } from '../openapi/serveRoute.ts';
 import { inboxPage, inboxPageQuerySchema, sinceSeq, sinceSeqSchema } from '../request/inboxQuery.ts';
 import { refuseAs } from '../request/invalidInput.ts';
@@ -38,89 +38,71 @@ export interface EndUserInboxDeps {
 
 type Env = { Variables: { userId: string } };
 
-/** `GET /inbox/unread_count`. */
-const unreadCountJsonSchema = z.object({ unread: z.int().min(0) }).meta({ id: 'UnreadCount' });
-/** `POST /inbox/read_all`: how many items this marked read. */
-const markedJsonSchema = z.object({ marked: z.int().min(0) }).meta({ id: 'MarkedRead' });
+const inbox = endUserRoutes('Inbox', { tokenInUrl: false });
 
-const listRoute = endUserRoute({
-  method: 'get',
-  path: '/',
-  tag: 'Inbox',
+const listRoute = inbox.get('/', {
   summary: 'My inbox, newest first',
   request: { query: inboxPageQuerySchema },
   responses: { 200: json(inboxListingSchema, 'a page of the inbox (archived items left out) and the unread count') },
   errors: { 400: 'a bad `limit`, `cursor` or `unread`' },
 });
 
-const unreadRoute = endUserRoute({
-  method: 'get',
-  path: '/unread_count',
-  tag: 'Inbox',
+/** `GET /inbox/unread_count`. */
+const unreadCountJsonSchema = z.object({ unread: z.int().min(0) }).meta({ id: 'UnreadCount' });
+
+const unreadRoute = inbox.get('/unread_count', {
   summary: 'How many of my items are unread',
   responses: { 200: json(unreadCountJsonSchema, 'the count') },
 });
 
-const readAllRoute = endUserRoute({
-  method: 'post',
-  path: '/read_all',
-  tag: 'Inbox',
+/** `POST /inbox/read_all`: how many items this marked read. */
+const markedJsonSchema = z.object({ marked: z.int().min(0) }).meta({ id: 'MarkedRead' });
+
+const readAllRoute = inbox.post('/read_all', {
   summary: 'Mark all my items read',
   responses: { 200: json(markedJsonSchema, 'how many were marked') },
 });
 
 /** Marking one item read and archiving it: the same request, answered the same way. */
 const itemRoute = (action: 'read' | 'archive', summary: string) =>
-  endUserRoute({
-    method: 'post',
-    path: `/{id}/${action}`,
-    tag: 'Inbox',
+  inbox.post(`/{id}/${action}`, {
     summary,
     request: { params: idParams },
     responses: { 204: { description: 'done' } },
     errors: { 400: 'the id is not a UUID (`invalid_id`)', 404: 'no such item for this user' },
   });
 
+/** The live routes, which also take the token in the URL (see `authenticate`'s `fromQuery`). */
+const liveInbox = endUserRoutes('Inbox', { tokenInUrl: true });
+
 const liveQuery = z.object({ since: sinceSeqSchema.optional().meta({ description: 'the highest `seq` the client has; 0 or absent: everything' }) });
 /** The live routes' refusal of a bad `since` (or Last-Event-ID, which wins over it). */
 const badSince = refuseAs(sinceSeq);
 
-const streamRoute = endUserRoute(
-  {
-    method: 'get',
-    path: '/stream',
-    tag: 'Inbox',
-    summary: 'My inbox live, as Server-Sent Events',
-    description:
-      'First every item after `since`, then `event: caught_up` (data `{"seq": N}`), then each new item as it is delivered: `event: notification`, `id:` its seq, data an InboxItem. An EventSource resumes by itself after a drop (it sends `Last-Event-ID`).',
-    request: {
-      query: liveQuery,
-      headers: z.object({ 'Last-Event-ID': z.string().optional().meta({ description: 'sent by a reconnecting EventSource; wins over `since`' }) }),
-    },
-    responses: { 200: text('text/event-stream', 'the event stream') },
-    errors: { 400: 'a bad `since` or `Last-Event-ID`' },
+const streamRoute = liveInbox.get('/stream', {
+  summary: 'My inbox live, as Server-Sent Events',
+  description:
+    'First every item after `since`, then `event: caught_up` (data `{"seq": N}`), then each new item as it is delivered: `event: notification`, `id:` its seq, data an InboxItem. An EventSource resumes by itself after a drop (it sends `Last-Event-ID`).',
+  request: {
+    query: liveQuery,
+    headers: z.object({ 'Last-Event-ID': z.string().optional().meta({ description: 'sent by a reconnecting EventSource; wins over `since`' }) }),
   },
-  true,
-);
+  responses: { 200: text('text/event-stream', 'the event stream') },
+  errors: { 400: 'a bad `since` or `Last-Event-ID`' },
+});
 
 /** `GET /inbox/ws` as declared; its middleware (the upgrade) comes from the process's server. */
 const webSocketRoute = (upgrade: MiddlewareHandler) =>
-  endUserRoute(
-    {
-      method: 'get',
-      path: '/ws',
-      tag: 'Inbox',
-      summary: 'My inbox live, over a WebSocket',
-      description:
-        'JSON messages: `{"type": "notification", "item": InboxItem}` for every item after `since`, then `{"type": "caught_up", "seq": N}`, then each new item as it is delivered.',
-      // A bad `since` is refused with 400 before the upgrade.
-      middleware: [checkSince, upgrade],
-      request: { query: liveQuery },
-      responses: { 101: { description: 'switching to the WebSocket protocol' } },
-      errors: { 400: 'a bad `since`', 404: 'or the request is not a WebSocket upgrade' },
-    },
-    true,
-  );
+  liveInbox.get('/ws', {
+    summary: 'My inbox live, over a WebSocket',
+    description:
+      'JSON messages: `{"type": "notification", "item": InboxItem}` for every item after `since`, then `{"type": "caught_up", "seq": N}`, then each new item as it is delivered.',
+    // A bad `since` is refused with 400 before the upgrade.
+    middleware: [checkSince, upgrade],
+    request: { query: liveQuery },
+    responses: { 101: { description: 'switching to the WebSocket protocol' } },
+    errors: { 400: 'a bad `since`', 404: 'or the request is not a WebSocket upgrade' },
+  });
 
 const checkSince: MiddlewareHandler = (c, next) => {
   sinceSeq(c);

@@ -2,7 +2,7 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
 import { checkReadiness, type ReadinessDeps } from '../../service/readiness.ts';
 import { json } from '../openapi/answers.ts';
-import { publicRoute } from '../openapi/routeDeclaration.ts';
+import { publicRoutes } from '../openapi/routeDeclaration.ts';
 import { serveRoute } from '../openapi/serveRoute.ts';
 
 export interface HealthDeps extends ReadinessDeps {
@@ -21,24 +21,20 @@ const readinessJsonSchema = z
   .meta({ id: 'Readiness' });
 
 // For load balancers and orchestrators: no key, not rate limited.
-const livenessRoute = publicRoute(
-  { method: 'get', path: '/healthz', tag: 'Health', summary: 'Liveness', responses: { 200: json(livenessJsonSchema, 'the process runs') } },
-  false,
-);
+const health = publicRoutes('Health', { rateLimited: false });
 
-const readinessRoute = publicRoute(
-  {
-    method: 'get',
-    path: '/readyz',
-    tag: 'Health',
-    summary: 'Readiness: route traffic here only while 200',
-    responses: {
-      200: json(readinessJsonSchema, 'PostgreSQL and Redis answer and the process is not draining'),
-      503: json(readinessJsonSchema, 'not ready: which dependency is down, or the process is draining'),
-    },
+const livenessRoute = health.get('/healthz', {
+  summary: 'Liveness',
+  responses: { 200: json(livenessJsonSchema, 'the process runs') },
+});
+
+const readinessRoute = health.get('/readyz', {
+  summary: 'Readiness: route traffic here only while 200',
+  responses: {
+    200: json(readinessJsonSchema, 'PostgreSQL and Redis answer and the process is not draining'),
+    503: json(readinessJsonSchema, 'not ready: which dependency is down, or the process is draining'),
   },
-  false,
-);
+});
 
 export function healthRoutes(deps: HealthDeps): OpenAPIHono {
   const app = new OpenAPIHono();

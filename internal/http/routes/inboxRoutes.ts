@@ -2,16 +2,13 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import { inboxListingSchema, readInbox } from '../../service/inboxService.ts';
 import type { NotificationServiceDeps } from '../../service/notificationService.ts';
 import { json } from '../openapi/answers.ts';
-import { producerRoute } from '../openapi/routeDeclaration.ts';
+import { producerRoutes } from '../openapi/routeDeclaration.ts';
 import { serveRoute } from '../openapi/serveRoute.ts';
 import { inboxPage, inboxPageQuerySchema } from '../request/inboxQuery.ts';
 import { refuseAs } from '../request/invalidInput.ts';
 import { userIdParam, userParams } from '../request/pathParams.ts';
 
-const readRoute = producerRoute({
-  method: 'get',
-  path: '/{userId}/inbox',
-  tag: 'Recipients',
+const readRoute = producerRoutes('Recipients').get('/{userId}/inbox', {
   summary: "A user's in-app inbox, newest first, as the producer's backend reads it",
   request: { params: userParams, query: inboxPageQuerySchema },
   responses: { 200: json(inboxListingSchema, 'a page of the inbox (archived items left out) and the unread count') },

@@ -2,13 +2,10 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import type { Registry } from 'prom-client';
 import { metricsAnswer } from '../../metrics/metricsRoutes.ts';
 import { text } from '../openapi/answers.ts';
-import { operatorRoute } from '../openapi/routeDeclaration.ts';
+import { operatorRoutes } from '../openapi/routeDeclaration.ts';
 import { serveRoute } from '../openapi/serveRoute.ts';
 
-const metricsRoute = operatorRoute({
-  method: 'get',
-  path: '/',
-  tag: 'Operations',
+const metricsRoute = operatorRoutes('Operations').get('/', {
   summary: "The process's Prometheus metrics",
   responses: { 200: text('text/plain', "Prometheus' text format") },
 });

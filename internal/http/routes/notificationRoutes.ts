@@ -4,7 +4,8 @@ import { attemptHistoryJsonSchema, getAttemptHistory } from '../../service/attem
 import { createNotificationSchema, notificationJsonSchema, toNotificationJson } from '../../domain/notification.ts';
 import { createNotification, getNotification, MAX_IDEMPOTENCY_KEY_LENGTH, type NotificationServiceDeps } from '../../service/notificationService.ts';
 import { json, jsonBody, location } from '../openapi/answers.ts';
-import { producerRoute } from '../openapi/routeDeclaration.ts';
+import { readHandler } from '../openapi/readHandler.ts';
+import { producerRoutes } from '../openapi/routeDeclaration.ts';
 import { serveRoute } from '../openapi/serveRoute.ts';
 import { fanoutJson, fanoutJsonSchema, fanoutWithMembersJson, fanoutWithMembersJsonSchema } from '../request/fanoutJson.ts';
 import { readJson } from '../request/jsonBody.ts';
@@ -13,10 +14,9 @@ import { idParams, refuseId } from '../request/pathParams.ts';
 
 const createdJsonSchema = z.union([notificationJsonSchema, fanoutWithMembersJsonSchema]);
 
-const createRoute = producerRoute({
-  method: 'post',
-  path: '/',
-  tag: 'Notifications',
+const notifications = producerRoutes('Notifications');
+
+const createRoute = notifications.post('/', {
   summary: 'Create a notification, or one per user of a list or a topic',
   description:
     'Exactly one of `user_id`, `user_ids` (up to 1,000) or `topic`. A notification is answered only once it is committed in PostgreSQL. With an `Idempotency-Key`, a repeat of the same body answers the first outcome with 200.',
@@ -43,20 +43,14 @@ const createRoute = producerRoute({
   },
 });
 
-const readRoute = producerRoute({
-  method: 'get',
-  path: '/{id}',
-  tag: 'Notifications',
+const readRoute = notifications.get('/{id}', {
   summary: 'Read a notification',
   request: { params: idParams },
   responses: { 200: json(notificationJsonSchema, 'the notification') },
   errors: { 400: 'the id is not a UUID (`invalid_id`)', 404: undefined },
 });
 
-const attemptsRoute = producerRoute({
-  method: 'get',
-  path: '/{id}/attempts',
-  tag: 'Notifications',
+const attemptsRoute = notifications.get('/{id}/attempts', {
   summary: "A notification's delivery attempts, including the one under way",
   request: { params: idParams },
   responses: { 200: json(attemptHistoryJsonSchema, 'the attempts, oldest first') },
@@ -81,9 +75,9 @@ export function notificationRoutes(deps: NotificationServiceDeps): OpenAPIHono {
     return c.json(fanoutWithMembersJson(outcome.fanout, outcome.members), outcome.created ? 201 : 200);
   });
 
-  serveRoute(app, readRoute, async (c) => c.json(toNotificationJson(await getNotification(deps, c.req.valid('param').id)), 200), refuseId('notification'));
+  serveRoute(app, readRoute, readHandler(async ({ id }) => toNotificationJson(await getNotification(deps, id))), refuseId('notification'));
 
-  serveRoute(app, attemptsRoute, async (c) => c.json(await getAttemptHistory(deps, c.req.valid('param').id), 200), refuseId('notification'));
+  serveRoute(app, attemptsRoute, readHandler(({ id }) => getAttemptHistory(deps, id)), refuseId('notification'));
 
   return app;
 }

@@ -3,26 +3,22 @@ import { topicSubscribersSchema } from '../../domain/topic.ts';
 import type { NotificationServiceDeps } from '../../service/notificationService.ts';
 import { changeTopicSubscribers, getTopic, topicChangeSchema, topicSummarySchema } from '../../service/topicService.ts';
 import { json, jsonBody } from '../openapi/answers.ts';
-import { producerRoute } from '../openapi/routeDeclaration.ts';
+import { producerRoutes } from '../openapi/routeDeclaration.ts';
 import { serveRoute } from '../openapi/serveRoute.ts';
 import { readJson } from '../request/jsonBody.ts';
 import { refuseTopic, topicParam, topicParams } from '../request/pathParams.ts';
 
+const topics = producerRoutes('Topics');
+
 /** PUT adds subscribers, DELETE removes them: the same request, answered the same way. */
 const changeRoute = (method: 'put' | 'delete', summary: string, changed: string) =>
-  producerRoute({
-    method,
-    path: '/{topic}/subscribers',
-    tag: 'Topics',
+  topics[method]('/{topic}/subscribers', {
     summary,
-      request: { params: topicParams, body: jsonBody(topicSubscribersSchema) },
+    request: { params: topicParams, body: jsonBody(topicSubscribersSchema) },
     responses: { 200: json(topicChangeSchema, `the topic's subscribers now, and how many this ${changed}`) },
-    });
+  });
 
-const readRoute = producerRoute({
-  method: 'get',
-  path: '/{topic}',
-  tag: 'Topics',
+const readRoute = topics.get('/{topic}', {
   summary: "A topic's subscriber count",
   request: { params: topicParams },
   responses: { 200: json(topicSummarySchema, 'the topic (0 subscribers for one never used)') },
