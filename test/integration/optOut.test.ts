@@ -24,11 +24,10 @@ const LEASE_MS = 10_000;
 const quickPolicy: RetryPolicy = { maxRetries: 3, baseMs: 50, maxMs: 100 };
 
 describe('opt-outs and provider-requested waits at delivery', () => {
-  const db = useTestDatabase();
-  /** Room for the worker's deliveries and completions at once. */
-  const pool = useDatabasePool(db, 10);
-  const queues = useQueueScope();
   const scope = useTestScope('file');
+  /** The file's database, with room for the worker's deliveries and completions at once. */
+  const pool = useDatabasePool(useTestDatabase(), 10);
+  const queues = useQueueScope();
   let receiver: WebhookReceiver;
   let twilio: TwilioServer;
   let channels: Channels;
