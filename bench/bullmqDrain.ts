@@ -1,12 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
-import type { DrainResult } from './drain.ts';
-import { maxOf } from './drain.ts';
+import { drainResult, maxOf, type DrainResult } from './drain.ts';
 import { assertRunning, fmt, type BenchContext } from './lib/context.ts';
 import { CpuMeter, describeCpu, interference } from './lib/cpu.ts';
 import { BenchError } from './lib/environment.ts';
 import { BenchProcess } from './lib/processes.ts';
-import { round } from './lib/stats.ts';
 
 const QUEUE_NAME = 'drain';
 const ADD_BATCH = 1000;
@@ -90,16 +88,7 @@ export async function drainBullmq(ctx: BenchContext, backlog: number, processes:
     if (done !== backlog) throw new BenchError(`BullMQ workers report ${done} completed jobs for ${backlog}`);
     const seconds = (Math.max(...reports.map((r) => r.lastCompletedAt)) - t0) / 1000;
     const peakRss = maxOf(workers.map((w) => w.memory()?.peakMb));
-    const result: DrainResult = {
-      backlog,
-      processes,
-      concurrency,
-      seconds: round(seconds),
-      perSecond: Math.round(backlog / seconds),
-      peakRssMb: peakRss === undefined ? undefined : Math.round(peakRss),
-      startRssMb: startRss === undefined ? undefined : Math.round(startRss),
-      cpu,
-    };
+    const result = drainResult({ backlog, processes, concurrency, seconds, peakRss, startRss, cpu });
     ctx.say(`drain: BullMQ ${fmt(result.perSecond)} jobs/s (${fmt(backlog)} in ${fmt(seconds, 1)} s), worker peak RSS ${fmt(result.peakRssMb ?? Number.NaN)} MiB`);
     ctx.say(`  CPU: ${describeCpu(cpu, 'worker process(es)', 'benchmark')}`);
     const busyElsewhere = interference(cpu);

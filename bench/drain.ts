@@ -110,14 +110,7 @@ export async function drainHerald(
              (select count(*)::int from inbox_items) as inbox,
              (select count(*)::int from notification_attempts where outcome = 'SENT') as attempts`;
     const result: HeraldDrainResult = {
-      backlog,
-      processes,
-      concurrency,
-      seconds: round(seconds),
-      perSecond: Math.round(backlog / seconds),
-      peakRssMb: peakRss === undefined ? undefined : Math.round(peakRss),
-      startRssMb: startRss === undefined ? undefined : Math.round(startRss),
-      cpu,
+      ...drainResult({ backlog, processes, concurrency, seconds, peakRss, startRss, cpu }),
       requeuedBySweeper: (await Promise.all(workers.map(sweptIds))).reduce((a, b) => a + b, 0),
       leftoverQueueEntries,
       sent: check!.sent,
@@ -161,6 +154,21 @@ async function sweptIds(worker: BenchProcess): Promise<number> {
     }
   }
   return total;
+}
+
+/** The measures both drains report, rounded, from what one run saw (RSS in MiB, time in seconds). */
+export function drainResult(run: {
+  backlog: number;
+  processes: number;
+  concurrency: number;
+  seconds: number;
+  peakRss: number | undefined;
+  startRss: number | undefined;
+  cpu: CpuUse;
+}): DrainResult {
+  const mb = (rss: number | undefined) => (rss === undefined ? undefined : Math.round(rss));
+  const { backlog, processes, concurrency, seconds, cpu } = run;
+  return { backlog, processes, concurrency, seconds: round(seconds), perSecond: Math.round(backlog / seconds), peakRssMb: mb(run.peakRss), startRssMb: mb(run.startRss), cpu };
 }
 
 export function maxOf(values: (number | undefined)[]): number | undefined {

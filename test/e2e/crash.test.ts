@@ -1,7 +1,8 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Sql } from '../../internal/platform/database.ts';
+import { msFromCreationToDeliveringClaim, postNotification, statusReached } from '../support/notifications.ts';
 import { serviceEnv, testQueueKeys } from '../support/testEnvironment.ts';
-import { isRunning, TestScope } from '../support/testScope.ts';
+import { isRunning, useTestScope, type RunningWorker } from '../support/testScope.ts';
 import type { LogLine } from '../support/serviceProcess.ts';
 import { waitFor } from '../support/waitFor.ts';
 
@@ -37,37 +38,23 @@ async function attempts(sql: Sql, id: string): Promise<Attempt[]> {
     from notification_attempts where notification_id = ${id} order by attempt`;
 }
 
-async function untilStatus(sql: Sql, id: string, status: string, timeoutMs = 40_000): Promise<Row> {
-  let last: Row | undefined;
-  try {
-    return await waitFor(`notification ${id} to be ${status}`, async () => {
-      last = await row(sql, id);
-      return last.status === status ? last : undefined;
-    }, timeoutMs, 100);
-  } catch (err) {
-    throw new Error(`${(err as Error).message}; it is ${JSON.stringify(last)}`);
-  }
-}
-
-/** Milliseconds from the row's creation to the claim of the attempt that delivered it. */
-async function msFromCreationToDeliveringClaim(sql: Sql, id: string): Promise<number> {
-  const [r] = await sql<{ ms: number }[]>`
-    select (extract(epoch from (a.started_at - n.created_at)) * 1000)::float8 as ms
-    from notifications n join notification_attempts a on a.notification_id = n.id and a.outcome = 'SENT'
-    where n.id = ${id}`;
-  if (!r) throw new Error(`notification ${id} has no SENT attempt`);
-  return r.ms;
+/**
+ * Waits for the row to be SENT by a second attempt, `rescuer`'s, after `first`'s attempt ended
+ * LEASE_EXPIRED; returns the attempts.
+ */
+async function sentAfterTakeover(sql: Sql, id: string, first: RunningWorker, rescuer: RunningWorker): Promise<Attempt[]> {
+  const sent = await statusReached(sql, id, 'SENT', 40_000);
+  expect(sent).toMatchObject({ attempt: 2, retry_count: 1, locked_by: null, error_reason: null });
+  const tried = await attempts(sql, id);
+  expect(tried.map((a) => [a.attempt, a.outcome, a.worker_id])).toEqual([
+    [1, 'LEASE_EXPIRED', first.id],
+    [2, 'SENT', rescuer.id],
+  ]);
+  return tried;
 }
 
 async function postWebhook(apiUrl: string, to: string, userId = 'crash-user'): Promise<string> {
-  const res = await fetch(`${apiUrl}/notifications`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ user_id: userId, type: 'WEBHOOK', body: 'hello', to }),
-  });
-  const text = await res.text();
-  expect(res.status, text).toBe(201);
-  return (JSON.parse(text) as { id: string }).id;
+  return (await postNotification(apiUrl, { user_id: userId, type: 'WEBHOOK', body: 'hello', to })).id;
 }
 
 function about(id: string, pattern: RegExp): (l: LogLine) => boolean {
@@ -75,23 +62,12 @@ function about(id: string, pattern: RegExp): (l: LogLine) => boolean {
 }
 
 describe('worker crashes lose no notification', () => {
-  let scope: TestScope;
-
-  beforeEach(() => {
-    scope = new TestScope();
-  });
-
-  afterEach(async () => {
-    await scope.close();
-  });
+  const scope = useTestScope();
 
   it('a worker SIGKILLed mid-delivery keeps the row PROCESSING until its lease runs out, then a second worker delivers it', async () => {
-    const db = await scope.database();
-    // The first attempt's own time limit is far from its kill, so the kill is what ends it.
-    const env = serviceEnv(db, testQueueKeys(), { LEASE_MS: '6000', WEBHOOK_TIMEOUT_MS: '5000' });
     const receiver = await scope.receiver((_, n) => (n === 0 ? 'hang' : 200));
-    const api = await scope.api(env);
-    const first = await scope.worker(env);
+    // The first attempt's own time limit is far from its kill, so the kill is what ends it.
+    const { db, env, api, worker: first } = await scope.services({ env: { LEASE_MS: '6000', WEBHOOK_TIMEOUT_MS: '5000' } });
 
     const id = await postWebhook(api.url, receiver.url);
     await waitFor('the first worker to send the webhook', () => receiver.forId(id).length === 1, 20_000, 20);
@@ -103,14 +79,7 @@ describe('worker crashes lose no notification', () => {
     expect(leaseEnd.getTime()).toBeGreaterThan(Date.now() - 1000);
 
     const second = await scope.worker(env);
-    const sent = await untilStatus(db.sql, id, 'SENT');
-    expect(sent).toMatchObject({ attempt: 2, retry_count: 1, locked_by: null, error_reason: null });
-
-    const tried = await attempts(db.sql, id);
-    expect(tried.map((a) => [a.attempt, a.outcome, a.worker_id])).toEqual([
-      [1, 'LEASE_EXPIRED', first.id],
-      [2, 'SENT', second.id],
-    ]);
+    const tried = await sentAfterTakeover(db.sql, id, first, second);
     expect(tried[0]!.error).toMatch(/lease expired/);
     // Nobody took the row over before the dead worker's lease had run out.
     expect(tried[0]!.finished_at.getTime()).toBeGreaterThanOrEqual(leaseEnd.getTime());
@@ -125,15 +94,12 @@ describe('worker crashes lose no notification', () => {
 
   it('a worker that popped an id and was SIGKILLed before its claim reached PostgreSQL loses nothing: the maintenance of another worker queues it again after LEASE_MS and it is delivered once', async () => {
     const db = await scope.database();
-    const keys = testQueueKeys();
-    const env = serviceEnv(db, keys);
     const pg = await scope.proxy(db.url);
     const receiver = await scope.receiver();
     const redis = scope.redis();
-    const api = await scope.api(env);
     // The doomed worker reaches PostgreSQL through a proxy the test freezes, so its claim never
     // arrives: it pops the id and then waits on PostgreSQL, holding the id only in its memory.
-    const doomed = await scope.worker({ ...env, DATABASE_URL: pg.urlFor(db.url) });
+    const { keys, env, api, worker: doomed } = await scope.services({ db, workerEnv: { DATABASE_URL: pg.urlFor(db.url) } });
     pg.freeze();
 
     const id = await postWebhook(api.url, receiver.url);
@@ -145,7 +111,7 @@ describe('worker crashes lose no notification', () => {
 
     const survivor = await scope.worker(env);
     await survivor.process.waitForLog('maintenance leadership gained');
-    const sent = await untilStatus(db.sql, id, 'SENT');
+    const sent = await statusReached(db.sql, id, 'SENT', 40_000);
     expect(sent).toMatchObject({ attempt: 1, retry_count: 0, error_reason: null });
     expect((await attempts(db.sql, id)).map((a) => [a.attempt, a.outcome, a.worker_id])).toEqual([[1, 'SENT', survivor.id]]);
     // Queued again only once the row had waited a lease unclaimed: its entry was not just slow.
@@ -157,15 +123,11 @@ describe('worker crashes lose no notification', () => {
   });
 
   it('a worker SIGSTOPped past its lease is fenced: after SIGCONT its late outcome does not touch the newer claim, which ends SENT', async () => {
-    const db = await scope.database();
-    const keys = testQueueKeys();
-    const env = serviceEnv(db, keys, { LEASE_MS: '5000', WEBHOOK_TIMEOUT_MS: '4000' });
+    const receiver = await scope.receiver(() => 'hang');
+    const { db, keys, api, worker: stale } = await scope.services({ env: { LEASE_MS: '5000', WEBHOOK_TIMEOUT_MS: '4000' } });
     // Both workers' requests wait until the test answers them; the rescuer's own limits are long
     // enough that its attempt is still waiting when the test answers it.
     const rescuerEnv = serviceEnv(db, keys, { LEASE_MS: '20000', WEBHOOK_TIMEOUT_MS: '15000' });
-    const receiver = await scope.receiver(() => 'hang');
-    const api = await scope.api(env);
-    const stale = await scope.worker(env);
 
     const id = await postWebhook(api.url, receiver.url);
     await waitFor('the first worker to send the webhook', () => receiver.forId(id).length === 1, 20_000, 20);
@@ -188,13 +150,7 @@ describe('worker crashes lose no notification', () => {
     expect(await row(db.sql, id)).toMatchObject({ status: 'PROCESSING', attempt: 2, retry_count: 1, locked_by: rescuer.id });
 
     expect(receiver.answerHanging(200, (r) => r === rescuerRequest)).toBe(1);
-    const final = await untilStatus(db.sql, id, 'SENT');
-    expect(final).toMatchObject({ attempt: 2, retry_count: 1, locked_by: null, error_reason: null });
-    const tried = await attempts(db.sql, id);
-    expect(tried.map((a) => [a.attempt, a.outcome, a.worker_id])).toEqual([
-      [1, 'LEASE_EXPIRED', stale.id],
-      [2, 'SENT', rescuer.id],
-    ]);
+    const tried = await sentAfterTakeover(db.sql, id, stale, rescuer);
     expect(tried.filter((a) => a.outcome === 'SENT')).toHaveLength(1);
     expect(receiver.forId(id)).toHaveLength(2);
     expect(isRunning(stale.process)).toBe(true);
@@ -229,12 +185,7 @@ describe('worker crashes lose no notification', () => {
     expect(await row(db.sql, id)).toMatchObject({ status: 'PROCESSING', attempt: 2, locked_by: rescuer.id });
 
     expect(receiver.answerHanging(200)).toBe(1);
-    expect(await untilStatus(db.sql, id, 'SENT')).toMatchObject({ attempt: 2, retry_count: 1, locked_by: null });
-    const tried = await attempts(db.sql, id);
-    expect(tried.map((a) => [a.attempt, a.outcome, a.worker_id])).toEqual([
-      [1, 'LEASE_EXPIRED', stale.id],
-      [2, 'SENT', rescuer.id],
-    ]);
+    await sentAfterTakeover(db.sql, id, stale, rescuer);
     // Both workers reached the receiver: the stale one's delivery was real but recorded too late.
     const hits = receiver.forId(id);
     expect(hits).toHaveLength(2);
@@ -256,7 +207,7 @@ describe('worker crashes lose no notification', () => {
     expect(await redis.del(keys.queue)).toBe(1);
 
     const worker = await scope.worker(env);
-    for (const id of ids) await untilStatus(db.sql, id, 'SENT');
+    for (const id of ids) await statusReached(db.sql, id, 'SENT', 40_000);
 
     for (const id of ids) {
       expect(receiver.forId(id), id).toHaveLength(1);

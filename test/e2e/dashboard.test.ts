@@ -2,13 +2,12 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createApiKey } from '../../internal/service/apiKeyService.ts';
 import type { Sql } from '../../internal/platform/database.ts';
-import { statusReached, storedAttempts } from '../support/notifications.ts';
-import { serviceEnv, testQueueKeys } from '../support/testEnvironment.ts';
-import { TestScope, type RunningWorker } from '../support/testScope.ts';
-import { browserTestsSkipped, launchChromium } from '../support/browser.ts';
+import { postNotification, statusReached, storedAttempts } from '../support/notifications.ts';
+import { useTestScope, type RunningWorker } from '../support/testScope.ts';
+import { browserTestsSkipped, launchChromium, openTestPage } from '../support/browser.ts';
 import { waitFor } from '../support/waitFor.ts';
 import type { WebhookReceiver } from '../support/webhookReceiver.ts';
 
@@ -20,7 +19,7 @@ const MARKUP_USER = '<img src=x onerror="document.body.dataset.injected=1">';
 
 
 describe.skipIf(browserTestsSkipped('test/e2e/dashboard.test.ts'))('the operators dashboard in Chromium, against the real API (keys on) and worker', () => {
-  const scope = new TestScope();
+  const scope = useTestScope('file');
   let sql: Sql;
   let api: { url: string };
   let worker: RunningWorker;
@@ -32,14 +31,10 @@ describe.skipIf(browserTestsSkipped('test/e2e/dashboard.test.ts'))('the operator
   const failed: string[] = [];
 
   beforeAll(async () => {
-    const db = await scope.database();
-    sql = db.sql;
+    receiver = await scope.receiver(() => 400);
+    ({ api, worker, db: { sql } } = await scope.services({ env: { AUTH_DISABLED: 'false' } }));
     adminKey = (await createApiKey(sql, 'dashboard-ops', ['admin'])).key;
     producerKey = (await createApiKey(sql, 'dashboard-producer', ['send', 'read'])).key;
-    receiver = await scope.receiver(() => 400);
-    const env = serviceEnv(db, testQueueKeys(), { AUTH_DISABLED: 'false' });
-    api = await scope.api(env);
-    worker = await scope.worker(env);
 
     // The workload: in-app notifications that are delivered, webhooks the receiver refuses (a 400
     // fails at once, without retries), one of them for a user whose id is markup.
@@ -56,35 +51,15 @@ describe.skipIf(browserTestsSkipped('test/e2e/dashboard.test.ts'))('the operator
     scope.defer(() => browser.close());
   });
 
-  afterAll(async () => {
-    await scope.close();
-  });
-
   async function post(body: Record<string, unknown>): Promise<string> {
-    const res = await fetch(`${api.url}/notifications`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${producerKey}` },
-      body: JSON.stringify(body),
-    });
-    expect(res.status, await res.clone().text()).toBe(201);
-    return ((await res.json()) as { id: string }).id;
+    return (await postNotification(api.url, body, { authorization: `Bearer ${producerKey}` })).id;
   }
 
-  /**
-   * A page of its own, closed after the test. Script errors and Content-Security-Policy refusals
-   * (which the browser reports on the console) are collected in `errors`.
-   */
+  /** The dashboard in a page of its own (`openTestPage`: closed after the test, errors collected). */
   async function openPage(): Promise<{ page: Page; errors: string[] }> {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    onTestFinished(() => context.close());
-    const page = await context.newPage();
-    const errors: string[] = [];
-    page.on('pageerror', (err) => errors.push(err.message));
-    page.on('console', (message) => {
-      if (message.type() === 'error' && message.text().includes('Content Security Policy')) errors.push(message.text());
-    });
-    await page.goto(`${api.url}/admin/dashboard`);
-    return { page, errors };
+    const opened = await openTestPage(browser, { width: 1280, height: 900 });
+    await opened.page.goto(`${api.url}/admin/dashboard`);
+    return opened;
   }
 
   async function enterKey(page: Page, key: string): Promise<void> {

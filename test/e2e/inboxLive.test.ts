@@ -3,7 +3,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sign } from 'hono/jwt';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import WebSocket from 'ws';
 import { issueToken } from '../../internal/service/endUserToken.ts';
 import type { InboxItemJson } from '../../internal/domain/inboxItem.ts';
@@ -14,7 +14,7 @@ import { postNotification } from '../support/notifications.ts';
 import type { ServiceProcess } from '../support/serviceProcess.ts';
 import type { TcpProxy } from '../support/tcpProxy.ts';
 import { serviceEnv, testQueueKeys, testRedisUrl, type TestDatabase } from '../support/testEnvironment.ts';
-import { TestScope } from '../support/testScope.ts';
+import { useTestScope, type TestScope } from '../support/testScope.ts';
 import { waitFor } from '../support/waitFor.ts';
 
 const SECRET = 'live-inbox-test-secret-0123456789abcdef';
@@ -220,15 +220,15 @@ async function startApi(scope: TestScope, env: Record<string, string>): Promise<
 }
 
 describe('the live inbox over WebSocket and Server-Sent Events, across API instances', () => {
-  const shared = new TestScope();
+  const shared = useTestScope('file');
   let db: TestDatabase;
   let env: Record<string, string>;
   /** Two APIs on one database and one INBOX_CHANNEL prefix; B reaches Redis through `redisProxy`. */
   let apiA: Api;
   let apiB: Api;
   let redisProxy: TcpProxy;
-  /** Per test: processes it starts and clients it opens, ended after it. */
-  let scope: TestScope;
+  /** Per test: processes it starts and clients it opens, ended after it (after the clients close). */
+  const scope = useTestScope();
   const clients: LiveClient[] = [];
 
   beforeAll(async () => {
@@ -247,18 +247,9 @@ describe('the live inbox over WebSocket and Server-Sent Events, across API insta
     ]);
   });
 
-  afterAll(async () => {
-    await shared.close();
-  });
-
-  beforeEach(() => {
-    scope = new TestScope();
-  });
-
-  afterEach(async () => {
+  afterEach(() => {
     for (const c of clients.splice(0)) c.close();
     redisProxy.restore();
-    await scope.close();
   });
 
   /** A user of this test alone. */

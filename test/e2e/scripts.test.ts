@@ -294,6 +294,25 @@ describe('npm start (cmd/start.ts)', () => {
     for (const name of databases) await dropDatabase(name);
   });
 
+  /** The service processes (API and worker) npm start runs; tsx may run a helper of its own next to them. */
+  function serviceChildren(start: ServiceProcess): { pid: number; args: string }[] {
+    const services = childProcesses(start.child.pid!).filter((c) => /cmd\/(api|worker)\.ts/.test(c.args));
+    remember(services.map((c) => c.pid));
+    return services;
+  }
+
+  /** npm start in a process group of its own, on a database it creates, once both children are up. */
+  async function startInGroup(): Promise<{ start: ServiceProcess; port: number; services: { pid: number; args: string }[] }> {
+    const database = unusedDatabase();
+    databases.push(database.name);
+    const port = await freePort();
+    const start = ServiceProcess.start('start', serviceEnv(database, testQueueKeys(), { PORT: String(port) }), [], { ownProcessGroup: true });
+    processes.push(start);
+    await start.waitForLog('api listening', 40_000);
+    await start.waitForLog('worker started', 40_000);
+    return { start, port, services: serviceChildren(start) };
+  }
+
   it.each([
     { how: 'SIGINT to npm start alone', group: false },
     { how: 'Ctrl-C, SIGINT to its whole process group', group: true },
@@ -327,10 +346,8 @@ describe('npm start (cmd/start.ts)', () => {
         const answered = (await (await fetch(`${apiUrl}/notifications/${created.id}`)).json()) as { status: string };
         expect(answered.status).toBe('SENT');
 
-        // tsx may run a helper process of its own next to them; the service processes are these two.
-        const services = childProcesses(start.child.pid!).filter((c) => /cmd\/(api|worker)\.ts/.test(c.args));
+        const services = serviceChildren(start);
         expect(services.map((c) => /cmd\/(api|worker)\.ts/.exec(c.args)![1]).sort()).toEqual(['api', 'worker']);
-        remember(services.map((c) => c.pid));
 
         if (group) start.signalGroup('SIGINT');
         else start.signal('SIGINT');
@@ -347,15 +364,7 @@ describe('npm start (cmd/start.ts)', () => {
   );
 
   it('stops the API and exits 1 when the worker is SIGKILLed', async () => {
-    const database = unusedDatabase();
-    databases.push(database.name);
-    const port = await freePort();
-    const start = ServiceProcess.start('start', serviceEnv(database, testQueueKeys(), { PORT: String(port) }), [], { ownProcessGroup: true });
-    processes.push(start);
-    await start.waitForLog('api listening', 40_000);
-    await start.waitForLog('worker started', 40_000);
-    const services = childProcesses(start.child.pid!).filter((c) => /cmd\/(api|worker)\.ts/.test(c.args));
-    remember(services.map((c) => c.pid));
+    const { start, services } = await startInGroup();
     const worker = services.find((c) => /cmd\/worker\.ts/.test(c.args));
     expect(worker).toBeDefined();
 
@@ -368,18 +377,8 @@ describe('npm start (cmd/start.ts)', () => {
   });
 
   it('passes a terminal hangup (SIGHUP) on, so neither child outlives npm start', async () => {
-    const database = unusedDatabase();
-    databases.push(database.name);
-    const port = await freePort();
-    const start = ServiceProcess.start('start', serviceEnv(database, testQueueKeys(), { PORT: String(port) }), [], { ownProcessGroup: true });
-    processes.push(start);
-    await start.waitForLog('api listening', 40_000);
-    await start.waitForLog('worker started', 40_000);
-    remember(
-      childProcesses(start.child.pid!)
-        .filter((c) => /cmd\/(api|worker)\.ts/.test(c.args))
-        .map((c) => c.pid),
-    );
+    const { start, port, services } = await startInGroup();
+    expect(services).toHaveLength(2);
     expect(children).toHaveLength(2);
 
     start.signal('SIGHUP');

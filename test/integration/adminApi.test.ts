@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { createApiKey } from '../../internal/service/apiKeyService.ts';
 import type { Channel } from '../../internal/domain/notification.ts';
 import { recordFailure } from '../../internal/repository/completions.ts';
 import { claimOne } from '../support/claims.ts';
 import { runScript } from '../support/serviceProcess.ts';
-import { connectTestRedis, createTestDatabase, serviceEnv, type TestDatabase } from '../support/testEnvironment.ts';
-import { buildApi, insertPending, rowOf, sendJson, type TestApi } from './helpers.ts';
+import { useTestDatabase, type FileDatabase } from '../support/fileDatabase.ts';
+import { serviceEnv } from '../support/testEnvironment.ts';
+import { insertPending, rowOf, sendJson, useTestApi } from './helpers.ts';
 
 const LEASE_MS = 30_000;
 
@@ -32,7 +33,7 @@ interface ReplayRow {
 
 /** A FAILED row as a worker leaves it, failed at `failedAt` (an SQL timestamp, microseconds kept). */
 async function failed(
-  db: TestDatabase,
+  db: Pick<FileDatabase, 'sql'>,
   options: { type?: Channel; reason?: string; failedAt?: string; status?: string } = {},
 ): Promise<string> {
   const id = randomUUID();
@@ -44,27 +45,16 @@ async function failed(
   return id;
 }
 
-async function replays(db: TestDatabase): Promise<ReplayRow[]> {
+async function replays(db: Pick<FileDatabase, 'sql'>): Promise<ReplayRow[]> {
   return db.sql<ReplayRow[]>`select requested_by, filter, count, dry_run from dead_letter_replays order by created_at`;
 }
 
 describe('admin API (auth off)', () => {
-  let db: TestDatabase;
-  let api: TestApi;
-  const inspect = connectTestRedis();
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    api = await buildApi(db);
-  });
-  afterAll(async () => {
-    inspect.disconnect();
-    await api?.close();
-    await db?.drop();
-  });
+  const db = useTestDatabase();
+  const api = useTestApi(db);
   beforeEach(async () => {
     await db.sql`truncate notifications, notification_attempts, idempotency_keys, inbox_items, dead_letter_replays`;
-    await inspect.del(api.keys.queue, api.keys.dlq);
+    await api.redis.del(api.keys.queue, api.keys.dlq);
   });
 
   const getJson = async <T>(path: string, status = 200): Promise<T> => {
@@ -125,7 +115,7 @@ describe('admin API (auth off)', () => {
       const newer = await failed(db, { failedAt: '2026-01-02T10:00:00Z' });
       await failed(db, { status: 'SENT' });
       await insertPending(api.sql);
-      expect(await inspect.llen(api.keys.dlq)).toBe(0);
+      expect(await api.redis.llen(api.keys.dlq)).toBe(0);
 
       const page = await getJson<Page>('/admin/dead-letters');
       expect(page.items.map((i) => i.id)).toEqual([newer, older]);
@@ -199,14 +189,14 @@ describe('admin API (auth off)', () => {
       const a = await failed(db);
       const b = await failed(db);
       const pending = await insertPending(api.sql);
-      await inspect.lpush(api.keys.dlq, a, b);
+      await api.redis.lpush(api.keys.dlq, a, b);
 
       const res = await replay({ ids: [a, b, pending.id, a] });
       expect(res.status).toBe(200);
       expect(await res.json()).toMatchObject({ dry_run: false, replayed: 2, skipped: 1 });
       for (const id of [a, b]) expect(await rowOf(api.sql, id)).toMatchObject({ status: 'PENDING', retry_count: 0, error_reason: null });
-      expect((await inspect.lrange(api.keys.queue, 0, -1)).sort()).toEqual([a, b].sort());
-      expect(await inspect.llen(api.keys.dlq)).toBe(0);
+      expect((await api.redis.lrange(api.keys.queue, 0, -1)).sort()).toEqual([a, b].sort());
+      expect(await api.redis.llen(api.keys.dlq)).toBe(0);
       expect(await replays(db)).toEqual([{ requested_by: 'unauthenticated', filter: { ids: [a, b, pending.id, a] }, count: 2, dry_run: false }]);
     });
 
@@ -221,7 +211,7 @@ describe('admin API (auth off)', () => {
       expect(await res.json()).toMatchObject({ replayed: 1, skipped: 0 });
       expect((await rowOf(api.sql, match)).status).toBe('PENDING');
       for (const id of [tooOld, otherError, otherChannel]) expect((await rowOf(api.sql, id)).status).toBe('FAILED');
-      expect(await inspect.lrange(api.keys.queue, 0, -1)).toEqual([match]);
+      expect(await api.redis.lrange(api.keys.queue, 0, -1)).toEqual([match]);
       expect(await replays(db)).toEqual([{ requested_by: 'unauthenticated', filter: { all: true, ...filter }, count: 1, dry_run: false }]);
     });
 
@@ -234,10 +224,10 @@ describe('admin API (auth off)', () => {
         from generate_series(1, ${count}) as n`;
       // A dry run walks every batch too, though nothing it reads changes under it.
       expect(await (await replay({ all: true, dry_run: true })).json()).toMatchObject({ replayed: count, skipped: 0 });
-      expect(await inspect.llen(api.keys.queue)).toBe(0);
+      expect(await api.redis.llen(api.keys.queue)).toBe(0);
       const res = await replay({ all: true });
       expect(await res.json()).toMatchObject({ replayed: count, skipped: 0 });
-      const queued = await inspect.lrange(api.keys.queue, 0, -1);
+      const queued = await api.redis.lrange(api.keys.queue, 0, -1);
       expect(queued).toHaveLength(count);
       expect(new Set(queued).size).toBe(count);
       const [left] = await db.sql<{ n: number }[]>`select count(*)::int as n from notifications where status = 'FAILED'`;
@@ -248,15 +238,15 @@ describe('admin API (auth off)', () => {
       const a = await failed(db, { type: 'PUSH' });
       const b = await failed(db, { type: 'PUSH' });
       const other = await failed(db, { type: 'EMAIL' });
-      await inspect.lpush(api.keys.dlq, a, b, other);
+      await api.redis.lpush(api.keys.dlq, a, b, other);
       const before = await db.sql`select * from notifications order by id`;
 
       expect(await (await replay({ all: true, channel: 'PUSH', dry_run: true })).json()).toMatchObject({ dry_run: true, replayed: 2 });
       expect(await (await replay({ ids: [a, other, randomUUID()], dry_run: true })).json()).toMatchObject({ dry_run: true, replayed: 2, skipped: 1 });
 
       expect(await db.sql`select * from notifications order by id`).toEqual(before);
-      expect(await inspect.llen(api.keys.queue)).toBe(0);
-      expect(await inspect.lrange(api.keys.dlq, 0, -1)).toEqual([other, b, a]);
+      expect(await api.redis.llen(api.keys.queue)).toBe(0);
+      expect(await api.redis.lrange(api.keys.dlq, 0, -1)).toEqual([other, b, a]);
       expect((await replays(db)).map((r) => [r.count, r.dry_run])).toEqual([
         [2, true],
         [2, true],
@@ -296,17 +286,8 @@ describe('admin API (auth off)', () => {
 });
 
 describe('admin API with API keys', () => {
-  let db: TestDatabase;
-  let api: TestApi;
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    api = await buildApi(db, { env: { AUTH_DISABLED: 'false' } });
-  });
-  afterAll(async () => {
-    await api?.close();
-    await db?.drop();
-  });
+  const db = useTestDatabase();
+  const api = useTestApi(db, { env: { AUTH_DISABLED: 'false' } });
 
   const get = (path: string, key?: string) => api.app.request(path, { headers: key ? { authorization: `Bearer ${key}` } : {} });
   const replay = (body: unknown, key?: string) =>

@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectDatabase, type Sql } from '../../internal/platform/database.ts';
+import { describe, expect, it } from 'vitest';
 import { claimBatch } from '../../internal/repository/claims.ts';
-import { createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
+import { useDatabasePool, useTestDatabase } from '../support/fileDatabase.ts';
 import { insertInboxItem } from '../support/inboxItems.ts';
 import { attemptsOf, insertPending, rowOf } from './helpers.ts';
 
@@ -9,17 +8,9 @@ const LEASE_MS = 30_000;
 const IN_APP = ['IN_APP'] as const;
 
 describe('claimBatch: claiming, and delivering to inboxes in the claim', () => {
-  let db: TestDatabase;
-  let wide: Sql;
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    wide = connectDatabase(db.url, { max: 20 });
-  });
-  afterAll(async () => {
-    await wide?.end({ timeout: 5 });
-    await db?.drop();
-  });
+  const db = useTestDatabase();
+  /** Room for 20 claimers at once. */
+  const wide = useDatabasePool(db, 20);
 
   async function inboxOf(userId: string): Promise<{ notification_id: string; seq: number }[]> {
     return db.sql`select notification_id, seq from inbox_items where user_id = ${userId} order by seq`;
@@ -93,7 +84,7 @@ describe('claimBatch: claiming, and delivering to inboxes in the claim', () => {
     const ids = rows.map((r) => r.id);
     // Each worker claims a different shuffled, overlapping half of the rows, all at the same time.
     const batches = Array.from({ length: 10 }, () => [...ids].sort(() => Math.random() - 0.5).slice(0, 60));
-    const results = await Promise.all(batches.map((batch, i) => claimBatch(wide, batch, `worker-${i}`, LEASE_MS, IN_APP)));
+    const results = await Promise.all(batches.map((batch, i) => claimBatch(wide.sql, batch, `worker-${i}`, LEASE_MS, IN_APP)));
 
     const delivered = results.flatMap((r) => r.inboxed.map((d) => d.row.id));
     expect(results.every((r) => r.claimed.length === 0)).toBe(true);

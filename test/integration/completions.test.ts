@@ -1,10 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectDatabase, type Sql } from '../../internal/platform/database.ts';
+import { describe, expect, it } from 'vitest';
 import { claimBatch, claimKey, releaseClaim, type Claim } from '../../internal/repository/claims.ts';
 import { markSentMany, recordFailure, type Failure } from '../../internal/repository/completions.ts';
 import { CompletionBatcher } from '../../internal/worker/completionBatcher.ts';
 import { claimOne } from '../support/claims.ts';
-import { createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
+import { useDatabasePool, useTestDatabase } from '../support/fileDatabase.ts';
 import { attemptsOf, insertPending, rowOf } from './helpers.ts';
 
 const LEASE_MS = 30_000;
@@ -14,17 +13,9 @@ function failure(overrides: Partial<Failure> = {}): Failure {
 }
 
 describe('notification lifecycle in PostgreSQL', () => {
-  let db: TestDatabase;
-  let wide: Sql;
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    wide = connectDatabase(db.url, { max: 20 });
-  });
-  afterAll(async () => {
-    await wide?.end({ timeout: 5 });
-    await db?.drop();
-  });
+  const db = useTestDatabase();
+  /** Room for 20 claimers at once. */
+  const wide = useDatabasePool(db, 20);
 
   /** A notification delivered by an attempt (an IN_APP one is delivered by its claim, never PROCESSING). */
   function pending() {
@@ -50,7 +41,7 @@ describe('notification lifecycle in PostgreSQL', () => {
     it('gives a row to exactly one of 20 concurrent claimers', async () => {
       const { id } = await pending();
       const results = await Promise.all(
-        Array.from({ length: 20 }, (_, i) => claimOne(wide, id, `worker-${i}`, LEASE_MS)),
+        Array.from({ length: 20 }, (_, i) => claimOne(wide.sql, id, `worker-${i}`, LEASE_MS)),
       );
       const winners = results.filter((r) => r !== undefined);
       expect(winners).toHaveLength(1);
@@ -103,7 +94,7 @@ describe('notification lifecycle in PostgreSQL', () => {
       const ids = (await Promise.all(Array.from({ length: 60 }, () => pending()))).map((r) => r.id);
       // Each worker claims a different shuffled, overlapping half of the rows, all at the same time.
       const batches = Array.from({ length: 10 }, () => [...ids].sort(() => Math.random() - 0.5).slice(0, 30));
-      const results = await Promise.all(batches.map(async (batch, i) => (await claimBatch(wide, batch, `worker-${i}`, LEASE_MS, ['IN_APP'])).claimed));
+      const results = await Promise.all(batches.map(async (batch, i) => (await claimBatch(wide.sql, batch, `worker-${i}`, LEASE_MS, ['IN_APP'])).claimed));
 
       const claimed = results.flatMap((rows, i) => rows.map((row) => ({ id: row.id, workerId: `worker-${i}`, attempt: row.attempt })));
       expect(new Set(claimed.map((c) => c.id)).size).toBe(claimed.length);

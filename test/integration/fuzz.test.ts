@@ -1,5 +1,5 @@
-import type { ResponseConfig, RouteConfig } from '@asteasolutions/zod-to-openapi';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ResponseConfig } from '@asteasolutions/zod-to-openapi';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import { createApiKey } from '../../internal/service/apiKeyService.ts';
 import { issueToken } from '../../internal/service/endUserToken.ts';
@@ -19,9 +19,10 @@ import {
 } from '../support/fuzzRequests.ts';
 import { shrink } from '../support/fuzzShrink.ts';
 import { changes, snapshot, TABLES } from '../support/fuzzSnapshot.ts';
-import { createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
+import { useTestDatabase } from '../support/fileDatabase.ts';
+import { everyRouteEnv, servedOpenApi, type RouteDefinition } from '../support/servedOpenApi.ts';
 import { deliverToInboxes } from '../support/claims.ts';
-import { buildApi, insertPending, sendJson, type ServedApp, type TestApi } from './helpers.ts';
+import { buildApi, insertPending, sendJson, useTestApi, type ServedApp, type TestApi } from './helpers.ts';
 
 /*
  * Random requests at every route the OpenAPI document lists: path parameters, queries, bodies and
@@ -75,12 +76,12 @@ function describeRequest(request: FuzzRequest): string {
 }
 
 /** The route declarations the document is generated from, as the app has them. */
-let registry: { definitions: ({ type: 'route'; route: RouteConfig } | { type: string; route?: undefined })[] };
+let definitions: RouteDefinition[];
 
 /** The zod schema declared for a route's answer with this status, when it is JSON. */
 function registeredSchema(operation: string, status: number): z.ZodType | undefined {
   const [method, path] = operation.split(' ');
-  for (const d of registry.definitions) {
+  for (const d of definitions) {
     if (!d.route || d.route.method !== method!.toLowerCase() || d.route.path !== path) continue;
     const media = (d.route.responses[String(status)] as ResponseConfig | undefined)?.content?.['application/json'];
     const schema = media && 'schema' in media ? media.schema : undefined;
@@ -208,26 +209,19 @@ async function explain(api: TestApi, operations: FuzzOperation[], findings: Find
 
 describe('fuzzing every documented route', () => {
   const seed = fuzzSeed();
-  let db: TestDatabase;
-  let api: TestApi;
+  const db = useTestDatabase();
+  const api = useTestApi(db, { env: everyRouteEnv(INBOX_SECRET) });
   let doc: OpenApiDocument;
   let operations: FuzzOperation[];
   const pools = emptyPools();
 
   beforeAll(async () => {
     console.log(`fuzz seed ${seed}: FUZZ_SEED=${seed} npx vitest run test/integration/fuzz.test.ts repeats this run`);
-    db = await createTestDatabase();
-    api = await buildApi(db, { env: { INBOX_JWT_SECRET: INBOX_SECRET, INBOX_DEV_PAGE: 'true' } });
-    registry = api.app.routes.openAPIRegistry as typeof registry;
-    const res = await api.app.request('/openapi.json');
-    expect(res.status).toBe(200);
-    doc = (await res.json()) as OpenApiDocument;
+    const served = await servedOpenApi(api.app);
+    doc = served.document as OpenApiDocument;
+    definitions = served.definitions;
     operations = operationsOf(doc);
     await seedData(api, pools);
-  });
-  afterAll(async () => {
-    await api?.close();
-    await db?.drop();
   });
 
   it('compares every table, sees any change in one, and finds the routes in the document', async () => {
@@ -260,7 +254,7 @@ describe('fuzzing every documented route', () => {
   });
 
   it('does the same with API keys required: a key with every scope, a read-only one, wrong ones', async () => {
-    const keyed = await buildApi(db, { env: { AUTH_DISABLED: 'false', INBOX_JWT_SECRET: INBOX_SECRET, INBOX_DEV_PAGE: 'true' } });
+    const keyed = await buildApi(db, { env: { AUTH_DISABLED: 'false', ...everyRouteEnv(INBOX_SECRET) } });
     try {
       const all = await createApiKey(db.sql, 'fuzz-all', ['send', 'read', 'admin']);
       const readOnly = await createApiKey(db.sql, 'fuzz-read', ['read']);

@@ -1,5 +1,5 @@
 import { pino } from 'pino';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { connectDatabase, type Sql } from '../../internal/platform/database.ts';
 import {
   CHECK_TIMEOUT_MS,
@@ -9,7 +9,8 @@ import {
 import { Maintainer } from '../../internal/worker/maintenance/maintainer.ts';
 import type { MaintenanceJob } from '../../internal/worker/maintenance/maintenanceJob.ts';
 import type { TestDatabase } from '../support/testEnvironment.ts';
-import { TestScope } from '../support/testScope.ts';
+import type { TcpProxy } from '../support/tcpProxy.ts';
+import { useTestScope } from '../support/testScope.ts';
 import { waitFor } from '../support/waitFor.ts';
 
 /** The longest a follower waits before its next try: the jittered election interval. */
@@ -41,15 +42,11 @@ interface Started {
 }
 
 describe('Maintainer: maintenance jobs on one elected worker', () => {
-  let scope: TestScope;
+  const scope = useTestScope();
   let db: TestDatabase;
 
   beforeEach(async () => {
-    scope = new TestScope();
     db = await scope.database();
-  });
-  afterEach(async () => {
-    await scope.close();
   });
 
   /** A maintainer whose lock session connects to `url`, with one counting job unless given others. */
@@ -70,9 +67,24 @@ describe('Maintainer: maintenance jobs on one elected worker', () => {
     return { maintainer, job, logs, leading };
   }
 
+  /**
+   * A leader that reaches PostgreSQL through a proxy the test can cut or freeze, and a second
+   * maintainer, started once the first leads.
+   */
+  async function leaderBehindProxy(): Promise<{ proxy: TcpProxy; leader: Started; other: Started }> {
+    const proxy = await scope.proxy(db.url);
+    scope.defer(() => proxy.restore());
+    const leader = start(proxy.urlFor(db.url));
+    await waitFor('the first maintainer to lead', () => leader.maintainer.isLeader, NEXT_TRY_MS + SLACK_MS);
+    return { proxy, leader, other: start() };
+  }
+
+  /** Holders of the maintenance lock in this test's database (other test files hold theirs in their own). */
   async function lockHolders(): Promise<number> {
     const [row] = await db.sql<{ n: number }[]>`
-      select count(*)::int as n from pg_locks where locktype = 'advisory' and classid = ${0x68726c64}::oid and granted`;
+      select count(*)::int as n from pg_locks
+      where locktype = 'advisory' and classid = ${0x68726c64}::oid and granted
+        and database = (select oid from pg_database where datname = current_database())`;
     return row!.n;
   }
 
@@ -122,10 +134,7 @@ describe('Maintainer: maintenance jobs on one elected worker', () => {
   });
 
   it('a leader whose database connection is cut stops running jobs, and another takes over', async () => {
-    const proxy = await scope.proxy(db.url);
-    const cutOff = start(proxy.urlFor(db.url));
-    await waitFor('the first maintainer to lead', () => cutOff.maintainer.isLeader, NEXT_TRY_MS + SLACK_MS);
-    const other = start();
+    const { proxy, leader: cutOff, other } = await leaderBehindProxy();
 
     proxy.cut();
     const cutAt = Date.now();
@@ -141,11 +150,7 @@ describe('Maintainer: maintenance jobs on one elected worker', () => {
   });
 
   it('a leader whose network goes silent steps down, and PostgreSQL frees its lock for another once its session sits idle', async () => {
-    const proxy = await scope.proxy(db.url);
-    scope.defer(() => proxy.restore());
-    const silent = start(proxy.urlFor(db.url));
-    await waitFor('the first maintainer to lead', () => silent.maintainer.isLeader, NEXT_TRY_MS + SLACK_MS);
-    const other = start();
+    const { proxy, leader: silent, other } = await leaderBehindProxy();
 
     proxy.freeze();
     const frozenAt = Date.now();

@@ -7,6 +7,7 @@ import { ClaimRescuer } from '../../internal/worker/maintenance/claimRescuer.ts'
 import { DeadLetterRelister } from '../../internal/worker/maintenance/deadLetterRelister.ts';
 import { DueRowScheduler } from '../../internal/worker/maintenance/dueRowScheduler.ts';
 import { IdempotencyKeyCleaner } from '../../internal/worker/maintenance/idempotencyKeyCleaner.ts';
+import type { MaintenanceJob } from '../../internal/worker/maintenance/maintenanceJob.ts';
 import { connectTestRedis, createTestDatabase, testQueueKeys, type TestDatabase } from '../support/testEnvironment.ts';
 import { attemptsOf, connectReadyRedis, insertPending, rowOf } from './helpers.ts';
 
@@ -50,6 +51,25 @@ describe('maintenance jobs, one run each', () => {
   }
   async function deadLetters(): Promise<string[]> {
     return inspect.lrange(keys.dlq, 0, -1);
+  }
+
+  /**
+   * Runs a new `job()` twice: the first run pushes `id` alone onto `list`, counts it under `counted`
+   * and sets its `mark` column, leaving `notId`'s unset; the second pushes nothing, the mark keeping
+   * the row off.
+   */
+  async function expectPushedOnce(
+    job: () => MaintenanceJob,
+    counted: string,
+    list: () => Promise<string[]>,
+    { id, notId, mark }: { id: string; notId: string; mark: 'queued_at' | 'dead_lettered_at' },
+  ): Promise<void> {
+    expect(await job().run()).toEqual({ [counted]: 1 });
+    expect(await list()).toEqual([id]);
+    expect((await rowOf(db.sql, id))[mark]).not.toBeNull();
+    expect((await rowOf(db.sql, notId))[mark]).toBeNull();
+    expect(await job().run()).toEqual({ [counted]: 0 });
+    expect(await list()).toEqual([id]);
   }
 
   /** A notification claimed by a worker that died: its lease ran out a second ago. */
@@ -103,13 +123,7 @@ describe('maintenance jobs, one run each', () => {
     await db.sql`update notifications set queued_at = null where id in (${due.id}, ${notYetDue.id})`;
     await db.sql`update notifications set available_at = now() + interval '1 hour' where id = ${notYetDue.id}`;
 
-    expect(await scheduler().run()).toEqual({ queued: 1 });
-    expect(await queued()).toEqual([due.id]);
-    expect((await rowOf(db.sql, due.id)).queued_at).not.toBeNull();
-    expect((await rowOf(db.sql, notYetDue.id)).queued_at).toBeNull();
-
-    expect(await scheduler().run()).toEqual({ queued: 0 });
-    expect(await queued()).toEqual([due.id]);
+    await expectPushedOnce(scheduler, 'queued', queued, { id: due.id, notId: notYetDue.id, mark: 'queued_at' });
   });
 
   it('queues again rows queued longer than a lease ago, but not freshly queued ones', async () => {
@@ -175,13 +189,7 @@ describe('maintenance jobs, one run each', () => {
     await db.sql`update notifications set updated_at = now() - interval '1 minute' where id in (${missing.id}, ${alreadyThere.id})`;
     await db.sql`update notifications set dead_lettered_at = now() where id = ${alreadyThere.id}`;
 
-    expect(await relister().run()).toEqual({ deadLettered: 1 });
-    expect(await deadLetters()).toEqual([missing.id]);
-    expect((await rowOf(db.sql, missing.id)).dead_lettered_at).not.toBeNull();
-    expect((await rowOf(db.sql, justFailed.id)).dead_lettered_at).toBeNull();
-
-    expect(await relister().run()).toEqual({ deadLettered: 0 });
-    expect(await deadLetters()).toEqual([missing.id]);
+    await expectPushedOnce(relister, 'deadLettered', deadLetters, { id: missing.id, notId: justFailed.id, mark: 'dead_lettered_at' });
   });
 
   it('forgets Idempotency-Keys older than 24 hours and keeps younger ones', async () => {

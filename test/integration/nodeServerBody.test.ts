@@ -3,12 +3,12 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import { Hono } from 'hono';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { MAX_BODY_BYTES, readJson } from '../../internal/http/request/jsonBody.ts';
-import { createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
+import { useTestDatabase } from '../support/fileDatabase.ts';
 import { waitFor } from '../support/waitFor.ts';
-import { buildApi, countNotifications, type TestApi } from './helpers.ts';
+import { countNotifications, useTestApi } from './helpers.ts';
 
 interface Answer {
   status: number;
@@ -20,18 +20,12 @@ interface Answer {
  * raw connection, which `fetch` does not let a test do.
  */
 describe('request bodies over a real HTTP server', () => {
-  let db: TestDatabase;
-  let api: TestApi;
+  const db = useTestDatabase();
+  const api = useTestApi(db);
   let port: number;
 
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    api = await buildApi(db);
+  beforeAll(() => {
     port = Number(new URL(api.app.url).port);
-  });
-  afterAll(async () => {
-    await api?.close();
-    await db?.drop();
   });
 
   /**

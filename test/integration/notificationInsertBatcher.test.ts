@@ -1,34 +1,25 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { NotificationInsertBatcher } from '../../internal/service/notificationInsertBatcher.ts';
-import { connectDatabase, type Sql } from '../../internal/platform/database.ts';
+import { connectDatabase } from '../../internal/platform/database.ts';
 import { runWithDeadline } from '../../internal/platform/deadline.ts';
 import { UnavailableError } from '../../internal/domain/errors.ts';
 import type { NotificationJson, NotificationRow } from '../../internal/domain/notification.ts';
 import { NotificationQueue } from '../../internal/queue/notificationQueue.ts';
-import type { Redis } from '../../internal/platform/redis.ts';
-import { createTestDatabase, testQueueKeys, type TestDatabase } from '../support/testEnvironment.ts';
+import { useDatabasePool, useTestDatabase } from '../support/fileDatabase.ts';
+import { useQueueScope } from '../support/queueScope.ts';
+import { testQueueKeys } from '../support/testEnvironment.ts';
 import { waitFor } from '../support/waitFor.ts';
-import { buildApi, closedPort, connectReadyRedis, newNotification, silentLogger } from './helpers.ts';
+import { buildApi, closedPort, newNotification, silentLogger } from './helpers.ts';
 
 describe('group commit of creates without an Idempotency-Key', () => {
-  let db: TestDatabase;
-  let sql: Sql;
-  let redis: Redis;
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    sql = connectDatabase(db.url, { max: 5 });
-    redis = await connectReadyRedis();
-  });
-  afterAll(async () => {
-    await sql?.end({ timeout: 5 });
-    redis?.disconnect();
-    await db?.drop();
-  });
+  const db = useTestDatabase();
+  /** The batchers' pool, apart from the one the test holds locks and cancels backends with. */
+  const pool = useDatabasePool(db, 5);
+  const scope = useQueueScope();
 
   function newBatcher(): { batcher: NotificationInsertBatcher; queue: NotificationQueue } {
-    const queue = new NotificationQueue(redis, testQueueKeys());
-    return { batcher: new NotificationInsertBatcher(sql, queue, silentLogger()), queue };
+    const queue = new NotificationQueue(scope.redis, testQueueKeys());
+    return { batcher: new NotificationInsertBatcher(pool.sql, queue, silentLogger()), queue };
   }
 
   async function storedIds(ids: string[]): Promise<string[]> {
@@ -120,7 +111,7 @@ describe('group commit of creates without an Idempotency-Key', () => {
     const rows = await stillWaiting;
     expect(rows.map((r) => r.id)).toEqual(patient.map((n) => n.id));
     expect(await storedIds([late.id, ...patient.map((n) => n.id)])).toEqual(patient.map((n) => n.id).sort());
-    expect((await redis.lrange(queue.keys.queue, 0, -1)).sort()).toEqual(patient.map((n) => n.id).sort());
+    expect((await scope.redis.lrange(queue.keys.queue, 0, -1)).sort()).toEqual(patient.map((n) => n.id).sort());
   });
 
   it('rejects every caller of a batch with UnavailableError when PostgreSQL fails mid-transaction, and stores nothing', async () => {
@@ -146,12 +137,12 @@ describe('group commit of creates without an Idempotency-Key', () => {
       expect((result as PromiseRejectedResult).reason).toBeInstanceOf(UnavailableError);
     }
     expect(await storedIds(notifications.map((n) => n.id))).toEqual([]);
-    expect(await redis.llen(queue.keys.queue)).toBe(0);
+    expect(await scope.redis.llen(queue.keys.queue)).toBe(0);
   });
 
   it('rejects every caller of a batch with UnavailableError when PostgreSQL is unreachable', async () => {
     const unreachable = connectDatabase(`postgres://postgres@127.0.0.1:${await closedPort()}/x`, { max: 1, connectTimeoutSeconds: 2 });
-    const queue = new NotificationQueue(redis, testQueueKeys());
+    const queue = new NotificationQueue(scope.redis, testQueueKeys());
     const batcher = new NotificationInsertBatcher(unreachable, queue, silentLogger());
     try {
       const results = await Promise.allSettled(
@@ -162,7 +153,7 @@ describe('group commit of creates without an Idempotency-Key', () => {
         expect((result as PromiseRejectedResult).reason).toMatchObject({ dependency: 'postgres' });
         expect((result as PromiseRejectedResult).reason).toBeInstanceOf(UnavailableError);
       }
-      expect(await redis.llen(queue.keys.queue)).toBe(0);
+      expect(await scope.redis.llen(queue.keys.queue)).toBe(0);
     } finally {
       await unreachable.end({ timeout: 1 });
     }

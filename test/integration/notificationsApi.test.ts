@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connectDatabase } from '../../internal/platform/database.ts';
 import { MAX_BODY_BYTES } from '../../internal/http/request/jsonBody.ts';
 import { MAX_DATA_DEPTH, type NotificationRow } from '../../internal/domain/notification.ts';
 import { connectRedis } from '../../internal/platform/redis.ts';
 import { deliverToInboxes } from '../support/claims.ts';
-import { connectTestRedis, createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
-import { buildApi, closedPort, connectReadyRedis, countNotifications, rowOf, type TestApi } from './helpers.ts';
+import { useTestDatabase } from '../support/fileDatabase.ts';
+import { buildApi, closedPort, connectReadyRedis, countNotifications, rowOf, useTestApi } from './helpers.ts';
 
 const CONTRACT_KEYS = [
   'body',
@@ -46,19 +46,8 @@ interface ErrorResponse {
 }
 
 describe('HTTP API', () => {
-  let db: TestDatabase;
-  let api: TestApi;
-  const inspect = connectTestRedis();
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    api = await buildApi(db);
-  });
-  afterAll(async () => {
-    await api?.close();
-    inspect.disconnect();
-    await db?.drop();
-  });
+  const db = useTestDatabase();
+  const api = useTestApi(db);
 
   async function post(body: unknown, headers: Record<string, string> = {}): Promise<Response> {
     return await api.app.request('/notifications', {
@@ -69,13 +58,13 @@ describe('HTTP API', () => {
   }
 
   async function queued(): Promise<string[]> {
-    return inspect.lrange(api.keys.queue, 0, -1);
+    return api.redis.lrange(api.keys.queue, 0, -1);
   }
 
   /** Sends `request`, expects it refused with `status` and `code`, and checks nothing was stored or queued. */
   async function expectRefused(request: () => Response | Promise<Response>, status: number, code?: string): Promise<ErrorResponse> {
     const rowsBefore = await countNotifications(db.sql);
-    const queueBefore = await inspect.llen(api.keys.queue);
+    const queueBefore = await api.redis.llen(api.keys.queue);
     const res = await request();
     expect(res.status).toBe(status);
     expect(res.headers.get('content-type')).toMatch(/^application\/json/);
@@ -86,7 +75,7 @@ describe('HTTP API', () => {
     expect(body.error.message.length).toBeGreaterThan(0);
     if (code) expect(body.error.code).toBe(code);
     expect(await countNotifications(db.sql)).toBe(rowsBefore);
-    expect(await inspect.llen(api.keys.queue)).toBe(queueBefore);
+    expect(await api.redis.llen(api.keys.queue)).toBe(queueBefore);
     return body;
   }
 
@@ -359,7 +348,7 @@ describe('HTTP API', () => {
         const { id } = (await res.json()) as NotificationBody;
         const [row] = await db.sql<{ recipient: string }[]>`select recipient from notifications where id = ${id}`;
         expect(row!.recipient).toBe('http://127.0.0.1:9000/hook');
-        expect(await inspect.lrange(lenient.keys.queue, 0, -1)).toEqual([id]);
+        expect(await api.redis.lrange(lenient.keys.queue, 0, -1)).toEqual([id]);
       } finally {
         await lenient.close();
       }
@@ -507,7 +496,7 @@ describe('HTTP API', () => {
         expect(res.headers.get('retry-after')).toBe('1');
         expect(((await res.json()) as ErrorResponse).error.code).toBe('unavailable');
         expect(await countNotifications(db.sql)).toBe(rowsBefore);
-        expect(await inspect.llen(broken.keys.queue)).toBe(0);
+        expect(await api.redis.llen(broken.keys.queue)).toBe(0);
 
         const get = await broken.app.request(`/notifications/${randomUUID()}`);
         expect(get.status).toBe(503);
@@ -530,7 +519,7 @@ describe('HTTP API', () => {
         const { id } = (await res.json()) as NotificationBody;
         const [row] = await db.sql<{ status: string }[]>`select status from notifications where id = ${id}`;
         expect(row!.status).toBe('PENDING');
-        expect(await inspect.llen(lost.keys.queue)).toBe(0);
+        expect(await api.redis.llen(lost.keys.queue)).toBe(0);
       } finally {
         await lost.close();
       }

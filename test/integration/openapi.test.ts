@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { ResponseConfig, RouteConfig, ZodMediaTypeObject } from '@asteasolutions/zod-to-openapi';
 import { Hono } from 'hono';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import { issueToken } from '../../internal/service/endUserToken.ts';
-import { createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
-import { buildApi, insertPending, type TestApi } from './helpers.ts';
+import { useTestDatabase } from '../support/fileDatabase.ts';
+import { everyRouteEnv, servedOpenApi, type RouteDefinition } from '../support/servedOpenApi.ts';
+import { insertPending, useTestApi } from './helpers.ts';
 
 const INBOX_SECRET = 'openapi-test-secret-0123456789abcdef';
 const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'options', 'head', 'trace'] as const;
@@ -44,12 +45,12 @@ function documentedRoutes(doc: Document): Set<string> {
 const minus = (a: Set<string>, b: Set<string>) => [...a].filter((x) => !b.has(x)).sort();
 
 /** The declarations the document is generated from, as the app has them. */
-let registry: { definitions: ({ type: 'route'; route: RouteConfig } | { type: string })[] };
+let definitions: RouteDefinition[];
 
 /** The route as declared: its zod schemas, not their JSON Schema rendering. */
 function registeredRoute(method: string, path: string): RouteConfig {
-  for (const d of registry.definitions) {
-    if ('route' in d && d.route.method === method && d.route.path === path) return d.route;
+  for (const d of definitions) {
+    if (d.route && d.route.method === method && d.route.path === path) return d.route;
   }
   throw new Error(`${method.toUpperCase()} ${path} is not documented`);
 }
@@ -90,22 +91,15 @@ async function expectDocumented(res: Response, method: string, path: string, sta
 }
 
 describe('the OpenAPI document', () => {
-  let db: TestDatabase;
+  const db = useTestDatabase();
   /** Every optional part on (metrics, the inbox, the example page), so every route is registered. */
-  let api: TestApi;
+  const api = useTestApi(db, { env: everyRouteEnv(INBOX_SECRET) });
   let doc: Document;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    api = await buildApi(db, { env: { INBOX_JWT_SECRET: INBOX_SECRET, INBOX_DEV_PAGE: 'true' } });
-    registry = api.app.routes.openAPIRegistry as typeof registry;
-    const res = await api.app.request('/openapi.json');
-    expect(res.status).toBe(200);
-    doc = (await res.json()) as Document;
-  });
-  afterAll(async () => {
-    await api?.close();
-    await db?.drop();
+    const served = await servedOpenApi(api.app);
+    doc = served.document as Document;
+    definitions = served.definitions;
   });
 
   it('documents every route the app serves, and no route it does not serve', () => {

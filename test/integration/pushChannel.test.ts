@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { LookupAddress } from 'node:dns';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import webpush from 'web-push';
 import { PermanentDeliveryError } from '../../internal/channels/permanentDeliveryError.ts';
 import { PushChannel, type PushOptions } from '../../internal/channels/pushChannel.ts';
@@ -8,25 +8,23 @@ import { RetryLaterError } from '../../internal/channels/retryLaterError.ts';
 import type { LookupAll } from '../../internal/channels/transport/addressPolicy.ts';
 import { ValidationError } from '../../internal/domain/errors.ts';
 import type { NotificationRow } from '../../internal/domain/notification.ts';
+import { rejectionOf } from '../support/expectedErrors.ts';
 import { claimedRow } from '../support/notificationRow.ts';
-import { PushService, type SubscriptionJson } from '../support/pushService.ts';
-import { createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
+import { useTestDatabase } from '../support/fileDatabase.ts';
+import type { PushService, SubscriptionJson } from '../support/pushService.ts';
+import { useTestScope } from '../support/testScope.ts';
 import { deliverThroughChannel } from '../../internal/worker/channelDelivery.ts';
 import { closedPort, silentLogger } from './helpers.ts';
 
 const SUBJECT = 'mailto:ops@herald.example';
 const vapid = { ...webpush.generateVAPIDKeys(), subject: SUBJECT };
 
-let db: TestDatabase;
+const db = useTestDatabase();
+const scope = useTestScope('file');
 let service: PushService;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  service = await PushService.start();
-});
-afterAll(async () => {
-  await service?.close();
-  await db?.drop();
+  service = await scope.pushService();
 });
 
 const opened: PushChannel[] = [];
@@ -92,14 +90,14 @@ function deliver(channel: PushChannel, row: NotificationRow, signal = new AbortC
   return deliverThroughChannel(db.sql, channel, row, signal, silentLogger());
 }
 
-async function deliveryError(channel: PushChannel, row: NotificationRow, signal = new AbortController().signal): Promise<Error> {
-  try {
-    await deliver(channel, row, signal);
-  } catch (err) {
-    expect(err).toBeInstanceOf(Error);
-    return err as Error;
-  }
-  throw new Error('delivery succeeded');
+/** The error that delivery fails with; fails the test when it succeeds. */
+function deliveryError(channel: PushChannel, row: NotificationRow, signal = new AbortController().signal): Promise<Error> {
+  return rejectionOf(Error, deliver(channel, row, signal), 'delivery');
+}
+
+/** The error that delivery fails with for good, sparing the retries; fails the test otherwise. */
+function permanentFailure(channel: PushChannel, row: NotificationRow): Promise<PermanentDeliveryError> {
+  return rejectionOf(PermanentDeliveryError, deliver(channel, row), 'delivery');
 }
 
 function payloadOf(row: NotificationRow): unknown {
@@ -160,9 +158,8 @@ describe('PushChannel.deliver to a Web Push service', () => {
     service.expire(b.endpoint, 410);
     const userId = await userWith(a, b);
 
-    const err = await deliveryError(pushChannel(), pushRow(userId));
+    const err = await permanentFailure(pushChannel(), pushRow(userId));
 
-    expect(err).toBeInstanceOf(PermanentDeliveryError);
     expect(err.message).toBe(`every push subscription of user ${userId} has expired; they were removed`);
     expect(await storedEndpoints(userId)).toEqual([]);
   });
@@ -228,9 +225,8 @@ describe('PushChannel.deliver to a Web Push service', () => {
     service.failNext(sub.endpoint, { status, body: 'UnauthorizedRegistration' });
     const userId = await userWith(sub);
 
-    const err = await deliveryError(pushChannel(), pushRow(userId));
+    const err = await permanentFailure(pushChannel(), pushRow(userId));
 
-    expect(err).toBeInstanceOf(PermanentDeliveryError);
     expect(err.message).toContain(`answered ${status}: UnauthorizedRegistration`);
     expect(await storedEndpoints(userId)).toEqual([sub.endpoint]);
   });
@@ -239,20 +235,24 @@ describe('PushChannel.deliver to a Web Push service', () => {
     const sub = service.subscribe({ applicationServerKey: vapid.publicKey });
     const otherKeys = { ...webpush.generateVAPIDKeys(), subject: SUBJECT };
 
-    const err = await deliveryError(pushChannel({ vapid: otherKeys }), pushRow(await userWith(sub)));
+    const err = await permanentFailure(pushChannel({ vapid: otherKeys }), pushRow(await userWith(sub)));
 
-    expect(err).toBeInstanceOf(PermanentDeliveryError);
     expect(err.message).toContain('answered 403');
     expect(err.message).toContain('applicationServerKey');
     expect(service.received(sub.endpoint)).toHaveLength(0);
   });
 
-  it('retries when one subscription failed for now even if another expired, and removes the expired one', async () => {
+  /** A user with two subscriptions: the push service answers the first's next push `status`, and the second has expired. */
+  async function userWithFailingAndExpired(status: number): Promise<{ userId: string; failing: SubscriptionJson }> {
     const failing = service.subscribe();
     const gone = service.subscribe();
-    service.failNext(failing.endpoint, { status: 500 });
+    service.failNext(failing.endpoint, { status });
     service.expire(gone.endpoint);
-    const userId = await userWith(failing, gone);
+    return { userId: await userWith(failing, gone), failing };
+  }
+
+  it('retries when one subscription failed for now even if another expired, and removes the expired one', async () => {
+    const { userId, failing } = await userWithFailingAndExpired(500);
 
     const err = await deliveryError(pushChannel(), pushRow(userId));
 
@@ -263,15 +263,10 @@ describe('PushChannel.deliver to a Web Push service', () => {
   });
 
   it('fails for good with every subscription\'s outcome when one was refused and the other expired', async () => {
-    const refused = service.subscribe();
-    const gone = service.subscribe();
-    service.failNext(refused.endpoint, { status: 400 });
-    service.expire(gone.endpoint);
-    const userId = await userWith(refused, gone);
+    const { userId, failing: refused } = await userWithFailingAndExpired(400);
 
-    const err = await deliveryError(pushChannel(), pushRow(userId));
+    const err = await permanentFailure(pushChannel(), pushRow(userId));
 
-    expect(err).toBeInstanceOf(PermanentDeliveryError);
     expect(err.message).toMatch(new RegExp(`^push to user ${userId} failed: 127\\.0\\.0\\.1:\\d+/….{6} answered 400.*; 127\\.0\\.0\\.1:\\d+/….{6} answered 410`));
     expect(await storedEndpoints(userId)).toEqual([refused.endpoint]);
   });
@@ -288,8 +283,7 @@ describe('PushChannel.deliver to a Web Push service', () => {
 
   it('fails for good when the user has no push subscriptions', async () => {
     const userId = `user-${randomUUID()}`;
-    const err = await deliveryError(pushChannel(), pushRow(userId));
-    expect(err).toBeInstanceOf(PermanentDeliveryError);
+    const err = await permanentFailure(pushChannel(), pushRow(userId));
     expect(err.message).toBe(`user ${userId} has no push subscriptions`);
   });
 
@@ -298,9 +292,8 @@ describe('PushChannel.deliver to a Web Push service', () => {
     const notHttp = { ...sub, endpoint: 'data:text/plain,ok' };
     const badKeys = { endpoint: `${service.origin}/push/bad-keys`, keys: { p256dh: 'AAAA', auth: sub.keys.auth } };
 
-    const err = await deliveryError(pushChannel(), pushRow(await userWith(notHttp, badKeys)));
+    const err = await permanentFailure(pushChannel(), pushRow(await userWith(notHttp, badKeys)));
 
-    expect(err).toBeInstanceOf(PermanentDeliveryError);
     expect(err.message).toContain('endpoint is not an http(s) URL');
     expect(err.message).toContain('cannot encrypt for it');
     expect(service.requestsTo(badKeys.endpoint)).toHaveLength(0);
@@ -316,8 +309,7 @@ describe('PushChannel.deliver to a Web Push service', () => {
     expect(JSON.parse(service.received(sub.endpoint)[0]!.text)).toEqual(payloadOf(largest));
 
     const tooLarge = pushRow(userId, { body: 'x'.repeat(3994 - base) });
-    const err = await deliveryError(pushChannel(), tooLarge);
-    expect(err).toBeInstanceOf(PermanentDeliveryError);
+    const err = await permanentFailure(pushChannel(), tooLarge);
     expect(err.message).toContain('3994 bytes');
     expect(service.requestsTo(sub.endpoint)).toHaveLength(1);
   });
@@ -328,9 +320,8 @@ describe('PushChannel and private endpoints', () => {
     const sub = service.subscribe();
     const userId = await userWith(sub);
 
-    const err = await deliveryError(pushChannel({ allowPrivate: false }), pushRow(userId));
+    const err = await permanentFailure(pushChannel({ allowPrivate: false }), pushRow(userId));
 
-    expect(err).toBeInstanceOf(PermanentDeliveryError);
     expect(err.message).toContain('resolves to non-public address 127.0.0.1');
     expect(service.requestsTo(sub.endpoint)).toHaveLength(0);
     expect(await storedEndpoints(userId)).toEqual([sub.endpoint]);
@@ -341,9 +332,8 @@ describe('PushChannel and private endpoints', () => {
     const url = new URL(sub.endpoint);
     url.hostname = 'localhost';
 
-    const err = await deliveryError(pushChannel({ allowPrivate: false }), pushRow(await userWith({ ...sub, endpoint: url.toString() })));
+    const err = await permanentFailure(pushChannel({ allowPrivate: false }), pushRow(await userWith({ ...sub, endpoint: url.toString() })));
 
-    expect(err).toBeInstanceOf(PermanentDeliveryError);
     expect(err.message).toContain('resolves to non-public address');
     expect(service.requestsTo(sub.endpoint)).toHaveLength(0);
   });
@@ -352,9 +342,8 @@ describe('PushChannel and private endpoints', () => {
     const sub = service.subscribe();
     const dns = fakeResolver(['127.0.0.1']);
 
-    const err = await deliveryError(pushChannel({ allowPrivate: false, lookup: dns.lookup }), pushRow(await userWith(named(sub, 'push.test'))));
+    const err = await permanentFailure(pushChannel({ allowPrivate: false, lookup: dns.lookup }), pushRow(await userWith(named(sub, 'push.test'))));
 
-    expect(err).toBeInstanceOf(PermanentDeliveryError);
     expect(err.message).toMatch(/push\.test:\d+\/….{6} resolves to non-public address 127\.0\.0\.1$/);
     expect(dns.asked).toEqual(['push.test']);
     expect(service.requestsTo(sub.endpoint)).toHaveLength(0);
@@ -373,8 +362,7 @@ describe('PushChannel and private endpoints', () => {
     expect(first.message).toContain('request failed: ECONNREFUSED (connect ECONNREFUSED 127.0.0.2:');
     expect(dns.asked).toEqual(['rebind.test']);
 
-    const second = await deliveryError(channel, row);
-    expect(second).toBeInstanceOf(PermanentDeliveryError);
+    const second = await permanentFailure(channel, row);
     expect(second.message).toContain('resolves to non-public address 127.0.0.1');
     expect(dns.asked).toEqual(['rebind.test', 'rebind.test']);
 

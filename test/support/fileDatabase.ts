@@ -1,4 +1,4 @@
-import type { Sql } from '../../internal/platform/database.ts';
+import { connectDatabase, type Sql } from '../../internal/platform/database.ts';
 import { fixtureFields, fixtureValue } from './fixtureValue.ts';
 import { createTestDatabase, type TestDatabase } from './testEnvironment.ts';
 
@@ -17,4 +17,18 @@ export interface FileDatabase {
 export function useTestDatabase(): FileDatabase {
   const current = fixtureValue<TestDatabase>('the test database', 'file', () => createTestDatabase(), (db) => db.drop());
   return fixtureFields(current, ['name', 'url', 'sql']);
+}
+
+/**
+ * A pool of `max` connections of its own to the file's database, for tests that race more
+ * claimers or writers than the file's pool of 5 lets run at once; ended after the file's last test.
+ */
+export function useDatabasePool(db: Pick<FileDatabase, 'url'>, max: number): Pick<FileDatabase, 'sql'> {
+  const current = fixtureValue(
+    `a pool of ${max} connections`,
+    'file',
+    () => ({ sql: connectDatabase(db.url, { max }) }),
+    (pool) => pool.sql.end({ timeout: 5 }),
+  );
+  return fixtureFields(current, ['sql']);
 }

@@ -6,11 +6,14 @@ export interface CreatedNotification {
   retry_count: number;
 }
 
-/** POSTs a notification to a running API and returns the created notification; fails on anything but 201. */
-export async function postNotification(apiUrl: string, body: Record<string, unknown>): Promise<CreatedNotification> {
+/**
+ * POSTs a notification to a running API (with `headers`, an API key say) and returns the created
+ * notification; fails on anything but 201.
+ */
+export async function postNotification(apiUrl: string, body: Record<string, unknown>, headers: Record<string, string> = {}): Promise<CreatedNotification> {
   const res = await fetch(`${apiUrl}/notifications`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...headers },
     body: JSON.stringify(body),
   });
   const text = await res.text();
