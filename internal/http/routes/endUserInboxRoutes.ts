@@ -41,13 +41,6 @@ type Env = { Variables: { userId: string } };
 
 const inbox = endUserRoutes('Inbox', { tokenInUrl: false });
 
-const listRoute = inbox.get('/', {
-  summary: 'My inbox, newest first',
-  request: { query: inboxPageQuerySchema },
-  responses: { 200: json(inboxListingSchema, 'a page of the inbox (archived items left out) and the unread count') },
-  errors: { 400: 'a bad `limit`, `cursor` or `unread`' },
-});
-
 const unreadRoute = inbox.get('/unread_count', {
   summary: 'How many of my items are unread',
   responses: { 200: json(unreadCountJsonSchema, 'the count') },
@@ -56,6 +49,14 @@ const unreadRoute = inbox.get('/unread_count', {
 const readAllRoute = inbox.post('/read_all', {
   summary: 'Mark all my items read',
   responses: { 200: json(markedJsonSchema, 'how many were marked') },
+});
+
+const listRoute = inbox.get('/', {
+  summary: 'My inbox, newest first',
+  description: 'Archived items are left out; `unread=true` lists only the unread ones. The next page is `cursor=<next_cursor>`.',
+  request: { query: inboxPageQuerySchema },
+  responses: { 200: json(inboxListingSchema, 'a page of the inbox and the unread count') },
+  errors: { 400: 'a bad `limit`, `cursor` or `unread`' },
 });
 
 /** Marking one item read and archiving it: the same request, answered the same way. */

@@ -15,6 +15,7 @@ const health = publicRoutes('Health', { rateLimited: false });
 
 const livenessRoute = health.get('/healthz', {
   summary: 'Liveness',
+  description: 'Answers while the process runs; it checks no dependency (`/readyz` does).',
   responses: { 200: json(livenessJsonSchema, 'the process runs') },
 });
 
