@@ -4,7 +4,7 @@
  * (`pg_stat_database.xact_commit` of that database; every statement a worker sends outside
  * `begin` is one transaction). Run it for one and for ten workers to see how maintenance scales:
  *
- *   npx tsx bench/idleMaintenance.ts --workers 1,10 --seconds 30 [--root <checkout>]
+ *   npm run bench:idle -- --workers 1,10 --seconds 30 [--root <checkout>]
  *
  * `--root` runs another checkout's processes (with `node_modules` reachable from it), e.g. an older
  * commit unpacked with `git archive <commit> | tar -x -C /tmp/old`, to compare before and after.
