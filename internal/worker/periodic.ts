@@ -17,8 +17,9 @@ export class Periodic {
     private readonly onError: (err: unknown) => void,
   ) {}
 
-  start(): void {
-    this.schedule(0);
+  /** The first run comes after `firstDelayMs`; each next one an interval after the previous ends. */
+  start(firstDelayMs = 0): void {
+    this.schedule(firstDelayMs);
   }
 
   async stop(): Promise<void> {

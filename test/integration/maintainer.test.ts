@@ -94,7 +94,7 @@ describe('Maintainer: maintenance jobs on one elected worker', () => {
     const slow = new CountingJob('slow', 5000);
     const { maintainer, logs, leading } = start(db.url, [failing, fast, slow]);
     await waitFor('leadership', () => maintainer.isLeader, NEXT_TRY_MS + SLACK_MS);
-    await waitFor('several runs of each quick job', () => failing.runs >= 5 && fast.runs >= 5, 5000);
+    await waitFor('several runs of each quick job and the first of the slow one', () => failing.runs >= 5 && fast.runs >= 5 && slow.runs >= 1, 5000);
     await maintainer.stop();
 
     expect(slow.runs).toBe(1);
