@@ -1,119 +1,73 @@
 /**
  * What idle workers cost PostgreSQL: starts N real `cmd/worker.ts` processes on an empty database
- * of their own, lets them settle, and counts the transactions they commit over a window
- * (`pg_stat_database.xact_commit` of that database; every statement a worker sends outside
+ * of their own (a `BenchEnvironment`, as `npm run bench` makes), lets them settle, and counts the
+ * transactions committed in that database over a window (every statement a worker sends outside
  * `begin` is one transaction). Run it for one and for ten workers to see how maintenance scales:
  *
  *   npm run bench:idle -- --workers 1,10 --seconds 30 [--root <checkout>]
  *
  * `--root` runs another checkout's processes (with `node_modules` reachable from it), e.g. an older
  * commit unpacked with `git archive <commit> | tar -x -C /tmp/old`, to compare before and after.
- * The count includes everything an idle worker sends, the fan-out runner's polls too.
+ * The count includes everything an idle worker sends, the fan-out runner's polls too. PostgreSQL
+ * and Redis are BENCH_DATABASE_URL and BENCH_REDIS_URL, as for `npm run bench`.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import postgres from 'postgres';
+import { BenchEnvironment } from './lib/environment.ts';
+import { BenchProcess, ROOT, stopAll } from './lib/processes.ts';
 
 const { values } = parseArgs({
   options: {
     workers: { type: 'string', default: '1,10' },
     seconds: { type: 'string', default: '30' },
     settle: { type: 'string', default: '10' },
-    root: { type: 'string', default: path.resolve(import.meta.dirname, '..') },
-    'postgres-url': { type: 'string', default: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
-    'redis-url': { type: 'string', default: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' },
+    root: { type: 'string', default: ROOT },
   },
 });
 const root = path.resolve(values.root);
 const seconds = Number(values.seconds);
 const settleSeconds = Number(values.settle);
-const TSX = import.meta.resolve('tsx');
+const postgresUrl = process.env.BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
+const redisUrl = process.env.BENCH_REDIS_URL || 'redis://127.0.0.1:6379';
+const say = (line: string) => process.stdout.write(`${line}\n`);
 
-function databaseUrl(name: string): string {
-  const url = new URL(values['postgres-url']);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
-/** Runs `cmd/<script>.ts` of the checkout under test; resolves once a log line contains `ready` (or at exit when none is given). */
-function start(script: string, env: Record<string, string>, ready?: string): { child: ChildProcess; started: Promise<void> } {
-  const child = spawn(process.execPath, ['--import', TSX, path.join(root, 'cmd', `${script}.ts`)], {
-    // Not the checkout: no developer `.env` may change what is measured.
-    cwd: os.tmpdir(),
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  const started = new Promise<void>((resolve, reject) => {
-    const watch = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (ready && output.includes(ready)) resolve();
-    };
-    child.stdout!.on('data', watch);
-    child.stderr!.on('data', watch);
-    child.once('exit', (code) => (code === 0 && !ready ? resolve() : reject(new Error(`${script} exited (${String(code)}):\n${output.slice(-2000)}`))));
-  });
-  return { child, started };
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-async function commits(admin: postgres.Sql, database: string): Promise<number> {
-  // A fresh snapshot of the cumulative statistics, not the one cached in this transaction.
-  await admin`select pg_stat_clear_snapshot()`;
-  const [row] = await admin<{ n: string }[]>`select xact_commit::text as n from pg_stat_database where datname = ${database}`;
-  return Number(row?.n ?? 0);
-}
-
-/** Transactions per second `count` idle workers commit against a fresh database. */
-async function measure(admin: postgres.Sql, count: number): Promise<number> {
-  const database = `herald_idle_bench_${randomBytes(4).toString('hex')}`;
-  const prefix = `idle-bench-${randomBytes(4).toString('hex')}`;
-  await admin`create database ${admin(database)}`;
-  const workers: ChildProcess[] = [];
+/** Transactions per second `count` idle workers of `root` commit against a fresh database. */
+async function measure(count: number): Promise<number> {
+  // postgres.js connects lazily: an idle worker opens a few of its pool's connections (the jobs,
+  // the fan-out poll) and one for the maintenance lock, not the pool's WORKER_CONCURRENCY + 3.
+  const env = await BenchEnvironment.create(postgresUrl, redisUrl, count * 4 + 2, say);
   try {
-    const env = {
-      DATABASE_URL: databaseUrl(database),
-      REDIS_URL: values['redis-url'],
-      QUEUE_KEY: `${prefix}:queue`,
-      DLQ_KEY: `${prefix}:dlq`,
+    const processEnv = {
+      DATABASE_URL: env.databaseUrl,
+      REDIS_URL: redisUrl,
+      QUEUE_KEY: env.key('queue'),
+      DLQ_KEY: env.key('dlq'),
       METRICS_PORT: '0',
       LOG_LEVEL: 'info',
     };
-    await start('migrate', env).started;
-    const running = Array.from({ length: count }, () => start('worker', env, 'worker started'));
-    workers.push(...running.map((r) => r.child));
-    await Promise.all(running.map((r) => r.started));
+    const script = (name: string) => path.join(root, 'cmd', `${name}.ts`);
+    const migrate = BenchProcess.start('migrate', script('migrate'), processEnv, { cwd: env.logDir });
+    const migrated = await migrate.exited;
+    if (migrated.code !== 0) throw migrate.died('while migrating');
+    const workers = Array.from({ length: count }, (_, i) =>
+      BenchProcess.start(`worker-${i + 1}`, script('worker'), processEnv, { cwd: env.logDir }),
+    );
+    await Promise.all(workers.map((w) => w.waitForLog('worker started')));
     // Pools connected, leadership settled, first runs of every job done.
     await sleep(settleSeconds * 1000);
-    const before = await commits(admin, database);
+    const before = await env.transactions();
     await sleep(seconds * 1000);
-    const after = await commits(admin, database);
+    const after = await env.transactions();
     return (after - before) / seconds;
   } finally {
-    await Promise.all(workers.map(stop));
-    await admin`drop database if exists ${admin(database)} with (force)`;
+    await stopAll(15_000);
+    for (const problem of await env.destroy(false)) say(problem);
   }
 }
 
-const admin = postgres(values['postgres-url'], { max: 1, onnotice: () => {} });
-try {
-  process.stdout.write(`idle workers of ${root}, ${seconds} s window after ${settleSeconds} s settling\n`);
-  for (const count of values.workers.split(',').map(Number)) {
-    const perSecond = await measure(admin, count);
-    process.stdout.write(`${String(count).padStart(3)} worker(s): ${perSecond.toFixed(1)} transactions/s (${(perSecond / count).toFixed(1)} per worker)\n`);
-  }
-} finally {
-  await admin.end({ timeout: 5 });
+say(`idle workers of ${root}, ${seconds} s window after ${settleSeconds} s settling`);
+for (const count of values.workers.split(',').map(Number)) {
+  const perSecond = await measure(count);
+  say(`${String(count).padStart(3)} worker(s): ${perSecond.toFixed(1)} transactions/s (${(perSecond / count).toFixed(1)} per worker)`);
 }
