@@ -2,7 +2,6 @@ import type { Sql } from '../../platform/database.ts';
 import type { Logger } from '../../platform/logger.ts';
 import { holdsMaintenanceLock, releaseMaintenanceLock, tryTakeMaintenanceLock } from '../../repository/maintenanceLock.ts';
 import { Periodic } from '../periodic.ts';
-import { untilAborted } from '../../channels/transport/untilAborted.ts';
 
 /**
  * How often a follower tries to take the lock, and the leader checks that it still holds it
@@ -103,7 +102,16 @@ export class LeaderElection {
   }
 }
 
-/** `work`'s outcome, or a TimeoutError once `ms` pass (postgres.js cannot cancel a query that hangs). */
-function withinMs<T>(work: Promise<T>, ms: number): Promise<T> {
-  return untilAborted(work, AbortSignal.timeout(ms));
+/** `work`'s outcome, or a rejection once `ms` pass (postgres.js cannot cancel a query that hangs). */
+async function withinMs<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`PostgreSQL did not answer within ${ms} ms`)), ms);
+  });
+  work.catch(() => {});
+  try {
+    return await Promise.race([work, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
