@@ -92,6 +92,22 @@ describe('rate limits and the backlog bound', () => {
     await waitFor('creates accepted again once the queue drained', async () => (await post(a)).status === 201, 5000);
   });
 
+  it('judges the first create after a quiet spell on a fresh reading of the queue, not the last one taken', async () => {
+    const a = await api({ MAX_QUEUE_DEPTH: '20' });
+    expect((await post(a)).status).toBe(201);
+    const queued = await a.redis.llen(a.keys.queue);
+    await a.redis.lpush(a.keys.queue, ...Array.from({ length: 21 - queued }, () => randomUUID()));
+    // Quiet for longer than a reading may be old: the next create must look again.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const before = await countNotifications(db.sql);
+    expect((await post(a)).status).toBe(503);
+    expect(await countNotifications(db.sql)).toBe(before);
+
+    await a.redis.del(a.keys.queue);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect((await post(a)).status).toBe(201);
+  });
+
   it('does not hold back reads while the queue is deep', async () => {
     const a = await api({ MAX_QUEUE_DEPTH: '1' });
     const created = await post(a);
