@@ -4,7 +4,7 @@ ARG NODE_VERSION=24.22.3
 
 # Compiles the TypeScript with the dev dependencies (tsc, types), none of which reach the image.
 # tsc is plain JavaScript: the install scripts of the test tools (native addons a slim image has
-# no compiler for) need not run.
+# no compiler for) need not run, nor the postinstall that patches dependencies the compiler never runs.
 FROM node:${NODE_VERSION}-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -23,6 +23,8 @@ ENV NODE_OPTIONS=--enable-source-maps
 WORKDIR /app
 
 COPY package.json package-lock.json ./
+# The patches the install's postinstall applies to dependencies (patch-package, see README).
+COPY patches ./patches
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 
