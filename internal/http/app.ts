@@ -20,7 +20,7 @@ import { handleError } from './errorHandler.ts';
 import { fanoutRoutes } from './routes/fanoutRoutes.ts';
 import { healthRoutes } from './routes/healthRoutes.ts';
 import { inboxRoutes } from './routes/inboxRoutes.ts';
-import { LiveConnections } from './routes/liveInbox.ts';
+import { LiveConnections, MAX_CLIENT_MESSAGE_BYTES } from './routes/liveInbox.ts';
 import { measureRequests } from '../metrics/metricsRoutes.ts';
 import { metricsRoutes } from './routes/metricsRoute.ts';
 import { refuseInvalid } from './request/invalidInput.ts';
@@ -58,7 +58,9 @@ export function createApp(deps: AppDeps): HttpApi {
   // A path or query that fails its declared schema is refused by the one onError (as a 400 naming the field).
   const app = new OpenAPIHono({ defaultHook: refuseInvalid });
   describeApi(app);
-  const { upgradeWebSocket, injectWebSocket } = createNodeWebSocket({ app });
+  const { upgradeWebSocket, injectWebSocket, wss } = createNodeWebSocket({ app });
+  // @hono/node-ws makes its WebSocketServer without options; each connection reads them at its upgrade.
+  wss.options.maxPayload = MAX_CLIENT_MESSAGE_BYTES;
   const live = new LiveConnections();
   const { inbox } = deps;
   // While draining, each answer closes its connection, so kept-alive clients reconnect to a live

@@ -8,6 +8,13 @@ import { InboxSession, type InboxEvent, type InboxSessionDeps, type InboxSink } 
 const MAX_UNREAD_BYTES = 1024 * 1024;
 /** Server-Sent Events a client may leave unwritten before it is dropped. */
 const MAX_UNWRITTEN_EVENTS = 1000;
+/**
+ * The largest message a WebSocket client may send. Clients have nothing to say (herald never reads
+ * their messages), but `ws` buffers each one whole before handing it over, up to 100 MiB by
+ * default: a few connections could hold gigabytes. A longer one is refused by its header alone,
+ * closing the connection with 1009 (message too big).
+ */
+export const MAX_CLIENT_MESSAGE_BYTES = 64 * 1024;
 
 export interface LiveInboxDeps extends InboxSessionDeps {
   heartbeatMs: number;
