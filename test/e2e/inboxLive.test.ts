@@ -3,11 +3,12 @@ import http from 'node:http';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sign } from 'hono/jwt';
+import { decodeJwt } from 'jose';
 import { afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import WebSocket from 'ws';
 import { issueToken } from '../../internal/service/endUserToken.ts';
 import type { InboxItemJson } from '../../internal/domain/inboxItem.ts';
-import { MAX_CLIENT_MESSAGE_BYTES } from '../../internal/http/routes/liveInbox.ts';
+import { MAX_CLIENT_MESSAGE_BYTES, TOKEN_EXPIRED_CLOSE_CODE } from '../../internal/http/routes/liveInbox.ts';
 import type { InboxEvent } from '../../internal/service/inboxSession.ts';
 import { insertNotification } from '../../internal/repository/notifications.ts';
 import { deliverToInboxes } from '../support/claims.ts';
@@ -104,6 +105,8 @@ class WsClient extends LiveClient {
 
 class SseClient extends LiveClient {
   readonly closed: Promise<{ code: number; reason: string; at: number }>;
+  /** The data of each `event: error`. */
+  readonly errors: unknown[] = [];
   comments = 0;
   lastEventId: string | undefined;
   private buffered = '';
@@ -145,6 +148,8 @@ class SseClient extends LiveClient {
         this.events.push({ type: 'notification', item });
       } else if (fields.event === 'caught_up') {
         this.events.push({ type: 'caught_up', seq: (JSON.parse(fields.data!) as { seq: number }).seq });
+      } else if (fields.event === 'error') {
+        this.errors.push(JSON.parse(fields.data!));
       } else if (fields.event !== undefined) {
         this.problems.push(`unexpected event ${block}`);
       }
@@ -591,6 +596,31 @@ describe('the live inbox over WebSocket and Server-Sent Events, across API insta
     const raw = await RawWebSocket.open(scope, apiA, await token(user));
     raw.announce(100 * 1024 * 1024);
     expect(await waitFor('the server to close the raw connection', () => raw.closeCode(), EVENT_WAIT_MS, 10)).toBe(1009);
+  });
+
+  it('closes live connections when their token expires: a WebSocket with 4401, an event stream after a token_expired error', async () => {
+    const user = newUser('expiring');
+    // `exp` is in whole seconds: this token ends 1 to 2 s from now.
+    const expiring = await issueToken(user, SECRET, 2);
+    const expiresAt = decodeJwt(expiring).exp! * 1000;
+    // Further ahead than one setTimeout can wait (24.8 days), which must not read as "now".
+    const lasting = await issueToken(user, SECRET, 30 * 24 * 3600);
+    // `access_token` in the query stands in for the hour-long token the clients get otherwise.
+    const ws = await openWs(apiA, user, { access_token: expiring });
+    const sse = await openSse(apiB, user, { access_token: expiring });
+    const long = await openWs(apiA, user, { access_token: lasting });
+    for (const c of [ws, sse, long]) await c.untilCaughtUp();
+
+    const [wsClosed, sseClosed] = await Promise.all([ws.closedWithin(EVENT_WAIT_MS), sse.closedWithin(EVENT_WAIT_MS)]);
+    expect(wsClosed).toMatchObject({ code: TOKEN_EXPIRED_CLOSE_CODE, reason: 'token expired' });
+    expect(wsClosed.at).toBeGreaterThanOrEqual(expiresAt);
+    expect(sseClosed.at).toBeGreaterThanOrEqual(expiresAt);
+    expect(sse.errors).toEqual([{ code: 'token_expired', message: 'the inbox token expired; reconnect with a new one' }]);
+    expect(sse.problems).toEqual([]);
+
+    await post(apiA, user, 1);
+    await long.untilSeq(1);
+    expect(long.socket.readyState).toBe(WebSocket.OPEN);
   });
 
   it('pings live connections every INBOX_HEARTBEAT_MS and cuts off a WebSocket client that does not answer within ~3 heartbeats', async () => {
