@@ -3,6 +3,7 @@ import { createNodeWebSocket } from '@hono/node-ws';
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
+import { secureHeaders } from 'hono/secure-headers';
 import type { ApiMetrics } from '../metrics/apiMetrics.ts';
 import type { NotificationServiceDeps } from '../service/notificationService.ts';
 import type { ReadinessDeps } from '../service/readiness.ts';
@@ -14,13 +15,13 @@ import { adminRoutes } from './routes/adminRoutes.ts';
 import { dashboardRoutes } from './routes/dashboardRoutes.ts';
 import { devRoutes } from './routes/devRoutes.ts';
 import { apiDocument, describeApi } from './openapi/apiDocument.ts';
-import { docsRoutes } from './openapi/docsRoutes.ts';
+import { docsRoutes } from './routes/docsRoutes.ts';
 import { endUserInboxRoutes, type EndUserAccess } from './routes/endUserInboxRoutes.ts';
 import { handleError } from './errorHandler.ts';
 import { fanoutRoutes } from './routes/fanoutRoutes.ts';
 import { healthRoutes } from './routes/healthRoutes.ts';
 import { inboxRoutes } from './routes/inboxRoutes.ts';
-import { LiveConnections } from './routes/liveInbox.ts';
+import { LiveConnections, MAX_CLIENT_MESSAGE_BYTES } from './routes/liveInbox.ts';
 import { measureRequests } from '../metrics/metricsRoutes.ts';
 import { metricsRoutes } from './routes/metricsRoute.ts';
 import { refuseInvalid } from './request/invalidInput.ts';
@@ -58,9 +59,14 @@ export function createApp(deps: AppDeps): HttpApi {
   // A path or query that fails its declared schema is refused by the one onError (as a 400 naming the field).
   const app = new OpenAPIHono({ defaultHook: refuseInvalid });
   describeApi(app);
-  const { upgradeWebSocket, injectWebSocket } = createNodeWebSocket({ app });
+  const { upgradeWebSocket, injectWebSocket, wss } = createNodeWebSocket({ app });
+  // @hono/node-ws makes its WebSocketServer without options; each connection reads them at its upgrade.
+  wss.options.maxPayload = MAX_CLIENT_MESSAGE_BYTES;
   const live = new LiveConnections();
   const { inbox } = deps;
+  // Every answer, errors included: nosniff, no framing by other origins, no Referer sent on. HSTS is
+  // left to whatever terminates TLS in front of the API; a route's own headers (the pages') win.
+  app.use(secureHeaders({ strictTransportSecurity: false, overwrite: false }));
   // While draining, each answer closes its connection, so kept-alive clients reconnect to a live
   // process instead of holding this one open until it cuts them off.
   app.use(async (c, next) => {
@@ -94,7 +100,7 @@ export function createApp(deps: AppDeps): HttpApi {
   }
   // Routes without an API key count per client address.
   const perAddress = rateLimit(limits.perAddress, byAddress, 'client address');
-  for (const path of ['/inbox/*', '/dev/*', '/openapi.json', '/docs', DASHBOARD_PAGE]) app.use(path, perAddress);
+  for (const path of ['/inbox/*', '/dev/*', '/openapi.json', '/docs/*', DASHBOARD_PAGE]) app.use(path, perAddress);
   // The API's documentation is public, as an API reference is; mounted after its rate limit so that applies.
   app.route('/', docsRoutes(apiDocument(app)));
   // Producers' routes take an API key; the end users' inbox takes their own token instead.

@@ -8,12 +8,19 @@ const encoder = new TextEncoder();
 /** Tokens the example page gets last an hour, as a product's own would last a session. */
 const DEV_TOKEN_TTL_SECONDS = 3600;
 
+/** What an end user's token grants: one user's inbox, until it expires. */
+export interface EndUserGrant {
+  userId: string;
+  /** The token's `exp`: live connections opened with it are closed then. */
+  expiresAt: Date;
+}
+
 /**
  * End users read their own inbox with a token the product's backend issues: a JWT signed with
  * HS256 and INBOX_JWT_SECRET whose `sub` is the user id and which carries an `exp` (checked, as is
  * `nbf` when present).
  */
-export async function userIdFromToken(token: string, secret: string): Promise<string> {
+export async function grantOfToken(token: string, secret: string): Promise<EndUserGrant> {
   let payload: Record<string, unknown>;
   try {
     ({ payload } = await jwtVerify(token, encoder.encode(secret), { algorithms: ['HS256'] }));
@@ -32,7 +39,7 @@ export async function userIdFromToken(token: string, secret: string): Promise<st
   if (typeof sub !== 'string' || userIdSchema.safeParse(sub).data !== sub) {
     throw new UnauthorizedError('inbox token refused: its "sub" must be the user id (1 to 255 characters)');
   }
-  return sub;
+  return { userId: sub, expiresAt: new Date(payload.exp * 1000) };
 }
 
 /** A token for `userId`, valid for `ttlSeconds`: what a product's backend does, here for the example page. */

@@ -33,10 +33,16 @@ describe('the compiled processes, as the Docker image runs them', () => {
 
     const document = (await (await fetch(`${api.url}/openapi.json`)).json()) as { info: { version: string } };
     expect(document.info.version).toMatch(/^\d+\.\d+\.\d+/);
-    for (const page of ['/admin/dashboard', '/dev/inbox']) {
+    for (const page of ['/admin/dashboard', '/dev/inbox', '/docs']) {
       const res = await fetch(`${api.url}${page}`);
       expect(res.status, page).toBe(200);
       expect(await res.text(), page).toContain('<html');
+    }
+    // The docs page's files: Swagger UI from the installed package, the starter from dist/.
+    for (const file of ['swagger-ui.css', 'swagger-ui-bundle.js', 'docs.js']) {
+      const res = await fetch(`${api.url}/docs/${file}`);
+      expect(res.status, file).toBe(200);
+      expect((await res.text()).length, file).toBeGreaterThan(0);
     }
 
     for (const p of [api.process, worker.process]) p.signal('SIGTERM');

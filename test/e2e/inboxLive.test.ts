@@ -3,10 +3,12 @@ import http from 'node:http';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sign } from 'hono/jwt';
+import { decodeJwt } from 'jose';
 import { afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import WebSocket from 'ws';
 import { issueToken } from '../../internal/service/endUserToken.ts';
 import type { InboxItemJson } from '../../internal/domain/inboxItem.ts';
+import { MAX_CLIENT_MESSAGE_BYTES, TOKEN_EXPIRED_CLOSE_CODE } from '../../internal/http/routes/liveInbox.ts';
 import type { InboxEvent } from '../../internal/service/inboxSession.ts';
 import { insertNotification } from '../../internal/repository/notifications.ts';
 import { deliverToInboxes } from '../support/claims.ts';
@@ -103,6 +105,8 @@ class WsClient extends LiveClient {
 
 class SseClient extends LiveClient {
   readonly closed: Promise<{ code: number; reason: string; at: number }>;
+  /** The data of each `event: error`. */
+  readonly errors: unknown[] = [];
   comments = 0;
   lastEventId: string | undefined;
   private buffered = '';
@@ -144,6 +148,8 @@ class SseClient extends LiveClient {
         this.events.push({ type: 'notification', item });
       } else if (fields.event === 'caught_up') {
         this.events.push({ type: 'caught_up', seq: (JSON.parse(fields.data!) as { seq: number }).seq });
+      } else if (fields.event === 'error') {
+        this.errors.push(JSON.parse(fields.data!));
       } else if (fields.event !== undefined) {
         this.problems.push(`unexpected event ${block}`);
       }
@@ -189,6 +195,59 @@ async function refusedUpgrade(url: string): Promise<number> {
     EVENT_WAIT_MS,
     `the upgrade at ${url} to be answered`,
   );
+}
+
+/** A WebSocket client on a bare TCP connection, to send what a client library would not. */
+class RawWebSocket {
+  /** Settles with the time the server closed the TCP connection. */
+  readonly closedAt: Promise<number>;
+  private received = Buffer.alloc(0);
+
+  private constructor(readonly socket: net.Socket) {
+    socket.on('data', (chunk: Buffer) => (this.received = Buffer.concat([this.received, chunk])));
+    socket.on('error', () => {});
+    this.closedAt = new Promise((resolve) => socket.on('close', () => resolve(Date.now())));
+  }
+
+  /** Connects and completes the upgrade (it answers pings only as the kernel does: never). */
+  static async open(scope: TestScope, api: Api, token: string): Promise<RawWebSocket> {
+    const raw = new RawWebSocket(net.connect(Number(new URL(api.url).port), '127.0.0.1'));
+    scope.defer(() => raw.socket.destroy());
+    raw.socket.write(
+      `GET /inbox/ws?access_token=${token} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    );
+    await waitFor('the raw client to be upgraded', () => raw.received.toString('latin1').startsWith('HTTP/1.1 101'), EVENT_WAIT_MS, 10);
+    return raw;
+  }
+
+  /** Sends the header of a binary message of `length` bytes (masked, as a client's must be), and no payload. */
+  announce(length: number): void {
+    const header = Buffer.alloc(14);
+    header[0] = 0x82;
+    header[1] = 0x80 | 127;
+    header.writeBigUInt64BE(BigInt(length), 2);
+    randomBytes(4).copy(header, 10);
+    this.socket.write(header);
+  }
+
+  /** The status code of the server's close frame, once one has arrived. */
+  closeCode(): number | undefined {
+    const text = this.received.toString('latin1');
+    let at = text.indexOf('\r\n\r\n') + 4;
+    // Server frames are unmasked: opcode, then a 7-bit length or a 16- or 64-bit one after it.
+    while (at > 3 && at + 2 <= this.received.length) {
+      const opcode = this.received[at]! & 0x0f;
+      const short = this.received[at + 1]! & 0x7f;
+      const lengthBytes = short === 126 ? 2 : short === 127 ? 8 : 0;
+      const length = lengthBytes === 2 ? this.received.readUInt16BE(at + 2) : lengthBytes === 8 ? Number(this.received.readBigUInt64BE(at + 2)) : short;
+      const payload = at + 2 + lengthBytes;
+      if (payload + length > this.received.length) return undefined;
+      if (opcode === 0x8) return this.received.readUInt16BE(payload);
+      at = payload + length;
+    }
+    return undefined;
+  }
 }
 
 /** Runs `count` tasks, at most `parallel` at a time; the results in task order. */
@@ -522,6 +581,48 @@ describe('the live inbox over WebSocket and Server-Sent Events, across API insta
     expect(got).toEqual(Array.from({ length: got.length }, (_, i) => i + 1));
   });
 
+  it(`closes a WebSocket whose client sends a message over ${MAX_CLIENT_MESSAGE_BYTES} bytes with 1009, on its header alone`, async () => {
+    const user = newUser('big-message');
+    const client = await openWs(apiA, user);
+    await client.untilCaughtUp();
+    // Messages within the bound are taken (and ignored): the connection carries on.
+    client.socket.send(Buffer.alloc(MAX_CLIENT_MESSAGE_BYTES, 1));
+    await post(apiA, user, 1);
+    await client.untilSeq(1);
+    client.socket.send(Buffer.alloc(MAX_CLIENT_MESSAGE_BYTES + 1, 1));
+    expect(await client.closedWithin(EVENT_WAIT_MS)).toMatchObject({ code: 1009 });
+
+    // A client that announces 100 MiB is refused before it sends any of it: nothing is buffered.
+    const raw = await RawWebSocket.open(scope, apiA, await token(user));
+    raw.announce(100 * 1024 * 1024);
+    expect(await waitFor('the server to close the raw connection', () => raw.closeCode(), EVENT_WAIT_MS, 10)).toBe(1009);
+  });
+
+  it('closes live connections when their token expires: a WebSocket with 4401, an event stream after a token_expired error', async () => {
+    const user = newUser('expiring');
+    // `exp` is in whole seconds: this token ends 1 to 2 s from now.
+    const expiring = await issueToken(user, SECRET, 2);
+    const expiresAt = decodeJwt(expiring).exp! * 1000;
+    // Further ahead than one setTimeout can wait (24.8 days), which must not read as "now".
+    const lasting = await issueToken(user, SECRET, 30 * 24 * 3600);
+    // `access_token` in the query stands in for the hour-long token the clients get otherwise.
+    const ws = await openWs(apiA, user, { access_token: expiring });
+    const sse = await openSse(apiB, user, { access_token: expiring });
+    const long = await openWs(apiA, user, { access_token: lasting });
+    for (const c of [ws, sse, long]) await c.untilCaughtUp();
+
+    const [wsClosed, sseClosed] = await Promise.all([ws.closedWithin(EVENT_WAIT_MS), sse.closedWithin(EVENT_WAIT_MS)]);
+    expect(wsClosed).toMatchObject({ code: TOKEN_EXPIRED_CLOSE_CODE, reason: 'token expired' });
+    expect(wsClosed.at).toBeGreaterThanOrEqual(expiresAt);
+    expect(sseClosed.at).toBeGreaterThanOrEqual(expiresAt);
+    expect(sse.errors).toEqual([{ code: 'token_expired', message: 'the inbox token expired; reconnect with a new one' }]);
+    expect(sse.problems).toEqual([]);
+
+    await post(apiA, user, 1);
+    await long.untilSeq(1);
+    expect(long.socket.readyState).toBe(WebSocket.OPEN);
+  });
+
   it('pings live connections every INBOX_HEARTBEAT_MS and cuts off a WebSocket client that does not answer within ~3 heartbeats', async () => {
     const api = await startApi(scope, { ...env, INBOX_HEARTBEAT_MS: String(HEARTBEAT_MS) });
     const user = newUser('heartbeat');
@@ -531,24 +632,14 @@ describe('the live inbox over WebSocket and Server-Sent Events, across API insta
     const mutedAt = Date.now();
 
     // A raw TCP client that completes the upgrade, then says nothing (it still reads).
-    const raw = net.connect(Number(new URL(api.url).port), '127.0.0.1');
-    scope.defer(() => raw.destroy());
-    let upgraded = '';
-    raw.on('data', (chunk: Buffer) => (upgraded += chunk.toString('latin1')));
-    const rawClosed = new Promise<number>((resolve) => raw.on('close', () => resolve(Date.now())));
-    raw.on('error', () => {});
-    raw.write(
-      `GET /inbox/ws?access_token=${await token(user)} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-        `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-    );
-    await waitFor('the raw client to be upgraded', () => upgraded.startsWith('HTTP/1.1 101'), EVENT_WAIT_MS, 10);
+    const raw = await RawWebSocket.open(scope, api, await token(user));
     const rawAt = Date.now();
 
     const muteClosed = await mute.closedWithin(3 * HEARTBEAT_MS + 2000);
     expect(muteClosed.code).toBe(1006);
     expect(muteClosed.at - mutedAt).toBeGreaterThanOrEqual(HEARTBEAT_MS);
     expect(muteClosed.at - mutedAt).toBeLessThanOrEqual(3 * HEARTBEAT_MS + 500);
-    const rawClosedAt = await within(rawClosed, 3 * HEARTBEAT_MS + 2000, 'the silent raw client to be cut off');
+    const rawClosedAt = await within(raw.closedAt, 3 * HEARTBEAT_MS + 2000, 'the silent raw client to be cut off');
     expect(rawClosedAt - rawAt).toBeLessThanOrEqual(3 * HEARTBEAT_MS + 500);
 
     // The clients that answer stay, and hear a ping (or an SSE comment) every heartbeat.

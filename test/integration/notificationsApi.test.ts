@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { connectDatabase } from '../../internal/platform/database.ts';
 import { MAX_BODY_BYTES } from '../../internal/http/request/jsonBody.ts';
+import { MAX_JSON_DEPTH } from '../../internal/http/request/jsonNesting.ts';
 import { MAX_DATA_DEPTH, type NotificationRow } from '../../internal/domain/notification.ts';
 import { connectRedis } from '../../internal/platform/redis.ts';
 import { deliverToInboxes } from '../support/claims.ts';
@@ -235,6 +236,19 @@ describe('HTTP API', () => {
       const depth = 50_000;
       const raw = `{"user_id":"u","type":"IN_APP","body":"b","data":{"a":${'['.repeat(depth)}${']'.repeat(depth)}}}`;
       await expectRefused(() => post(raw), 400, 'invalid_request');
+    });
+
+    it(`refuses a megabyte of nesting with 400 naming the field and the limit (${MAX_JSON_DEPTH}), without parsing it`, async () => {
+      const prefix = '{"user_id":"u","type":"IN_APP","body":"b","data":';
+      const depth = Math.floor((MAX_BODY_BYTES - prefix.length - 1) / 2);
+      const raw = `${prefix}${'['.repeat(depth)}${']'.repeat(depth)}}`;
+      expect(raw.length).toBeLessThanOrEqual(MAX_BODY_BYTES);
+      const parse = vi.spyOn(JSON, 'parse');
+      onTestFinished(() => parse.mockRestore());
+      const refused = await expectRefused(() => post(raw), 400, 'invalid_request');
+      expect(refused.error.message).toBe(`invalid request: data: must not nest deeper than ${MAX_JSON_DEPTH} levels`);
+      expect(refused.error.details).toEqual([{ path: 'data', message: `must not nest deeper than ${MAX_JSON_DEPTH} levels` }]);
+      expect(parse.mock.calls.filter(([text]) => text === raw)).toEqual([]);
     });
 
     it.each([

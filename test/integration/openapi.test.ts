@@ -244,7 +244,10 @@ describe('the OpenAPI document', () => {
       await call(200, 'get', '/healthz', '/healthz');
       await call(200, 'get', '/readyz', '/readyz');
       await call(200, 'get', '/openapi.json', '/openapi.json');
-      expect(await call(200, 'get', '/docs', '/docs')).toContain('/openapi.json');
+      expect(await call(200, 'get', '/docs', '/docs')).toContain('docs/docs.js');
+      expect(await call(200, 'get', '/docs/docs.js', '/docs/docs.js')).toContain('openapi.json');
+      await call(200, 'get', '/docs/swagger-ui.css', '/docs/swagger-ui.css');
+      await call(200, 'get', '/docs/swagger-ui-bundle.js', '/docs/swagger-ui-bundle.js');
     });
   });
 });

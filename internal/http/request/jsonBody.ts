@@ -3,6 +3,7 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { z } from 'zod';
 import { ValidationError } from '../../domain/errors.ts';
+import { deepNesting, MAX_JSON_DEPTH } from './jsonNesting.ts';
 import { nodeRequest, requestHeader } from './nodeRequest.ts';
 
 /** Requests larger than this are refused with 413 before they are read whole. */
@@ -22,7 +23,7 @@ export const limitBody: MiddlewareHandler = async (c, next) => {
   await next();
 };
 
-/** Reads a JSON body and validates it: 415 when it is not JSON, 400 when malformed or invalid. */
+/** Reads a JSON body and validates it: 415 when it is not JSON, 400 when malformed, nested too deeply or invalid. */
 export async function readJson<S extends z.ZodType>(c: Context, schema: S): Promise<z.infer<S>> {
   const type = requestHeader(c, 'content-type') ?? '';
   if (!/^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(type)) {
@@ -30,9 +31,11 @@ export async function readJson<S extends z.ZodType>(c: Context, schema: S): Prom
   }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(await readNodeBody(nodeRequest(c)));
+    const text = await readNodeBody(nodeRequest(c));
+    refuseDeepNesting(text);
+    parsed = JSON.parse(text);
   } catch (err) {
-    if (err instanceof HTTPException) throw err;
+    if (err instanceof HTTPException || err instanceof ValidationError) throw err;
     throw new ValidationError('request body is not valid JSON', 'malformed_json');
   }
   let result: z.ZodSafeParseResult<z.infer<S>>;
@@ -48,6 +51,17 @@ export async function readJson<S extends z.ZodType>(c: Context, schema: S): Prom
     throw new ValidationError(`invalid request: ${first.path || 'body'}: ${first.message}`, 'invalid_request', details);
   }
   return result.data;
+}
+
+/**
+ * Refuses a body nested deeper than MAX_JSON_DEPTH before it is parsed, as the schemas' own depth
+ * checks would (400 naming the field), without paying for parsing it first.
+ */
+function refuseDeepNesting(text: string): void {
+  const deep = deepNesting(text, MAX_JSON_DEPTH);
+  if (!deep) return;
+  const message = `must not nest deeper than ${MAX_JSON_DEPTH} levels`;
+  throw new ValidationError(`invalid request: ${deep.field || 'body'}: ${message}`, 'invalid_request', [{ path: deep.field, message }]);
 }
 
 /**

@@ -1,6 +1,3 @@
-import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
 import { ValidationError } from '../../domain/errors.ts';
@@ -11,8 +8,8 @@ import { json, text } from '../openapi/answers.ts';
 import { operatorRoutes, publicRoutes } from '../openapi/routeDeclaration.ts';
 import { serveRoute } from '../openapi/serveRoute.ts';
 import { refuseAs } from '../request/invalidInput.ts';
+import { htmlPage } from './htmlPage.ts';
 
-const DASHBOARD_PAGE = path.join(import.meta.dirname, '..', 'public', 'dashboard.html');
 /** The longest window `GET /admin/throughput` answers: three hours of minutes is already a wide chart. */
 const MAX_THROUGHPUT_MINUTES = 180;
 
@@ -46,48 +43,9 @@ const badMinutes = refuseAs(() => {
 export function dashboardRoutes(deps: Pick<NotificationServiceDeps, 'sql' | 'requestTimeoutMs'>): OpenAPIHono {
   const app = new OpenAPIHono();
 
-  serveRoute(app, pageRoute, async (c) => {
-    const page = await dashboardPage();
-    c.header('Content-Security-Policy', page.policy);
-    c.header('X-Frame-Options', 'DENY');
-    c.header('Referrer-Policy', 'no-referrer');
-    return c.html(page.html, 200);
-  });
+  serveRoute(app, pageRoute, htmlPage('dashboard.html'));
 
   serveRoute(app, throughputRoute, async (c) => c.json(await readThroughput(deps, c.req.valid('query').minutes), 200), badMinutes);
 
   return app;
-}
-
-let page: Promise<{ html: string; policy: string }> | undefined;
-
-/**
- * The page and its Content-Security-Policy, read once. The page handles an admin key, so the policy
- * admits only its own inline style and script (by hash), requests to this origin, and no framing:
- * were some API text ever to slip into the page as markup, it could neither run nor send the key away.
- */
-function dashboardPage(): Promise<{ html: string; policy: string }> {
-  page ??= readFile(DASHBOARD_PAGE, 'utf8').then(withPolicy, (err: unknown) => {
-    // A failed read is tried again on the next request rather than remembered.
-    page = undefined;
-    throw err;
-  });
-  return page;
-}
-
-/** The page's inline style and script, admitted by their SHA-256 (CSP's hash sources). */
-function withPolicy(html: string): { html: string; policy: string } {
-  const hashes = (tag: string) =>
-    [...html.matchAll(new RegExp(`<${tag}[^>]*>([\\s\\S]*?)</${tag}>`, 'g'))].map((m) => `'sha256-${createHash('sha256').update(m[1]!).digest('base64')}'`);
-  const policy = [
-    "default-src 'none'",
-    `script-src ${hashes('script').join(' ')}`,
-    `style-src ${hashes('style').join(' ')}`,
-    "connect-src 'self'",
-    "img-src 'self' data:",
-    "base-uri 'none'",
-    "form-action 'none'",
-    "frame-ancestors 'none'",
-  ].join('; ');
-  return { html, policy };
 }

@@ -1,5 +1,3 @@
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
 import { devTokenJsonSchema } from '../../domain/endUserToken.ts';
@@ -9,8 +7,7 @@ import { json, jsonBody, text } from '../openapi/answers.ts';
 import { publicRoutes } from '../openapi/routeDeclaration.ts';
 import { serveRoute } from '../openapi/serveRoute.ts';
 import { readJson } from '../request/jsonBody.ts';
-
-const EXAMPLE_PAGE = path.join(import.meta.dirname, '..', 'public', 'inboxExample.html');
+import { htmlPage } from './htmlPage.ts';
 
 /** `POST /dev/token`: the user to log in as. */
 const devTokenRequestSchema = z.object({ user_id: userIdSchema });
@@ -35,7 +32,7 @@ const tokenRoute = development.post('/token', {
  */
 export function devRoutes(deps: { jwtSecret: string }): OpenAPIHono {
   const app = new OpenAPIHono();
-  serveRoute(app, pageRoute, async (c) => c.html(await readFile(EXAMPLE_PAGE, 'utf8'), 200));
+  serveRoute(app, pageRoute, htmlPage('inboxExample.html'));
   serveRoute(app, tokenRoute, async (c) => {
     const { user_id } = await readJson(c, devTokenRequestSchema);
     return c.json(await issueDevToken(user_id, deps.jwtSecret), 200);

@@ -4,7 +4,7 @@ import { HTTPException } from 'hono/http-exception';
 import type { UpgradeWebSocket } from 'hono/ws';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
-import { userIdFromToken } from '../../service/endUserToken.ts';
+import { grantOfToken } from '../../service/endUserToken.ts';
 import { NotFoundError, UnauthorizedError } from '../../domain/errors.ts';
 import { inboxListingSchema, markedJsonSchema, unreadCountJsonSchema } from '../../domain/inbox.ts';
 import { archiveItem, readAll, readInbox, readItem, unreadCount } from '../../service/inboxService.ts';
@@ -16,7 +16,7 @@ import { serveRoute } from '../openapi/serveRoute.ts';
 import { inboxPage, inboxPageQuerySchema, sinceSeq, sinceSeqSchema } from '../request/inboxQuery.ts';
 import { refuseAs } from '../request/invalidInput.ts';
 import { idParams, refuseId } from '../request/pathParams.ts';
-import { inboxWebSocket, serveInboxEvents, type LiveConnections } from './liveInbox.ts';
+import { inboxWebSocket, serveInboxEvents, TOKEN_EXPIRED_CLOSE_CODE, type LiveConnections } from './liveInbox.ts';
 
 /** What the end users' inbox needs once it is on (INBOX_JWT_SECRET set). */
 export interface EndUserAccess {
@@ -37,7 +37,7 @@ export interface EndUserInboxDeps {
   upgradeWebSocket: UpgradeWebSocket<WebSocket>;
 }
 
-type Env = { Variables: { userId: string } };
+type Env = { Variables: { userId: string; tokenExpiresAt: Date } };
 
 const inbox = endUserRoutes('Inbox', { tokenInUrl: false });
 
@@ -78,7 +78,7 @@ const badSince = refuseAs(sinceSeq);
 const streamRoute = liveInbox.get('/stream', {
   summary: 'My inbox live, as Server-Sent Events',
   description:
-    'First every item after `since`, then `event: caught_up` (data `{"seq": N}`), then each new item as it is delivered: `event: notification`, `id:` its seq, data an InboxItem. An EventSource resumes by itself after a drop (it sends `Last-Event-ID`).',
+    'First every item after `since`, then `event: caught_up` (data `{"seq": N}`), then each new item as it is delivered: `event: notification`, `id:` its seq, data an InboxItem. An EventSource resumes by itself after a drop (it sends `Last-Event-ID`). When the token expires the stream ends with `event: error`, data `{"code": "token_expired", ...}`: open a new one with a new token.',
   request: {
     query: liveQuery,
     headers: z.object({ 'Last-Event-ID': z.string().optional().meta({ description: 'sent by a reconnecting EventSource; wins over `since`' }) }),
@@ -92,7 +92,8 @@ const webSocketRoute = (upgrade: MiddlewareHandler) =>
   liveInbox.get('/ws', {
     summary: 'My inbox live, over a WebSocket',
     description:
-      'JSON messages: `{"type": "notification", "item": InboxItem}` for every item after `since`, then `{"type": "caught_up", "seq": N}`, then each new item as it is delivered.',
+      'JSON messages: `{"type": "notification", "item": InboxItem}` for every item after `since`, then `{"type": "caught_up", "seq": N}`, then each new item as it is delivered. When the token expires the socket is closed with code ' +
+      `${TOKEN_EXPIRED_CLOSE_CODE} (reason "token expired"): reconnect with a new token.`,
     // A bad `since` is refused with 400 before the upgrade.
     middleware: [checkSince, upgrade],
     request: { query: liveQuery },
@@ -142,8 +143,9 @@ export function endUserInboxRoutes(deps: EndUserInboxDeps): OpenAPIHono<Env> {
 
   // Used only past `authenticate`, which lets nothing through while the inbox is off (no hub then).
   const live = deps.endUsers && { sql: deps.sql, hub: deps.endUsers.hub, logger: deps.logger, heartbeatMs: deps.heartbeatMs };
-  serveRoute(app, streamRoute, (c) => serveInboxEvents(c, live!, deps.live, c.get('userId'), sinceSeq(c)), badSince);
-  const upgrade = inboxWebSocket(deps.upgradeWebSocket, live!, deps.live, (c) => ({ userId: c.get('userId'), since: sinceSeq(c) }));
+  const connection = (c: Context<Env>) => ({ userId: c.get('userId'), since: sinceSeq(c), expiresAt: c.get('tokenExpiresAt') });
+  serveRoute(app, streamRoute, (c) => serveInboxEvents(c, live!, deps.live, connection(c)), badSince);
+  const upgrade = inboxWebSocket(deps.upgradeWebSocket, live!, deps.live, connection);
   serveRoute(
     app,
     webSocketRoute(upgrade),
@@ -168,7 +170,9 @@ function authenticate(deps: EndUserInboxDeps, options: { fromQuery: boolean }) {
         `send the user's inbox token as "Authorization: Bearer <token>"${options.fromQuery ? ' or ?access_token=<token>' : ''}`,
       );
     }
-    c.set('userId', await userIdFromToken(token, deps.endUsers.jwtSecret));
+    const grant = await grantOfToken(token, deps.endUsers.jwtSecret);
+    c.set('userId', grant.userId);
+    c.set('tokenExpiresAt', grant.expiresAt);
     return next();
   };
 }

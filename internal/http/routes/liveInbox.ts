@@ -8,9 +8,31 @@ import { InboxSession, type InboxEvent, type InboxSessionDeps, type InboxSink } 
 const MAX_UNREAD_BYTES = 1024 * 1024;
 /** Server-Sent Events a client may leave unwritten before it is dropped. */
 const MAX_UNWRITTEN_EVENTS = 1000;
+/**
+ * The largest message a WebSocket client may send. Clients have nothing to say (herald never reads
+ * their messages), but `ws` buffers each one whole before handing it over, up to 100 MiB by
+ * default: a few connections could hold gigabytes. A longer one is refused by its header alone,
+ * closing the connection with 1009 (message too big).
+ */
+export const MAX_CLIENT_MESSAGE_BYTES = 64 * 1024;
+/**
+ * The close code of a WebSocket whose token expired: in the range left to applications, so a
+ * client can tell "get a new token" from a drop it should simply reconnect after (401 as in HTTP,
+ * as graphql-ws's 4401 does).
+ */
+export const TOKEN_EXPIRED_CLOSE_CODE = 4401;
+/** The longest delay setTimeout takes; a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface LiveInboxDeps extends InboxSessionDeps {
   heartbeatMs: number;
+}
+
+/** Whose inbox a live connection follows, from where, and until when its token lets it. */
+export interface LiveConnection {
+  userId: string;
+  since: number;
+  expiresAt: Date;
 }
 
 /**
@@ -33,14 +55,20 @@ export class LiveConnections {
 /**
  * `GET /inbox/stream`: the inbox as Server-Sent Events. Each item is an `event: notification` whose
  * `id` is its seq, so a reconnecting EventSource resumes by itself (`Last-Event-ID`). A comment
- * line every heartbeat keeps proxies from closing an idle stream and finds dead clients.
+ * line every heartbeat keeps proxies from closing an idle stream and finds dead clients. When the
+ * token expires the stream ends with an `event: error` whose code is `token_expired`.
  */
-export function serveInboxEvents(c: Context, deps: LiveInboxDeps, live: LiveConnections, userId: string, since: number): Response {
+export function serveInboxEvents(c: Context, deps: LiveInboxDeps, live: LiveConnections, { userId, since, expiresAt }: LiveConnection): Response {
   return streamSSE(c, async (stream) => {
     const ended = new Promise<void>((resolve) => stream.onAbort(resolve));
     const sink = sseSink(stream);
     const session = new InboxSession(deps, userId, since, sink);
     const forget = live.add(() => sink.close('server stopping'));
+    const expiry = when(expiresAt, () => {
+      const data = JSON.stringify({ code: 'token_expired', message: 'the inbox token expired; reconnect with a new one' });
+      const close = () => sink.close('token expired');
+      void stream.writeSSE({ event: 'error', data }).then(close, close);
+    });
     const heartbeat = setInterval(() => {
       if (sink.stalled()) sink.close('client stopped reading');
       else void stream.write(': ping\n\n').catch(() => sink.close('write failed'));
@@ -53,6 +81,7 @@ export function serveInboxEvents(c: Context, deps: LiveInboxDeps, live: LiveConn
       await stream.writeSSE({ event: 'error', data: JSON.stringify({ code: 'unavailable', message: 'live inbox unavailable; retry' }) }).catch(() => {});
     } finally {
       clearInterval(heartbeat);
+      expiry.cancel();
       session.close();
       forget();
     }
@@ -88,24 +117,27 @@ function sseSink(stream: SSEStreamingApi): InboxSink & { stalled(): boolean } {
 
 /**
  * `GET /inbox/ws`: the inbox over a WebSocket, one JSON message per event. Pings every heartbeat;
- * a client that has not answered the previous one is cut off.
+ * a client that has not answered the previous one is cut off. When the token expires the socket is
+ * closed with TOKEN_EXPIRED_CLOSE_CODE.
  */
 export function inboxWebSocket(
   upgradeWebSocket: UpgradeWebSocket<WebSocket>,
   deps: LiveInboxDeps,
   live: LiveConnections,
-  connection: (c: Context) => { userId: string; since: number },
+  connection: (c: Context) => LiveConnection,
 ) {
   return upgradeWebSocket((c) => {
-    const { userId, since } = connection(c);
+    const { userId, since, expiresAt } = connection(c);
     let session: InboxSession | undefined;
     let heartbeat: NodeJS.Timeout | undefined;
     let forget = () => {};
+    let expiry = { cancel: () => {} };
     return {
       onOpen(_event, ws) {
         const socket = ws.raw!;
         session = new InboxSession(deps, userId, since, webSocketSink(ws, socket));
         forget = live.add(() => ws.close(1001, 'server stopping'));
+        expiry = when(expiresAt, () => ws.close(TOKEN_EXPIRED_CLOSE_CODE, 'token expired'));
         let alive = true;
         socket.on('pong', () => (alive = true));
         heartbeat = setInterval(() => {
@@ -120,6 +152,7 @@ export function inboxWebSocket(
       },
       onClose() {
         clearInterval(heartbeat);
+        expiry.cancel();
         session?.close();
         forget();
       },
@@ -138,4 +171,19 @@ function webSocketSink(ws: WSContext<WebSocket>, socket: WebSocket): InboxSink {
       ws.close(1013, reason);
     },
   };
+}
+
+/**
+ * Runs `act` once `at` has come (at once if it has), however far ahead: a delay past what
+ * setTimeout takes is waited for in steps, since a token may be valid for months.
+ */
+function when(at: Date, act: () => void): { cancel(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  const wait = () => {
+    const left = at.getTime() - Date.now();
+    if (left <= 0) act();
+    else timer = setTimeout(wait, Math.min(left, MAX_TIMER_MS));
+  };
+  wait();
+  return { cancel: () => clearTimeout(timer) };
 }
