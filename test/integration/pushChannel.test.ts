@@ -349,6 +349,31 @@ describe('PushChannel and private endpoints', () => {
     expect(service.requestsTo(sub.endpoint)).toHaveLength(0);
   });
 
+  it.each(['::7f00:1', '::127.0.0.1', '64:ff9b::7f00:1', '::ffff:0:7f00:1', '2002:7f00:1::1'])(
+    'refuses an endpoint whose name resolves to %s, an IPv6 form of loopback',
+    async (address) => {
+      const sub = service.subscribe();
+      const dns = fakeResolver([address]);
+
+      const err = await permanentFailure(pushChannel({ allowPrivate: false, lookup: dns.lookup }), pushRow(await userWith(named(sub, 'push.test'))));
+
+      expect(err.message).toContain(`resolves to non-public address ${address}`);
+      expect(service.requestsTo(sub.endpoint)).toHaveLength(0);
+    },
+  );
+
+  it('refuses an endpoint at an IPv4-compatible IPv6 literal without a lookup', async () => {
+    const sub = service.subscribe();
+    const dns = fakeResolver(['8.8.8.8']);
+    const endpoint = new URL(sub.endpoint);
+    endpoint.hostname = '[::7f00:1]';
+
+    const err = await permanentFailure(pushChannel({ allowPrivate: false, lookup: dns.lookup }), pushRow(await userWith({ ...sub, endpoint: endpoint.toString() })));
+
+    expect(err.message).toContain('resolves to non-public address ::7f00:1');
+    expect(dns.asked).toEqual([]);
+  });
+
   it('never reaches a local push service when the name answers a public address first and 127.0.0.1 after (DNS rebinding)', async () => {
     const sub = service.subscribe();
     // 127.0.0.2 plays the public address: allowed, and nothing listens there on this port.
