@@ -80,17 +80,20 @@ export function producerRoutes(tag: string) {
     return {
       security: [{ apiKey: [scope] }],
       note: `Needs an API key with the \`${scope}\` scope.`,
-      errors: { 401: undefined, 403: undefined, 429: 'RATE_LIMIT_PER_SECOND per API key', 503: undefined },
+      errors: { 401: undefined, 403: undefined, 429: KEYED_RATE_LIMITS, 503: undefined },
     };
   });
 }
+
+/** Why a route that takes an API key answers 429. */
+const KEYED_RATE_LIMITS = 'RATE_LIMIT_PER_SECOND per API key, or AUTH_FAILURES_PER_MINUTE failed key checks per client address';
 
 /** Operators' routes: an API key with the admin scope. */
 export function operatorRoutes(tag: string) {
   const access: Access = {
     security: [{ apiKey: ['admin'] }],
     note: 'Needs an API key with the `admin` scope.',
-    errors: { 401: undefined, 403: undefined, 503: undefined },
+    errors: { 401: undefined, 403: undefined, 429: KEYED_RATE_LIMITS, 503: undefined },
   };
   return routeGroup(tag, () => access);
 }
