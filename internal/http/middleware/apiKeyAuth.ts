@@ -1,6 +1,7 @@
-import type { MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import { requestHeader } from '../request/nodeRequest.ts';
-import { authorizeRequest, type ApiKeyRow, type ApiKeyVerifier, type Scope } from '../../service/apiKeyService.ts';
+import { authorizeRequest, carriesScope, type ApiKeyRow, type ApiKeyVerifier, type Scope } from '../../service/apiKeyService.ts';
+import type { Producer } from '../../service/notificationService.ts';
 import { byAddress } from './rateLimit.ts';
 
 declare module 'hono' {
@@ -34,4 +35,10 @@ export function requireApiKey(
     }
     await next();
   };
+}
+
+/** The producer behind a request `requireApiKey` let in: its key, or anyone while keys are off (who may read everything). */
+export function producerOf(c: Context): Producer {
+  const key = c.get('apiKey') as ApiKeyRow | undefined;
+  return { apiKeyId: key?.id ?? null, readsProfiles: !key || carriesScope(key, 'read') };
 }
