@@ -73,6 +73,9 @@ function routeGroup(tag: string, access: (method: Method) => Access) {
   return { get: method('get'), post: method('post'), put: method('put'), delete: method('delete') };
 }
 
+/** Why a route that takes an API key answers 429. */
+const KEYED_RATE_LIMITS = 'RATE_LIMIT_PER_SECOND per API key, or AUTH_FAILURES_PER_MINUTE failed key checks per client address';
+
 /** Producers' routes: an API key with `read` for GET, `send` otherwise; rate limited per key. */
 export function producerRoutes(tag: string) {
   return routeGroup(tag, (method) => {
@@ -84,9 +87,6 @@ export function producerRoutes(tag: string) {
     };
   });
 }
-
-/** Why a route that takes an API key answers 429. */
-const KEYED_RATE_LIMITS = 'RATE_LIMIT_PER_SECOND per API key, or AUTH_FAILURES_PER_MINUTE failed key checks per client address';
 
 /** Operators' routes: an API key with the admin scope. */
 export function operatorRoutes(tag: string) {
