@@ -231,6 +231,19 @@ describe('PushChannel.deliver to a Web Push service', () => {
     expect(await storedEndpoints(userId)).toEqual([sub.endpoint]);
   });
 
+  it('keeps the VAPID token out of the error when the push service echoes the Authorization header', async () => {
+    const sub = service.subscribe();
+    service.failNext(sub.endpoint, { status: 400, echoAuthorization: true });
+
+    const err = await permanentFailure(pushChannel(), pushRow(await userWith(sub)));
+
+    const [request] = service.requestsTo(sub.endpoint);
+    const token = /^vapid t=([^,\s]+)/.exec(String(request!.headers.authorization))![1]!;
+    expect(err.message).toContain('answered 400: you sent vapid t=[redacted]');
+    expect(err.message).not.toContain(token.slice(0, 40));
+    expect(err.message).not.toContain(token.split('.')[2]!.slice(0, 20));
+  });
+
   it('fails for good when the subscription belongs to another VAPID key (403 from the service)', async () => {
     const sub = service.subscribe({ applicationServerKey: vapid.publicKey });
     const otherKeys = { ...webpush.generateVAPIDKeys(), subject: SUBJECT };
