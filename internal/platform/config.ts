@@ -76,7 +76,7 @@ const baseSchema = z.object({
   RATE_LIMIT_IP_PER_SECOND: z.coerce.number().int().min(0).default(50),
   /**
    * Failed API key checks (a key unknown or revoked) one client address may make a minute; past
-   * it, its requests with keys the API has not checked lately get 429 without a look in PostgreSQL.
+   * it, its requests with keys the API has not found live get 429 without a look in PostgreSQL.
    * 0 = no limit.
    */
   AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(0).default(30),

@@ -40,7 +40,7 @@ interface Remembered {
 export interface ApiKeyVerifierOptions {
   /**
    * Counts failed checks per client address (AUTH_FAILURES_PER_MINUTE); past its points, a key
-   * that would need a look in PostgreSQL is refused with 429 instead. Absent: not counted.
+   * this process has not found live is refused with 429, without a look in PostgreSQL. Absent: not counted.
    */
   failures?: RateLimiterAbstract;
 }
@@ -63,7 +63,7 @@ export class ApiKeyVerifier {
   /**
    * The key's row when it is live and carries `scope`; 401 when it is not a live key, 403 when it
    * lacks the scope, 429 when `clientAddress` has failed too many checks lately and the key is not
-   * one remembered as live.
+   * one this process has found live.
    */
   async authorize(key: string | undefined, scope: Scope, clientAddress?: string): Promise<ApiKeyRow> {
     if (!key) throw new UnauthorizedError('send an API key as "Authorization: Bearer <key>" (create one with npm run apikey -- create NAME)');
@@ -83,11 +83,13 @@ export class ApiKeyVerifier {
     const hash = hashApiKey(key);
     const now = Date.now();
     const cached = this.remembered.get(hash);
-    // A key remembered as live passes whatever its address did: behind a proxy every client shares
-    // one address, and a guesser there must not lock out the producers using keys that work.
-    if (cached?.key && cached.until > now) return cached.key;
-    if (clientAddress) await this.refuseWhenOverFailures(clientAddress);
-    if (cached && cached.until > now) return cached.key;
+    if (cached && cached.until > now) {
+      if (!cached.key && clientAddress) await this.refuseWhenOverFailures(clientAddress);
+      return cached.key;
+    }
+    // A key found live before is looked up again whatever its address did: behind a proxy every
+    // client shares one address, and a guesser there must not lock out the producers whose keys work.
+    if (!cached?.key && clientAddress) await this.refuseWhenOverFailures(clientAddress);
     const row = await findLiveApiKey(this.sql, hash);
     if (this.remembered.size >= CACHE_MAX_ENTRIES) this.remembered.clear();
     this.remembered.set(hash, { key: row, until: now + CACHE_TTL_MS });

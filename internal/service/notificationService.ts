@@ -82,14 +82,17 @@ export async function createNotification(
   producer: Producer,
   idempotencyKey?: string,
 ): Promise<CreateAnswer> {
-  const idempotency = idempotencyKey === undefined ? undefined : { owner: idempotencyOwner(producer.apiKeyId), key: checkKey(idempotencyKey), requestHash: hashRequest(request) };
+  const idempotency =
+    idempotencyKey === undefined
+      ? undefined
+      : { owner: idempotencyOwner(producer.apiKeyId), key: checkKey(idempotencyKey), requestHash: hashRequest(request) };
   return toAnswer(await create(deps, request, idempotency), shownAddress(request, producer));
 }
 
 /**
- * Whether the answer may show the address delivered to: the request's own `to` the producer knows
- * already; one taken from the profile only a producer that may read profiles is shown (`null` for
- * the others, as `GET /users/:id` would refuse them it).
+ * Whether the answer may show the address delivered to. The request's own `to` the producer knows
+ * already; an address taken from the user's profile is shown only to a producer that may read
+ * profiles (the others get `null`, as `GET /users/:id` refuses them).
  */
 function shownAddress(request: CreateNotification, producer: Producer): boolean {
   return request.to !== undefined || producer.readsProfiles;

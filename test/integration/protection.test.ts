@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import postgres from 'postgres';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createApiKey } from '../../internal/service/apiKeyService.ts';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { CACHE_TTL_MS, createApiKey } from '../../internal/service/apiKeyService.ts';
 import { createTestDatabase, type TestDatabase } from '../support/testEnvironment.ts';
 import { waitFor } from '../support/waitFor.ts';
 import { buildApi, countNotifications, type TestApi } from './helpers.ts';
@@ -108,14 +108,24 @@ describe('rate limits and the backlog bound', () => {
     expect((await post(a, `hk_guess-${randomUUID()}`)).status).toBe(429);
     expect(keyChecks() - checksBefore, 'no key check reached PostgreSQL once the address was over').toBe(3);
 
-    // A key the API checked lately still works from that address: behind a proxy every client
-    // shares one, and a guesser there must not lock out the producers whose keys work.
+    // A key the API has found live still works from that address, also once its check is due
+    // again (the clock is moved past the cache time): behind a proxy every client shares one
+    // address, and a guesser there must not lock out the producers whose keys work.
     expect((await post(a, live.key)).status).toBe(201);
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(Date.now() + CACHE_TTL_MS + 1);
+      expect((await post(a, live.key)).status).toBe(201);
+      expect(keyChecks() - checksBefore, 'the live key was looked up again').toBe(4);
+      expect((await post(a, `hk_guess-${randomUUID()}`)).status).toBe(429);
+    } finally {
+      vi.useRealTimers();
+    }
 
     // The window ends (as its expiry would end it): keys are checked again.
     await a.redis.del(window!);
     expect((await post(a, `hk_guess-${randomUUID()}`)).status).toBe(401);
-    expect(keyChecks() - checksBefore).toBe(4);
+    expect(keyChecks() - checksBefore).toBe(5);
   });
 
   it('asks PostgreSQL once for an unknown key that is sent again and again', async () => {
