@@ -32,6 +32,12 @@ if (config.AUTH_DISABLED) logger.warn('AUTH_DISABLED: the API takes requests wit
 if (config.INBOX_DEV_PAGE) logger.warn('INBOX_DEV_PAGE: /dev/token logs anyone in as any user; never expose it like this');
 
 const channels = createChannels(config);
+const rateLimits = createRateLimits(redis, {
+  perKeyPerSecond: config.RATE_LIMIT_PER_SECOND,
+  perAddressPerSecond: config.RATE_LIMIT_IP_PER_SECOND,
+  authFailuresPerMinute: config.AUTH_FAILURES_PER_MINUTE,
+  keyPrefix: `${config.QUEUE_KEY}:rate`,
+});
 let draining = false;
 const api = createApp({
   sql,
@@ -41,14 +47,10 @@ const api = createApp({
   logger,
   requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
   isDraining: () => draining,
-  auth: config.AUTH_DISABLED ? 'disabled' : new ApiKeyVerifier(sql),
+  auth: config.AUTH_DISABLED ? 'disabled' : new ApiKeyVerifier(sql, { failures: rateLimits.authFailures }),
   metrics: new ApiMetrics(queue),
   protection: {
-    rateLimits: createRateLimits(redis, {
-      perKeyPerSecond: config.RATE_LIMIT_PER_SECOND,
-      perAddressPerSecond: config.RATE_LIMIT_IP_PER_SECOND,
-      keyPrefix: `${config.QUEUE_KEY}:rate`,
-    }),
+    rateLimits,
     maxQueueDepth: config.MAX_QUEUE_DEPTH,
   },
   inbox: {

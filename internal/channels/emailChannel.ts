@@ -5,6 +5,7 @@ import { ValidationError } from '../domain/errors.ts';
 import type { NotificationRow } from '../domain/notification.ts';
 import type { ChannelProvider } from './channelProvider.ts';
 import { PermanentDeliveryError } from './permanentDeliveryError.ts';
+import { secretRedactor, type Credentials } from './secretRedactor.ts';
 import { withTimeLimit } from './transport/timeLimit.ts';
 import { untilAborted } from './transport/untilAborted.ts';
 
@@ -30,8 +31,11 @@ export class EmailChannel implements ChannelProvider {
   readonly profileAddress = 'email' as const;
   private readonly transport: Transporter<SMTPPoolSentMessageInfo, SMTPPoolOptions>;
   private readonly messageIdDomain: string;
+  /** Takes the SMTP password, in every encoding a server might echo it in (AUTH PLAIN is base64), out of an error. */
+  private readonly redact: (text: string) => string;
 
   constructor(private readonly options: EmailOptions) {
+    this.redact = secretRedactor(smtpCredentials(options.smtpUrl));
     const [sender] = addressparser(options.from, { flatten: true });
     const at = sender?.address.lastIndexOf('@') ?? -1;
     if (!sender || at < 1 || at === sender.address.length - 1) {
@@ -89,9 +93,9 @@ export class EmailChannel implements ChannelProvider {
       } catch (err) {
         if (attempt.aborted) {
           // The message may have reached the server before the abort; the Message-ID makes a resend recognisable.
-          throw new Error(`SMTP send gave up: ${reasonText(attempt.reason)}`, { cause: err });
+          throw new Error(this.redact(`SMTP send gave up: ${reasonText(attempt.reason)}`), { cause: err });
         }
-        throw classify(err as NodemailerError);
+        throw classify(err as NodemailerError, this.redact);
       }
     });
   }
@@ -113,10 +117,11 @@ export class EmailChannel implements ChannelProvider {
  * every email sent meanwhile failed for good. Everything without a reply (connection refused,
  * timeouts, TLS) is retried.
  */
-function classify(err: NodemailerError): Error {
-  const reply = err.response ? serverText(err.response) : undefined;
+function classify(err: NodemailerError, redact: (text: string) => string): Error {
+  // Redacted before the reply is cut short, or a secret cut in two would keep its first half.
+  const reply = err.response ? serverText(redact(err.response)) : undefined;
   if (err.responseCode === undefined || reply === undefined) {
-    return new Error(`${failedStep(err.code)}: ${err.message}`, { cause: err });
+    return new Error(`${failedStep(err.code)}: ${redact(err.message)}`, { cause: err });
   }
   if (err.code === 'EAUTH') {
     return new Error(`SMTP server refused the login from SMTP_URL: ${reply}`, { cause: err });
@@ -128,6 +133,12 @@ function classify(err: NodemailerError): Error {
   const message = refused ? `SMTP server refused ${refused}: ${reply}` : `SMTP server answered ${reply}`;
   const permanent = err.permanent ?? (err.responseCode >= 500 && err.responseCode !== 503);
   return permanent ? new PermanentDeliveryError(message, { cause: err }) : new Error(message, { cause: err });
+}
+
+/** The login in SMTP_URL, as nodemailer sends it (percent-decoded); no password, nothing to redact. */
+function smtpCredentials(smtpUrl: string): Credentials {
+  const url = new URL(smtpUrl);
+  return { user: decodeURIComponent(url.username), secret: decodeURIComponent(url.password) };
 }
 
 function failedStep(code: string | undefined): string {

@@ -13,6 +13,7 @@ import { RetryLaterError } from './retryLaterError.ts';
 import { TargetClient } from './transport/targetClient.ts';
 import { withTimeLimit } from './transport/timeLimit.ts';
 import type { AddressPolicy } from './transport/addressPolicy.ts';
+import { secretRedactor } from './secretRedactor.ts';
 
 export interface PushOptions extends AddressPolicy {
   /** The VAPID key pair (URL-safe base64) and the contact push services are given (RFC 8292). */
@@ -41,6 +42,8 @@ const MAX_DESCRIBED = 3;
 
 /** How much of a refusal's body goes into the message: push services explain 400s and 403s there. */
 const MAX_ANSWER_CHARS = 120;
+/** Longer than any VAPID token web-push makes (a JWT of about 250 characters). */
+const MAX_CREDENTIAL_CHARS = 1024;
 
 /** What became of one subscription in one attempt. */
 type Outcome =
@@ -167,7 +170,7 @@ export class PushChannel implements ChannelProvider {
       if (response.ok) return { kind: 'delivered' };
       return { kind: 'expired', detail: `answered ${status}, expired and removed` };
     }
-    const answer = `answered ${status}${await answerText(response)}`;
+    const answer = `answered ${status}${await answerText(response, vapidRedactor(request.headers))}`;
     const retryAfterMs = status === 429 || status === 503 ? parseRetryAfter(response.headers.get('retry-after')) : undefined;
     if (retryAfterMs !== undefined) return { kind: 'retry', detail: `${answer} (retry after ${Math.ceil(retryAfterMs / 1000)} s)`, retryAfterMs };
     if (isRetryableStatus(status)) return { kind: 'retry', detail: answer };
@@ -230,12 +233,14 @@ function requestHeaders(headers: webpush.RequestDetails['headers']): Record<stri
 }
 
 /** The start of a refusal's body, or its status text; a push service's reason is worth an operator's eye. */
-async function answerText(response: Response): Promise<string> {
+async function answerText(response: Response, redact: (text: string) => string): Promise<string> {
   let text = '';
   try {
     const reader = response.body?.getReader();
     const decoder = new TextDecoder();
-    while (reader && text.length < MAX_ANSWER_CHARS) {
+    // Read past what is kept by a credential's length, so one that starts in the kept part is
+    // whole when it is redacted.
+    while (reader && text.length < MAX_ANSWER_CHARS + MAX_CREDENTIAL_CHARS) {
       const { done, value } = await reader.read();
       if (done) break;
       text += decoder.decode(value, { stream: true });
@@ -244,9 +249,22 @@ async function answerText(response: Response): Promise<string> {
   } catch {
     // The status says enough.
   }
-  text = text.replace(/\s+/g, ' ').trim().slice(0, MAX_ANSWER_CHARS);
+  text = redact(text).replace(/\s+/g, ' ').trim().slice(0, MAX_ANSWER_CHARS);
   if (text) return `: ${text}`;
   return response.statusText ? ` ${response.statusText}` : '';
+}
+
+/**
+ * Takes the request's VAPID token (`Authorization: vapid t=<JWT>, k=<public key>`) out of a push
+ * service's answer, whole or its signature alone, in any encoding: the token lets whoever holds it
+ * send to this push service as us until it expires, and the answer ends up in `error_reason`.
+ */
+function vapidRedactor(headers: webpush.RequestDetails['headers']): (text: string) => string {
+  const authorization = Object.entries(headers).find(([name]) => name.toLowerCase() === 'authorization')?.[1];
+  const token = /\bt=([^,\s]+)/.exec(String(authorization ?? ''))?.[1] ?? '';
+  const whole = secretRedactor({ secret: token });
+  const signature = secretRedactor({ secret: token.split('.')[2] ?? '' });
+  return (text) => signature(whole(text));
 }
 
 /** What a subscription receives (and a service worker reads): the notification as JSON. */

@@ -6,6 +6,7 @@ import { describeNetworkError } from './transport/networkError.ts';
 import { PermanentDeliveryError } from './permanentDeliveryError.ts';
 import { parseRetryAfter } from './transport/retryAfter.ts';
 import { RetryLaterError } from './retryLaterError.ts';
+import { secretRedactor } from './secretRedactor.ts';
 import { withTimeLimit } from './transport/timeLimit.ts';
 
 /** Twilio refuses a longer Body (error 21617). */
@@ -42,8 +43,11 @@ export class SmsChannel implements ChannelProvider {
   readonly profileAddress = 'phone' as const;
   private readonly endpoint: string;
   private readonly authorization: string;
+  /** Takes the token, in every encoding a provider or proxy might echo it in, out of a text bound for `error_reason`. */
+  private readonly redact: (text: string) => string;
 
   constructor(private readonly options: SmsOptions) {
+    this.redact = secretRedactor({ user: options.accountSid, secret: options.authToken });
     this.endpoint = `${options.baseUrl.replace(/\/+$/, '')}/2010-04-01/Accounts/${encodeURIComponent(options.accountSid)}/Messages.json`;
     this.authorization = `Basic ${Buffer.from(`${options.accountSid}:${options.authToken}`).toString('base64')}`;
   }
@@ -84,7 +88,8 @@ export class SmsChannel implements ChannelProvider {
       const text = await response.text().catch((err: unknown) => {
         throw new Error(this.redact(`SMS provider answered ${response.status}, then the request failed: ${describeNetworkError(err)}`), { cause: err });
       });
-      throw this.failure(response.status, response.headers.get('retry-after'), text);
+      // Redacted before it is cut short, or a secret cut in two would keep its first half.
+      throw this.failure(response.status, response.headers.get('retry-after'), this.redact(text));
     });
   }
 
@@ -109,7 +114,7 @@ export class SmsChannel implements ChannelProvider {
 
   /** The error a non-2xx answer becomes; see `ChannelProvider.deliver` for what each kind means. */
   private failure(status: number, retryAfter: string | null, text: string): Error {
-    const detail = providerDetail(text);
+    const detail = providerDetail(text, this.redact);
     const said = detail ? `: ${detail}` : '';
     if (status === 429 || status === 503) {
       const message = this.redact(`SMS provider answered ${status}${said}`);
@@ -127,29 +132,25 @@ export class SmsChannel implements ChannelProvider {
     }
     return new PermanentDeliveryError(this.redact(`SMS provider refused: ${detail ? `${detail} (HTTP ${status})` : `HTTP ${status}`}`));
   }
-
-  /** The token never reaches `error_reason`, even when a provider or proxy echoes it back. */
-  private redact(message: string): string {
-    return this.options.authToken ? message.replaceAll(this.options.authToken, '[redacted]') : message;
-  }
 }
 
 /**
  * "21211 The 'To' number ... is not a valid phone number" from Twilio's JSON, else the start of a
  * plain-text answer. An HTML page (a proxy's error page) says nothing the status does not.
  */
-function providerDetail(text: string): string | undefined {
+function providerDetail(text: string, redact: (text: string) => string): string | undefined {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch {
     const plain = text.replace(/\s+/g, ' ').trim();
-    return plain && !plain.startsWith('<') ? clip(plain) : undefined;
+    return plain && !plain.startsWith('<') ? clip(redact(plain)) : undefined;
   }
   if (typeof parsed !== 'object' || parsed === null) return undefined;
   const { code, message } = parsed as ProviderError;
   const parts = [code, message].filter((p) => typeof p === 'number' || (typeof p === 'string' && p !== ''));
-  return parts.length ? clip(parts.join(' ')) : undefined;
+  // JSON may have spelled the secret with escapes that parsing undid: redacted again, before the cut.
+  return parts.length ? clip(redact(parts.join(' '))) : undefined;
 }
 
 function clip(text: string): string {

@@ -123,7 +123,10 @@ export const notificationJsonSchema = z
     type: z.enum(CHANNELS),
     title: z.string().nullable(),
     body: z.string(),
-    to: z.string().nullable().meta({ description: 'the address delivered to: the request\'s `to`, else the profile\'s at creation' }),
+    to: z.string().nullable().meta({
+      description:
+        "the address delivered to: the request's `to`, else the profile's at creation (`null` in a create's answer to a key without the `read` scope, which cannot read profiles)",
+    }),
     html: z.string().nullable(),
     data: z.record(z.string(), z.unknown()).nullable(),
     critical: z.boolean(),

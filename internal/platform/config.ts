@@ -74,6 +74,12 @@ const baseSchema = z.object({
   RATE_LIMIT_PER_SECOND: z.coerce.number().int().min(0).default(1000),
   /** Requests per second one client address may make on routes without an API key (/inbox, /dev); 0 = no limit. */
   RATE_LIMIT_IP_PER_SECOND: z.coerce.number().int().min(0).default(50),
+  /**
+   * Failed API key checks (a key unknown or revoked) one client address may make a minute; past
+   * it, its requests with keys the API has not found live get 429 without a look in PostgreSQL.
+   * 0 = no limit.
+   */
+  AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(0).default(30),
   /** Queue depth above which new notifications are refused with 503 and Retry-After; 0 = no bound. */
   MAX_QUEUE_DEPTH: z.coerce.number().int().min(0).default(1_000_000),
   /**

@@ -20,7 +20,7 @@ import {
   type FanoutInsertResult,
   type NewFanout,
 } from '../repository/fanouts.ts';
-import { findIdempotencyKey, type IdempotencyClaim } from '../repository/idempotencyKeys.ts';
+import { findIdempotencyKey, idempotencyOwner, type IdempotencyClaim } from '../repository/idempotencyKeys.ts';
 import { findNotification, insertNotification, type InsertResult, type NewNotification } from '../repository/notifications.ts';
 
 /**
@@ -40,6 +40,17 @@ export interface NotificationServiceDeps {
   requestTimeoutMs: number;
   /** Counts the notifications created; absent, nothing is counted. */
   metrics?: CreationCounter;
+}
+
+/** Who asks for a create. */
+export interface Producer {
+  /** The API key's id; null while API keys are off (AUTH_DISABLED). Idempotency-Keys are this producer's own. */
+  apiKeyId: string | null;
+  /**
+   * Whether the producer may read users' profiles (the `read` scope). One that may not is not
+   * answered the address a notification took from the profile.
+   */
+  readsProfiles: boolean;
 }
 
 /** The longest Idempotency-Key header a create accepts. */
@@ -68,24 +79,40 @@ export type CreateAnswer =
 export async function createNotification(
   deps: NotificationServiceDeps,
   request: CreateNotification,
+  producer: Producer,
   idempotencyKey?: string,
 ): Promise<CreateAnswer> {
-  return toAnswer(await create(deps, request, idempotencyKey));
+  const idempotency =
+    idempotencyKey === undefined
+      ? undefined
+      : { owner: idempotencyOwner(producer.apiKeyId), key: checkKey(idempotencyKey), requestHash: hashRequest(request) };
+  return toAnswer(await create(deps, request, idempotency), shownAddress(request, producer));
+}
+
+/**
+ * Whether the answer may show the address delivered to. The request's own `to` the producer knows
+ * already; an address taken from the user's profile is shown only to a producer that may read
+ * profiles (the others get `null`, as `GET /users/:id` refuses them).
+ */
+function shownAddress(request: CreateNotification, producer: Producer): boolean {
+  return request.to !== undefined || producer.readsProfiles;
 }
 
 /**
  * The outcome as JSON. A topic's fan-out is answered from what was stored, with nothing counted
  * yet, rather than read again: a failing second read must not refuse what is stored.
  */
-function toAnswer(outcome: CreateOutcome): CreateAnswer {
+function toAnswer(outcome: CreateOutcome, showAddress: boolean): CreateAnswer {
   const { created } = outcome;
-  if (outcome.kind === 'notification') return { kind: 'notification', created, notification: toNotificationJson(outcome.row) };
+  if (outcome.kind === 'notification') {
+    const notification = toNotificationJson(outcome.row);
+    return { kind: 'notification', created, notification: showAddress ? notification : { ...notification, to: null } };
+  }
   if (outcome.fanout.topic !== null) return { kind: 'topic', created, fanout: toFanoutJson(outcome.fanout, {}) };
   return { kind: 'users', created, fanout: toFanoutWithMembersJson(outcome.fanout, outcome.members) };
 }
 
-async function create(deps: NotificationServiceDeps, request: CreateNotification, idempotencyKey?: string): Promise<CreateOutcome> {
-  const idempotency = idempotencyKey === undefined ? undefined : { key: checkKey(idempotencyKey), requestHash: hashRequest(request) };
+async function create(deps: NotificationServiceDeps, request: CreateNotification, idempotency: IdempotencyClaim | undefined): Promise<CreateOutcome> {
   if (idempotency) {
     // A repeat is answered from what the first request stored, whatever changed since.
     const earlier = await runWithDeadline(deps.requestTimeoutMs, () => findEarlierOutcome(deps.sql, idempotency));

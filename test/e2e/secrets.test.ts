@@ -27,8 +27,12 @@ describe('secrets stay secret', () => {
   async function start() {
     const db = await scope.database();
     // The SMTP server and the SMS provider know other credentials than ours: our password and
-    // token are sent, and refused.
-    const [wrongTwilio, smtp] = await Promise.all([scope.twilio(), scope.smtp({ auth: { user: 'mailer', pass: 'another-password' } })]);
+    // token are sent, and refused, and each refusal repeats the credentials it was sent (the SMS
+    // provider the Authorization header, the SMTP server the AUTH PLAIN line and the password).
+    const [wrongTwilio, smtp] = await Promise.all([
+      scope.twilio({ echoAuthorization: true }),
+      scope.smtp({ auth: { user: 'mailer', pass: 'another-password' }, echoLogin: true }),
+    ]);
     // The webhook receiver and the push service refuse too, after the secret has done its work.
     const [receiver, push] = await Promise.all([scope.receiver(() => 500), scope.pushService()]);
     const apiKey = (await createApiKey(db.sql, 'secrets-test', ['admin'])).key;
@@ -53,7 +57,7 @@ describe('secrets stay secret', () => {
         INBOX_JWT_SECRET: INBOX_SECRET,
       },
     });
-    return { db, api, worker, receiver, push, apiKey };
+    return { db, api, worker, receiver, push, apiKey, smsAccountSid: wrongTwilio.accountSid };
   }
 
   beforeAll(async () => {
@@ -127,6 +131,11 @@ describe('secrets stay secret', () => {
       INBOX_SECRET,
       vapidPrivateKey: vapid.privateKey,
       apiKey,
+      // The encodings the refusals echoed them in.
+      smsBasic: Buffer.from(`${running.smsAccountSid}:${SMS_TOKEN}`).toString('base64'),
+      smsTokenBase64: Buffer.from(SMS_TOKEN).toString('base64'),
+      smtpAuthPlain: Buffer.from(`\0mailer\0${SMTP_PASSWORD}`).toString('base64'),
+      smtpPasswordBase64: Buffer.from(SMTP_PASSWORD).toString('base64'),
     })) {
       expect(everything.includes(secret), `${name} appeared in a log line, an answer or an error_reason`).toBe(false);
     }

@@ -67,6 +67,42 @@ describe('API keys on producer routes', () => {
     expect(await countNotifications(db.sql)).toBe(before);
   });
 
+  it("does not answer a send-only key the address a notification took from the user's profile, which it cannot read", async () => {
+    const sender = await createApiKey(db.sql, 'sender-addresses', ['send']);
+    const both = await createApiKey(db.sql, 'sender-reader', ['send', 'read']);
+    const address = 'https://hooks.example.com/alice-private-endpoint';
+    const profile = await api.app.request('/users/u-address', {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${sender.key}` },
+      body: JSON.stringify({ webhook_url: address }),
+    });
+    expect(profile.status).toBe(200);
+    expect((await get('/users/u-address', sender.key)).status).toBe(403);
+
+    const webhook = { user_id: 'u-address', type: 'WEBHOOK', body: 'hello' };
+    const sent = await post(sender.key, webhook);
+    expect(sent.status).toBe(201);
+    const answer = (await sent.json()) as { id: string; to: string | null };
+    expect(answer.to).toBeNull();
+    expect(JSON.stringify(answer)).not.toContain(address);
+    // It was stored and is delivered there; a key that may read sees it.
+    const read = (await (await get(`/notifications/${answer.id}`, both.key)).json()) as { to: string };
+    expect(read.to).toBe(address);
+    expect(((await (await post(both.key, webhook)).json()) as { to: string }).to).toBe(address);
+
+    // An idempotent repeat answers the same way.
+    const key = `k-${answer.id}`;
+    const keyed = { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${sender.key}`, 'idempotency-key': key }, body: JSON.stringify(webhook) };
+    expect(((await (await api.app.request('/notifications', keyed)).json()) as { to: string | null }).to).toBeNull();
+    const repeat = await api.app.request('/notifications', keyed);
+    expect(repeat.status).toBe(200);
+    expect(((await repeat.json()) as { to: string | null }).to).toBeNull();
+
+    // The request's own `to` the sender knows already: answered as it is.
+    const own = 'https://hooks.example.com/given-in-the-request';
+    expect(((await (await post(sender.key, { ...webhook, to: own })).json()) as { to: string }).to).toBe(own);
+  });
+
   it('guards every producer route: profiles, topics, fan-outs, the producer inbox view', async () => {
     const reader = await createApiKey(db.sql, 'reader-2', ['read']);
     for (const path of ['/users/u-auth', '/users/u-auth/inbox', '/users/u-auth/preferences', '/topics/t1', '/fanouts/6f9619ff-8b86-d011-b42d-00c04fc964ff']) {

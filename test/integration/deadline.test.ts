@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { connectDatabase } from '../../internal/platform/database.ts';
 import { runWithDeadline } from '../../internal/platform/deadline.ts';
 import { UnavailableError } from '../../internal/domain/errors.ts';
+import { idempotencyOwner } from '../../internal/repository/idempotencyKeys.ts';
 import { insertNotification, type InsertResult } from '../../internal/repository/notifications.ts';
 import { useTestDatabase } from '../support/fileDatabase.ts';
 import { lockTable } from '../support/tableLock.ts';
@@ -56,7 +57,7 @@ describe('runWithDeadline against PostgreSQL', () => {
     try {
       await expect(
         runWithDeadline(300, (beforeCommit) => {
-          work = insertNotification(db.sql, notification, { key, requestHash: 'h' }, beforeCommit);
+          work = insertNotification(db.sql, notification, { owner: idempotencyOwner(null), key, requestHash: 'h' }, beforeCommit);
           return work;
         }),
       ).rejects.toBeInstanceOf(UnavailableError);

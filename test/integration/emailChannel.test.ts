@@ -158,6 +158,19 @@ describe('EmailChannel login', () => {
     expect(err.message).toBe('SMTP server refused the login from SMTP_URL: 535 authentication credentials invalid');
     expect(smtp.received).toHaveLength(0);
   });
+
+  it('keeps the password out of the error, in every encoding, when the server echoes the login it was sent', async () => {
+    const smtp = await startSmtp({ auth, echoLogin: true });
+    const wrong = 'wr0ng p@ss/word+1';
+    const channel = emailChannel(withCredentials(smtp.url, auth.user, wrong));
+
+    const err = await deliveryError(channel, emailRow());
+
+    expect(err.message).toContain('you sent AUTH PLAIN [redacted], password [redacted]');
+    for (const text of [wrong, Buffer.from(`\0${auth.user}\0${wrong}`).toString('base64'), Buffer.from(wrong).toString('base64'), encodeURIComponent(wrong)]) {
+      expect(err.message).not.toContain(text);
+    }
+  });
 });
 
 describe('EmailChannel refusals', () => {

@@ -82,6 +82,7 @@ export async function buildApi(db: Pick<TestDatabase, 'url'>, options: BuildApiO
     AUTH_DISABLED: 'true',
     RATE_LIMIT_PER_SECOND: '0',
     RATE_LIMIT_IP_PER_SECOND: '0',
+    AUTH_FAILURES_PER_MINUTE: '0',
     ...options.env,
   });
   const sql = options.sql ?? connectDatabase(config.DATABASE_URL, { connectTimeoutSeconds: 2 });
@@ -89,6 +90,12 @@ export async function buildApi(db: Pick<TestDatabase, 'url'>, options: BuildApiO
   const queue = new NotificationQueue(redis, keys);
   const metrics = new ApiMetrics(queue);
   const logger = createLogger(config, 'api');
+  const rateLimits = createRateLimits(redis, {
+    perKeyPerSecond: config.RATE_LIMIT_PER_SECOND,
+    perAddressPerSecond: config.RATE_LIMIT_IP_PER_SECOND,
+    authFailuresPerMinute: config.AUTH_FAILURES_PER_MINUTE,
+    keyPrefix: `${keys.queue}:rate`,
+  });
   // As cmd/api.ts: the end users' inbox, with its Pub/Sub connection, where INBOX_JWT_SECRET is set.
   const subscriber = config.INBOX_JWT_SECRET ? connectSubscriberRedis(config.REDIS_URL) : undefined;
   subscriber?.on('error', () => {});
@@ -101,14 +108,10 @@ export async function buildApi(db: Pick<TestDatabase, 'url'>, options: BuildApiO
     logger,
     requestTimeoutMs: options.requestTimeoutMs ?? config.REQUEST_TIMEOUT_MS,
     isDraining: options.isDraining ?? (() => false),
-    auth: config.AUTH_DISABLED ? 'disabled' : new ApiKeyVerifier(sql),
+    auth: config.AUTH_DISABLED ? 'disabled' : new ApiKeyVerifier(sql, { failures: rateLimits.authFailures }),
     metrics,
     protection: {
-      rateLimits: createRateLimits(redis, {
-        perKeyPerSecond: config.RATE_LIMIT_PER_SECOND,
-        perAddressPerSecond: config.RATE_LIMIT_IP_PER_SECOND,
-        keyPrefix: `${keys.queue}:rate`,
-      }),
+      rateLimits,
       maxQueueDepth: config.MAX_QUEUE_DEPTH,
     },
     inbox: { endUsers, heartbeatMs: config.INBOX_HEARTBEAT_MS, devPage: config.INBOX_DEV_PAGE },

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { connectDatabase } from '../../internal/platform/database.ts';
+import { createApiKey } from '../../internal/service/apiKeyService.ts';
 import { IdempotencyKeyCleaner } from '../../internal/worker/maintenance/idempotencyKeyCleaner.ts';
 import { useTestDatabase } from '../support/fileDatabase.ts';
 import { useTestApi } from './helpers.ts';
@@ -137,5 +138,57 @@ describe('Idempotency-Key on POST /notifications', () => {
     expect(recentRepeat.status).toBe(200);
     expect(((await recentRepeat.json()) as Created).id).toBe(recent.id);
     expect((await rowsForUser(user)).sort()).toEqual([original.id, recent.id, created.id].sort());
+  });
+});
+
+describe('Idempotency-Keys are each API key\'s own', () => {
+  const db = useTestDatabase();
+  const api = useTestApi(db, { env: { AUTH_DISABLED: 'false' } });
+
+  async function post(apiKey: string, body: Record<string, unknown>, key: string): Promise<{ status: number; id: string }> {
+    const res = await api.app.request('/notifications', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${apiKey}`, 'idempotency-key': key },
+      body: JSON.stringify(body),
+    });
+    return { status: res.status, id: ((await res.json()) as { id: string }).id };
+  }
+
+  it('lets two API keys use the same Idempotency-Key without seeing or colliding with each other\'s notification', async () => {
+    const a = await createApiKey(db.sql, 'producer-a', ['send']);
+    const b = await createApiKey(db.sql, 'producer-b', ['send']);
+    const key = `order-${randomUUID()}`;
+    const body = { user_id: `idem-${randomUUID()}`, type: 'IN_APP', body: 'shipped' };
+
+    const first = await post(a.key, body, key);
+    expect(first.status).toBe(201);
+    // The same key and body from another API key is another notification, not A's.
+    const other = await post(b.key, body, key);
+    expect(other.status).toBe(201);
+    expect(other.id).not.toBe(first.id);
+    // Each key's own repeat is answered from its own first request.
+    expect(await post(a.key, body, key)).toEqual({ status: 200, id: first.id });
+    expect(await post(b.key, body, key)).toEqual({ status: 200, id: other.id });
+    expect((await post(a.key, { ...body, body: 'different' }, key)).status).toBe(422);
+
+    // A key A used is no conflict for B with another body: B cannot learn that A used it.
+    const used = `order-${randomUUID()}`;
+    expect((await post(a.key, body, used)).status).toBe(201);
+    expect((await post(b.key, { ...body, body: 'something else' }, used)).status).toBe(201);
+  });
+
+  it('answers a key stored before keys were scoped only to an exact repeat, from any API key', async () => {
+    const producer = await createApiKey(db.sql, 'producer-c', ['send']);
+    const body = { user_id: `idem-${randomUUID()}`, type: 'IN_APP', body: 'sent before the upgrade' };
+    const first = await post(producer.key, body, `before-${randomUUID()}`);
+    // As migration 007 leaves a key stored before it: no owner that can be known.
+    const key = `legacy-${randomUUID()}`;
+    await db.sql`update idempotency_keys set owner = 'before-scoping', key = ${key} where notification_id = ${first.id}`;
+
+    const other = await createApiKey(db.sql, 'producer-d', ['send']);
+    expect(await post(other.key, body, key), 'a retry sent across the upgrade creates nothing').toEqual({ status: 200, id: first.id });
+    const differentBody = await post(other.key, { ...body, body: 'another request' }, key);
+    expect(differentBody.status, 'another body is no conflict, and does not see the old notification').toBe(201);
+    expect(differentBody.id).not.toBe(first.id);
   });
 });

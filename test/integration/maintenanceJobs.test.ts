@@ -196,10 +196,10 @@ describe('maintenance jobs, one run each', () => {
     const a = await insertPending(db.sql);
     const b = await insertPending(db.sql);
     const c = await insertPending(db.sql);
-    await db.sql`insert into idempotency_keys (key, request_hash, notification_id, created_at) values
-      ('old', 'h', ${a.id}, now() - interval '25 hours'),
-      ('almost-old', 'h', ${b.id}, now() - interval '23 hours'),
-      ('new', 'h', ${c.id}, now())`;
+    await db.sql`insert into idempotency_keys (owner, key, request_hash, notification_id, created_at) values
+      ('no-api-key', 'old', 'h', ${a.id}, now() - interval '25 hours'),
+      ('no-api-key', 'almost-old', 'h', ${b.id}, now() - interval '23 hours'),
+      ('no-api-key', 'new', 'h', ${c.id}, now())`;
     expect(await new IdempotencyKeyCleaner({ sql: db.sql }).run()).toEqual({ deleted: 1 });
     const keysLeft = await db.sql<{ key: string }[]>`select key from idempotency_keys order by key`;
     expect(keysLeft.map((k) => k.key)).toEqual(['almost-old', 'new']);

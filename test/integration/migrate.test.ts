@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
@@ -115,5 +115,24 @@ describe('ensureDatabase', () => {
     const url = new URL(inject('postgresUrl'));
     url.pathname = '/';
     await expect(ensureDatabase(url.toString())).rejects.toThrow(/names no database/);
+  });
+
+  it('gives the Idempotency-Keys stored before 007 the owner before-scoping, and every key after it an owner of its own', async () => {
+    const url = await emptyDatabaseUrl();
+    const sql = pool(url);
+    const files = (await readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith('.sql')).sort();
+    const before = files.filter((f) => f < '007');
+    const earlier = await migrationsDir(Object.fromEntries(await Promise.all(before.map(async (f) => [f, await readFile(path.join(MIGRATIONS_DIR, f), 'utf8')]))));
+    await migrate(sql, () => {}, earlier);
+    const [row] = await sql<{ id: string }[]>`
+      insert into notifications (id, user_id, type, body) values (gen_random_uuid(), 'u', 'IN_APP', 'b') returning id`;
+    await sql`insert into idempotency_keys (key, request_hash, notification_id) values ('old-key', 'h', ${row!.id})`;
+
+    expect(await migrate(sql)).toContain('007_idempotency_key_owner.sql');
+
+    expect(await sql`select owner, key from idempotency_keys`).toEqual([{ owner: 'before-scoping', key: 'old-key' }]);
+    // Two owners may hold the same key; an owner must be named.
+    await sql`insert into idempotency_keys (owner, key, request_hash, notification_id) values ('another', 'old-key', 'h', ${row!.id})`;
+    await expect(sql`insert into idempotency_keys (key, request_hash, notification_id) values ('k', 'h', ${row!.id})`).rejects.toMatchObject({ code: '23502' });
   });
 });

@@ -331,6 +331,15 @@ describe('HTTP API', () => {
       'http://[::1]/hook',
       'http://10.0.0.5/hook',
       'http://169.254.169.254/latest/meta-data/',
+      // IPv6 spellings of private IPv4 addresses.
+      'http://[::7f00:1]/hook',
+      'http://[::a00:1]/hook',
+      'http://[::127.0.0.1]/hook',
+      'http://[::ffff:a9fe:a9fe]/latest/meta-data/',
+      'http://[::ffff:0:a00:1]/hook',
+      'http://[64:ff9b::10.0.0.1]/hook',
+      'http://[2002:a9fe:a9fe::1]/hook',
+      'http://[2001:db8::5efe:a00:1]/hook',
     ])('refuses a WEBHOOK to %s with 400 while WEBHOOK_ALLOW_PRIVATE is off', async (to) => {
       const refused = await expectRefused(() => post({ user_id: 'u', type: 'WEBHOOK', body: 'b', to }), 400, 'webhook_target_not_allowed');
       expect(refused.error.message).toContain('WEBHOOK_ALLOW_PRIVATE');

@@ -231,6 +231,19 @@ describe('PushChannel.deliver to a Web Push service', () => {
     expect(await storedEndpoints(userId)).toEqual([sub.endpoint]);
   });
 
+  it('keeps the VAPID token out of the error when the push service echoes the Authorization header', async () => {
+    const sub = service.subscribe();
+    service.failNext(sub.endpoint, { status: 400, echoAuthorization: true });
+
+    const err = await permanentFailure(pushChannel(), pushRow(await userWith(sub)));
+
+    const [request] = service.requestsTo(sub.endpoint);
+    const token = /^vapid t=([^,\s]+)/.exec(String(request!.headers.authorization))![1]!;
+    expect(err.message).toContain('answered 400: you sent vapid t=[redacted]');
+    expect(err.message).not.toContain(token.slice(0, 40));
+    expect(err.message).not.toContain(token.split('.')[2]!.slice(0, 20));
+  });
+
   it('fails for good when the subscription belongs to another VAPID key (403 from the service)', async () => {
     const sub = service.subscribe({ applicationServerKey: vapid.publicKey });
     const otherKeys = { ...webpush.generateVAPIDKeys(), subject: SUBJECT };
@@ -347,6 +360,31 @@ describe('PushChannel and private endpoints', () => {
     expect(err.message).toMatch(/push\.test:\d+\/….{6} resolves to non-public address 127\.0\.0\.1$/);
     expect(dns.asked).toEqual(['push.test']);
     expect(service.requestsTo(sub.endpoint)).toHaveLength(0);
+  });
+
+  it.each(['::7f00:1', '::127.0.0.1', '64:ff9b::7f00:1', '::ffff:0:7f00:1', '2002:7f00:1::1'])(
+    'refuses an endpoint whose name resolves to %s, an IPv6 form of loopback',
+    async (address) => {
+      const sub = service.subscribe();
+      const dns = fakeResolver([address]);
+
+      const err = await permanentFailure(pushChannel({ allowPrivate: false, lookup: dns.lookup }), pushRow(await userWith(named(sub, 'push.test'))));
+
+      expect(err.message).toContain(`resolves to non-public address ${address}`);
+      expect(service.requestsTo(sub.endpoint)).toHaveLength(0);
+    },
+  );
+
+  it('refuses an endpoint at an IPv4-compatible IPv6 literal without a lookup', async () => {
+    const sub = service.subscribe();
+    const dns = fakeResolver(['8.8.8.8']);
+    const endpoint = new URL(sub.endpoint);
+    endpoint.hostname = '[::7f00:1]';
+
+    const err = await permanentFailure(pushChannel({ allowPrivate: false, lookup: dns.lookup }), pushRow(await userWith({ ...sub, endpoint: endpoint.toString() })));
+
+    expect(err.message).toContain('resolves to non-public address ::7f00:1');
+    expect(dns.asked).toEqual([]);
   });
 
   it('never reaches a local push service when the name answers a public address first and 127.0.0.1 after (DNS rebinding)', async () => {

@@ -158,10 +158,10 @@ describe('recipient profiles and preferences', () => {
       expect((await getProfile('many-subs')).status).toBe(404);
     });
 
-    it('refuses a webhook_url on a private network with 400 webhook_target_not_allowed, naming webhook_url', async () => {
+    it.each(['http://10.0.0.5/hook', 'http://[::a00:5]/hook', 'http://[64:ff9b::7f00:1]/hook'])('refuses a webhook_url on a private network (%s) with 400 webhook_target_not_allowed, naming webhook_url', async (webhookUrl) => {
       await putProfile('private-hook', { email: 'p@example.com' });
       const refused = await expectRefused(
-        () => putProfile('private-hook', { webhook_url: 'http://10.0.0.5/hook' }),
+        () => putProfile('private-hook', { webhook_url: webhookUrl }),
         400,
         'webhook_target_not_allowed',
         'private-hook',

@@ -52,7 +52,7 @@ describe('retention of finished notifications', () => {
 
   it('deletes SENT, FAILED and SKIPPED rows past the retention period with their attempts and keys', async () => {
     const old = [await aged('SENT', 31), await aged('FAILED', 45), await aged('SKIPPED', 400)];
-    await db.sql`insert into idempotency_keys (key, request_hash, notification_id) values ('k-old', 'h', ${old[0]!})`;
+    await db.sql`insert into idempotency_keys (owner, key, request_hash, notification_id) values ('no-api-key', 'k-old', 'h', ${old[0]!})`;
 
     expect(await cleaner(30).run()).toEqual({ deleted: 3 });
     for (const id of old) {

@@ -186,6 +186,35 @@ describe('SmsChannel failures', () => {
     expect(err.message).toContain('[redacted]');
   });
 
+  it('keeps the credentials out of the error when the provider echoes the Authorization header it was sent', async () => {
+    const echoing = await TwilioServer.start({ echoAuthorization: true });
+    try {
+      // A token with characters that URL-encoding and base64 spell differently from the token itself.
+      const token = 'tok/en+with=special&chars?0123456789';
+      const channel = new SmsChannel({ baseUrl: echoing.url, accountSid: echoing.accountSid, authToken: token, from: FROM, timeoutMs: 2000 });
+      const err = await failedDelivery(channel, smsRow(), new AbortController().signal);
+      expect(err).toBeInstanceOf(PermanentDeliveryError);
+      expect(err.message).toContain('you sent Authorization: Basic [redacted]');
+      for (const [form, text] of Object.entries(encodingsOf(echoing.accountSid, token))) expect(err.message, form).not.toContain(text);
+    } finally {
+      await echoing.close();
+    }
+  });
+
+  it.each([
+    ['a plain-text', (secret: string) => ({ status: 400, raw: secret })],
+    ['a JSON', (secret: string) => ({ status: 400, code: 21211, message: secret })],
+    ['a long plain-text', (secret: string) => ({ status: 400, raw: `${'x'.repeat(270)} ${secret}` })],
+  ])('keeps every encoding of the token out of %s refusal that carries it', async (_, failure) => {
+    for (const [form, text] of Object.entries(encodingsOf(twilio.accountSid, twilio.authToken))) {
+      twilio.failNext(failure(`echo: ${text} :end`));
+      const err = await deliveryError(channelFor());
+      expect(err.message, form).not.toContain(text);
+      // Not even its first part, where the text is cut short.
+      expect(err.message, form).not.toContain(text.slice(0, 12));
+    }
+  });
+
   it("keeps a plain-text refusal's text and drops an HTML error page", async () => {
     twilio.failNext({ status: 400, raw: 'missing parameter: To' });
     const text = await deliveryError(channelFor());
@@ -297,3 +326,18 @@ describe('SmsChannel.checkAddress', () => {
     expect(details[0]!.message).toMatch(/E\.164/);
   });
 });
+
+/** The token as a provider might echo it: raw, percent-encoded, in base64 alone and as the Basic value. */
+function encodingsOf(accountSid: string, token: string): Record<string, string> {
+  const basic = Buffer.from(`${accountSid}:${token}`);
+  return {
+    raw: token,
+    uriComponent: encodeURIComponent(token),
+    form: new URLSearchParams({ t: token }).toString().slice(2),
+    base64: Buffer.from(token).toString('base64'),
+    base64url: Buffer.from(token).toString('base64url'),
+    basic: basic.toString('base64'),
+    basicUrlSafe: basic.toString('base64url'),
+    hex: Buffer.from(token).toString('hex'),
+  };
+}

@@ -186,6 +186,33 @@ describe('webhook targets are checked at the address connected to', () => {
     expect(victim.connections - before).toBe(0);
   });
 
+  // Each IPv6 form that lands on an IPv4 address, as a resolver could answer it.
+  it.each(['::7f00:1', '::127.0.0.1', '::ffff:7f00:1', '::ffff:0:7f00:1', '64:ff9b::7f00:1', '2002:7f00:1::1', '2001:db8::5efe:7f00:1'])(
+    'refuses a name resolving to %s without making any connection',
+    async (address) => {
+      const dns = fakeResolver([address]);
+      const channel = strictChannel({ lookup: dns.lookup });
+      const before = victim.connections;
+
+      const err = await deliveryError(channel, webhookRow(`http://mapped.test:${victim.port}/hook`));
+
+      expect(err).toBeInstanceOf(PermanentDeliveryError);
+      expect(err.message).toBe(`webhook target mapped.test resolves to non-public address ${address}`);
+      expect(victim.connections - before).toBe(0);
+    },
+  );
+
+  it('refuses an IPv4-compatible IPv6 literal stored before it was refused at creation, without a lookup', async () => {
+    const dns = fakeResolver(['8.8.8.8']);
+    const channel = strictChannel({ lookup: dns.lookup });
+
+    const err = await deliveryError(channel, webhookRow(`http://[::7f00:1]:${victim.port}/hook`));
+
+    expect(err).toBeInstanceOf(PermanentDeliveryError);
+    expect(err.message).toBe('webhook target [::7f00:1] resolves to non-public address ::7f00:1');
+    expect(dns.asked).toEqual([]);
+  });
+
   it('counts the lookup within the time limit', async () => {
     const dns = fakeResolver('hang');
     const channel = strictChannel({ lookup: dns.lookup, timeoutMs: 300 });

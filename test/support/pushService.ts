@@ -57,6 +57,8 @@ export interface ProgrammedAnswer {
   status: number;
   retryAfter?: string;
   body?: string;
+  /** The body starts with the request's Authorization header (its VAPID token), as a careless service might echo it. */
+  echoAuthorization?: boolean;
 }
 
 interface Subscriber {
@@ -179,7 +181,8 @@ export class PushService {
       if (subscriber.expiredWith) return answer(subscriber.expiredWith);
       const programmed = subscriber.next.shift();
       if (programmed) {
-        return answer(programmed.status, programmed.retryAfter ? { 'retry-after': programmed.retryAfter } : {}, programmed.body);
+        const echo = programmed.echoAuthorization ? `you sent ${req.headers.authorization ?? 'nothing'}; ` : '';
+        return answer(programmed.status, programmed.retryAfter ? { 'retry-after': programmed.retryAfter } : {}, echo + (programmed.body ?? ''));
       }
       try {
         const message = this.accept(endpoint, subscriber, req.headers, Buffer.concat(chunks));

@@ -17,6 +17,8 @@ export interface ReceivedEmail {
 export interface TestSmtpServerOptions {
   /** Require a login with these credentials; without them the server offers no AUTH at all. */
   auth?: { user: string; pass: string };
+  /** A refused login's reply repeats what the client sent (its AUTH PLAIN line, and the password), as a careless server might. */
+  echoLogin?: boolean;
 }
 
 /** Where a programmed refusal is given: the reply to RCPT TO, or the reply after the message data. */
@@ -61,7 +63,9 @@ export class TestSmtpServer {
           callback(null, { user: login.username });
           return;
         }
-        callback(smtpError(535, 'authentication credentials invalid'));
+        const plain = Buffer.from(`\0${login.username}\0${login.password ?? ''}`).toString('base64');
+        const echo = options.echoLogin ? ` (you sent AUTH PLAIN ${plain}, password ${login.password ?? ''})` : '';
+        callback(smtpError(535, `authentication credentials invalid${echo}`));
       },
       onRcptTo: (_address, _session, callback) => {
         const refusal = this.refusals.RCPT.shift();

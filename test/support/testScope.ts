@@ -143,8 +143,8 @@ export class TestScope {
   }
 
   /** A Twilio-compatible Messages API (`twilio.url` is an SMS_PROVIDER_URL), closed with the scope. */
-  async twilio(account?: { accountSid?: string; authToken?: string }): Promise<TwilioServer> {
-    const twilio = await TwilioServer.start(account);
+  async twilio(options?: Parameters<typeof TwilioServer.start>[0]): Promise<TwilioServer> {
+    const twilio = await TwilioServer.start(options);
     this.defer(() => twilio.close());
     return twilio;
   }

@@ -82,14 +82,19 @@ export class TwilioServer {
     private readonly server: http.Server,
     readonly accountSid: string,
     readonly authToken: string,
+    private readonly echoAuthorization: boolean,
   ) {}
 
-  static async start(account: { accountSid?: string; authToken?: string } = {}): Promise<TwilioServer> {
-    const accountSid = account.accountSid ?? `AC${randomBytes(16).toString('hex')}`;
-    const authToken = account.authToken ?? randomBytes(16).toString('hex');
+  /**
+   * `echoAuthorization`: every error answer repeats the request's Authorization header, as a
+   * careless provider or proxy might.
+   */
+  static async start(options: { accountSid?: string; authToken?: string; echoAuthorization?: boolean } = {}): Promise<TwilioServer> {
+    const accountSid = options.accountSid ?? `AC${randomBytes(16).toString('hex')}`;
+    const authToken = options.authToken ?? randomBytes(16).toString('hex');
     let twilio: TwilioServer | undefined;
     const server = await listenLocally((req, res) => twilio!.handle(req, res));
-    twilio = new TwilioServer(server, accountSid, authToken);
+    twilio = new TwilioServer(server, accountSid, authToken, options.echoAuthorization ?? false);
     return twilio;
   }
 
@@ -143,19 +148,19 @@ export class TwilioServer {
       res.writeHead(next.hang, { 'content-type': 'application/json' }).write('{"code":');
       return;
     }
-    if (next) return this.fail(res, next);
+    if (next) return this.fail(res, next, request);
 
     const match = MESSAGES_PATH.exec(request.path);
-    if (request.method !== 'POST' || !match) return this.fail(res, { status: 404 });
+    if (request.method !== 'POST' || !match) return this.fail(res, { status: 404 }, request);
     const credentials = basicCredentials(request.headers.authorization);
-    if (credentials?.user !== this.accountSid || credentials.password !== this.authToken) return this.fail(res, { status: 401 });
-    if (decodeURIComponent(match[1]!) !== this.accountSid) return this.fail(res, { status: 404 });
+    if (credentials?.user !== this.accountSid || credentials.password !== this.authToken) return this.fail(res, { status: 401 }, request);
+    if (decodeURIComponent(match[1]!) !== this.accountSid) return this.fail(res, { status: 404 }, request);
 
     const { To: to, From: from, MessagingServiceSid: service, Body: text } = request.form;
-    if (!to) return this.fail(res, { status: 400, code: 21604, message: "A 'To' phone number is required." });
-    if (!from && !service) return this.fail(res, { status: 400, code: 21603, message: "A 'From' phone number is required." });
-    if (!text) return this.fail(res, { status: 400, code: 21602, message: 'Message body is required.' });
-    if (!E164.test(to)) return this.fail(res, { status: 400, code: 21211, message: `The 'To' number ${to} is not a valid phone number.` });
+    if (!to) return this.fail(res, { status: 400, code: 21604, message: "A 'To' phone number is required." }, request);
+    if (!from && !service) return this.fail(res, { status: 400, code: 21603, message: "A 'From' phone number is required." }, request);
+    if (!text) return this.fail(res, { status: 400, code: 21602, message: 'Message body is required.' }, request);
+    if (!E164.test(to)) return this.fail(res, { status: 400, code: 21211, message: `The 'To' number ${to} is not a valid phone number.` }, request);
 
     const message = this.accept(to, from ?? null, service ?? null, text);
     res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify(message));
@@ -192,19 +197,20 @@ export class TwilioServer {
     return message;
   }
 
-  private fail(res: http.ServerResponse, failure: TwilioFailure): void {
+  private fail(res: http.ServerResponse, failure: TwilioFailure, request: TwilioRequest): void {
     const headers: Record<string, string> = {};
     if (failure.retryAfter !== undefined) headers['retry-after'] = failure.retryAfter;
     if (failure.location !== undefined) headers.location = failure.location;
+    const echo = this.echoAuthorization ? ` (you sent Authorization: ${request.headers.authorization ?? 'nothing'})` : '';
     if (failure.raw !== undefined) {
-      res.writeHead(failure.status, { ...headers, 'content-type': 'text/plain' }).end(failure.raw);
+      res.writeHead(failure.status, { ...headers, 'content-type': 'text/plain' }).end(failure.raw + echo);
       return;
     }
     const fallback = DEFAULT_FAILURES[failure.status] ?? { code: 20001, message: 'Unknown error' };
     const code = failure.code ?? fallback.code;
     const error = {
       code,
-      message: failure.message ?? fallback.message,
+      message: (failure.message ?? fallback.message) + echo,
       more_info: `https://www.twilio.com/docs/errors/${code}`,
       status: failure.status,
     };

@@ -29,6 +29,29 @@ describe('isPublicAddress', () => {
     ['::ffff:7f00:1', 'IPv4-mapped loopback in hex form'],
     ['127.1', 'short IPv4 form of loopback'],
     ['0x7f000001', 'hex IPv4 form of loopback'],
+    // Every IPv6 form that carries an IPv4 address the packet ends up at.
+    ['::7f00:1', 'IPv4-compatible loopback'],
+    ['::a00:1', 'IPv4-compatible private'],
+    ['::127.0.0.1', 'IPv4-compatible loopback, dotted (ipaddr.js reads this one as mapped)'],
+    ['::0x7f.0.0.1', 'IPv4-compatible loopback, dotted with a hex part'],
+    ['0:0:0:0:0:0:10.0.0.1', 'IPv4-compatible private, written out'],
+    ['::a9fe:a9fe', 'IPv4-compatible metadata'],
+    ['::808:808', 'IPv4-compatible public: the whole deprecated range is refused'],
+    ['::8.8.8.8', 'IPv4-compatible public, dotted'],
+    ['::ffff:0:7f00:1', 'IPv4-translated loopback'],
+    ['::ffff:0:808:808', 'IPv4-translated public: SIIT addresses are refused whatever they embed'],
+    ['64:ff9b::7f00:1', 'NAT64 loopback'],
+    ['64:ff9b::10.0.0.1', 'NAT64 private, dotted'],
+    ['64:ff9b::a9fe:a9fe', 'NAT64 metadata'],
+    ['64:ff9b::6440:1', 'NAT64 carrier-grade NAT'],
+    ['64:ff9b:1::a00:1', 'local-use NAT64, whose embedding cannot be read'],
+    ['2002:7f00:1::1', '6to4 loopback'],
+    ['2002:a00:1::1', '6to4 private'],
+    ['2002:808:808::1', '6to4 public: the deprecated range is refused whatever it embeds'],
+    ['2001:0:4136:e378:8000:63bf:3fff:fdd2', 'Teredo'],
+    ['2606:4700::5efe:a00:1', 'ISATAP identifier embedding a private address'],
+    ['2606:4700::200:5efe:7f00:1', 'ISATAP global identifier embedding loopback'],
+    ['2606:4700::100:5efe:a9fe:a9fe', 'ISATAP identifier with the group bit, embedding metadata'],
   ])('refuses %s (%s)', (address) => {
     expect(isPublicAddress(address)).toBe(false);
   });
@@ -42,6 +65,9 @@ describe('isPublicAddress', () => {
     ['2001:4860:4860::8888'],
     ['2606:4700:4700::1111'],
     ['::ffff:8.8.8.8'],
+    ['64:ff9b::808:808'], // NAT64 of a public address, as DNS64 answers on an IPv6-only network
+    ['64:ff9b::1.1.1.1'],
+    ['2606:4700::200:5efe:808:808'], // ISATAP identifier embedding a public address
   ])('allows public %s', (address) => {
     expect(isPublicAddress(address)).toBe(true);
   });
@@ -111,7 +137,7 @@ describe('guardedLookup', () => {
     expect(mixed.err).toBeInstanceOf(NonPublicAddressError);
   });
 
-  it.each([['127.0.0.1'], ['169.254.169.254'], ['::ffff:10.0.0.1'], ['fd00::1']])(
+  it.each([['127.0.0.1'], ['169.254.169.254'], ['::ffff:10.0.0.1'], ['fd00::1'], ['::7f00:1'], ['::127.0.0.1'], ['64:ff9b::a00:1'], ['2002:a9fe:a9fe::1'], ['::ffff:0:a00:1']])(
     'refuses a name with %s among its addresses, naming the name and the address',
     async (address) => {
       const answer = await run(guardedLookup({ lookup: resolver(['8.8.8.8', address]).lookup }), 'attacker.example', { all: true });

@@ -1,5 +1,6 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { getConnInfo } from '@hono/node-server/conninfo';
+import ipaddr from 'ipaddr.js';
 import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { TooManyRequestsError } from '../../domain/errors.ts';
 
@@ -31,5 +32,24 @@ export function rateLimit(limit: RateLimiterAbstract | undefined, identify: (c: 
 /** The API key's id, once `requireApiKey` has checked it; none when keys are off. */
 export const byApiKey = (c: Context): string | undefined => c.get('apiKey')?.id;
 
-/** The client's address as the socket sees it (behind a proxy: the proxy's; rate limit there too). */
-export const byAddress = (c: Context): string | undefined => getConnInfo(c).remote.address;
+/**
+ * The client's address as the socket sees it (behind a proxy: the proxy's; rate limit there too),
+ * as `clientNetwork` counts it.
+ */
+export const byAddress = (c: Context): string | undefined => {
+  const address = getConnInfo(c).remote.address;
+  return address === undefined ? undefined : clientNetwork(address);
+};
+
+/**
+ * What one client is counted as: an IPv4 address (also when it reaches an IPv6 socket as
+ * `::ffff:a.b.c.d`), or an IPv6 address's /64, the least a network hands one subscriber, so a
+ * client cannot step past a limit by taking the next address of its own prefix.
+ */
+export function clientNetwork(address: string): string {
+  if (!ipaddr.isValid(address)) return address;
+  const parsed = ipaddr.process(address);
+  if (parsed.kind() === 'ipv4') return parsed.toString();
+  const prefix = (parsed as ipaddr.IPv6).parts.slice(0, 4).map((part) => part.toString(16));
+  return `${prefix.join(':')}::/64`;
+}

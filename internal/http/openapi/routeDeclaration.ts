@@ -73,6 +73,9 @@ function routeGroup(tag: string, access: (method: Method) => Access) {
   return { get: method('get'), post: method('post'), put: method('put'), delete: method('delete') };
 }
 
+/** Why a route that takes an API key answers 429. */
+const KEYED_RATE_LIMITS = 'RATE_LIMIT_PER_SECOND per API key, or AUTH_FAILURES_PER_MINUTE failed key checks per client address';
+
 /** Producers' routes: an API key with `read` for GET, `send` otherwise; rate limited per key. */
 export function producerRoutes(tag: string) {
   return routeGroup(tag, (method) => {
@@ -80,7 +83,7 @@ export function producerRoutes(tag: string) {
     return {
       security: [{ apiKey: [scope] }],
       note: `Needs an API key with the \`${scope}\` scope.`,
-      errors: { 401: undefined, 403: undefined, 429: 'RATE_LIMIT_PER_SECOND per API key', 503: undefined },
+      errors: { 401: undefined, 403: undefined, 429: KEYED_RATE_LIMITS, 503: undefined },
     };
   });
 }
@@ -90,7 +93,7 @@ export function operatorRoutes(tag: string) {
   const access: Access = {
     security: [{ apiKey: ['admin'] }],
     note: 'Needs an API key with the `admin` scope.',
-    errors: { 401: undefined, 403: undefined, 503: undefined },
+    errors: { 401: undefined, 403: undefined, 429: KEYED_RATE_LIMITS, 503: undefined },
   };
   return routeGroup(tag, () => access);
 }

@@ -5,6 +5,7 @@ import { getAttemptHistory } from '../../service/attemptHistory.ts';
 import { fanoutJsonSchema, fanoutWithMembersJsonSchema } from '../../domain/fanout.ts';
 import { createNotificationSchema, notificationJsonSchema } from '../../domain/notification.ts';
 import { createNotification, getNotification, MAX_IDEMPOTENCY_KEY_LENGTH, type NotificationServiceDeps } from '../../service/notificationService.ts';
+import { producerOf } from '../middleware/apiKeyAuth.ts';
 import { json, jsonBody, location } from '../openapi/answers.ts';
 import { readHandler } from '../openapi/readHandler.ts';
 import { producerRoutes } from '../openapi/routeDeclaration.ts';
@@ -28,7 +29,7 @@ const createRoute = notifications.post('/', {
         .min(1)
         .max(MAX_IDEMPOTENCY_KEY_LENGTH)
         .optional()
-        .meta({ description: 'makes a retried request safe: kept 24 hours; the same key with another body is refused with 422' }),
+        .meta({ description: "makes a retried request safe: kept 24 hours, each API key's own; the same key with another body is refused with 422" }),
     }),
     body: jsonBody(createNotificationSchema),
   },
@@ -64,7 +65,7 @@ export function notificationRoutes(deps: NotificationServiceDeps): OpenAPIHono {
 
   serveRoute(app, createRoute, async (c) => {
     const request = await readJson(c, createNotificationSchema);
-    const answer = await createNotification(deps, request, requestHeader(c, 'idempotency-key'));
+    const answer = await createNotification(deps, request, producerOf(c), requestHeader(c, 'idempotency-key'));
     if (answer.kind === 'notification') {
       c.header('Location', `/notifications/${answer.notification.id}`);
       return c.json(answer.notification, answer.created ? 201 : 200);
