@@ -105,6 +105,12 @@ describe('graceful shutdown of the real processes', () => {
       const exit = await first.exitWithin(graceMs + EXIT_SLACK_MS);
       expect(exit).toEqual({ code: 0, signal: null });
       expect((await first.waitForLog('worker stopped')).released).toBe(1);
+      // The aborted delivery says it was handed back, at info level, and does not warn of a takeover.
+      await first.closed;
+      const endOfAttempt = first.logs.filter((l) => l.notificationId === id && /handed|taken over|attempt failed/.test(String(l.msg)));
+      expect(endOfAttempt.map((l) => ({ level: l.level, msg: l.msg }))).toEqual([
+        { level: 30, msg: 'delivery stopped: this worker is stopping and handed the notification back for another worker' },
+      ]);
 
       const handedBack = await storedNotification(db.sql, id);
       expect(handedBack.status).toBe('PENDING');

@@ -17,6 +17,11 @@ export class ServiceProcess {
   readonly logs: LogLine[] = [];
   readonly output: string[] = [];
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /**
+   * Settles once the process exited and its output is closed: all it printed (and any process that
+   * shares its output, as npm's script does) is in `logs`. 'exit' may come before the last lines.
+   */
+  readonly closed: Promise<void>;
   private waiters: { match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
 
   private constructor(
@@ -24,6 +29,7 @@ export class ServiceProcess {
     readonly child: ChildProcess,
   ) {
     this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    this.closed = new Promise((resolve) => child.once('close', () => resolve()));
     let buffered = '';
     const onData = (chunk: Buffer) => {
       buffered += chunk.toString();
@@ -97,9 +103,10 @@ export class ServiceProcess {
       const timer = setTimeout(() => {
         reject(new Error(`${this.name}: no log line matching ${String(match)} within ${timeoutMs} ms; last lines:\n${this.output.slice(-15).join('\n')}`));
       }, timeoutMs);
-      const exitWatch = this.exited.then(({ code, signal }) => {
+      const exitWatch = this.closed.then(() => {
         clearTimeout(timer);
-        reject(new Error(`${this.name} exited (code ${code}, signal ${signal}) before logging ${String(match)}:\n${this.output.slice(-15).join('\n')}`));
+        const { exitCode, signalCode } = this.child;
+        reject(new Error(`${this.name} exited (code ${exitCode}, signal ${signalCode}) before logging ${String(match)}:\n${this.output.slice(-15).join('\n')}`));
       });
       void exitWatch;
       this.waiters.push({
