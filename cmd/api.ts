@@ -88,4 +88,4 @@ onShutdownSignal(async (signal) => {
   redis.disconnect();
   subscriber?.disconnect();
   logger.info('api stopped');
-});
+}, logger);

@@ -75,4 +75,4 @@ onShutdownSignal(async (signal) => {
   redis.disconnect();
   blocking.disconnect();
   logger.info({ released }, 'worker stopped');
-});
+}, logger);

@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { MIGRATIONS_DIR } from '../../internal/platform/migrations.ts';
 import type { QueueKeys } from '../../internal/queue/notificationQueue.ts';
 import { connectDatabase } from '../../internal/platform/database.ts';
-import { runScript, ServiceProcess } from '../support/serviceProcess.ts';
+import { isProcessAlive, runScript, ServiceProcess } from '../support/serviceProcess.ts';
 import {
   connectTestRedis,
   createTestDatabase,
@@ -242,15 +242,6 @@ function startTimeOf(pid: number): string | undefined {
   }
 }
 
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 describe('npm start (cmd/start.ts)', () => {
   const databases: string[] = [];
   const processes: ServiceProcess[] = [];
@@ -355,7 +346,7 @@ describe('npm start (cmd/start.ts)', () => {
         expect(start.logs.some((l) => l.msg === 'api stopped')).toBe(true);
         expect(start.logs.some((l) => l.msg === 'worker stopped')).toBe(true);
         expect(start.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('shutdown failed'))).toEqual([]);
-        for (const pid of children) expect(isRunning(pid), `child ${pid} still running`).toBe(false);
+        for (const pid of children) expect(isProcessAlive(pid), `child ${pid} still running`).toBe(false);
         await expect(fetch(`${apiUrl}/healthz`)).rejects.toThrow();
       } finally {
         await sql.end({ timeout: 5 });
@@ -373,7 +364,7 @@ describe('npm start (cmd/start.ts)', () => {
     // 1, as for any child that did not exit cleanly (not Node's 13 for a top-level await left hanging).
     expect(exit.code).toBe(1);
     expect(start.logs.some((l) => l.msg === 'api stopped')).toBe(true);
-    await waitFor('both children to end', () => children.every((pid) => !isRunning(pid)), 10_000);
+    await waitFor('both children to end', () => children.every((pid) => !isProcessAlive(pid)), 10_000);
   });
 
   it('passes a terminal hangup (SIGHUP) on, so neither child outlives npm start', async () => {
@@ -383,7 +374,7 @@ describe('npm start (cmd/start.ts)', () => {
 
     start.signal('SIGHUP');
     await start.exitWithin(30_000);
-    await waitFor('both children to end', () => children.every((pid) => !isRunning(pid)), 10_000);
+    await waitFor('both children to end', () => children.every((pid) => !isProcessAlive(pid)), 10_000);
     await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
   });
 });

@@ -9,6 +9,11 @@ export interface LogLine {
   [key: string]: unknown;
 }
 
+/** `env` on top of a minimal environment: no developer `.env` or npm setting leaks in. */
+function processEnv(env: Record<string, string>): Record<string, string> {
+  return { PATH: process.env.PATH ?? '', LOG_LEVEL: 'debug', ...env };
+}
+
 /**
  * A real `cmd/*.ts` process under test. Its JSON log lines are collected so a test can wait for
  * one; anything else it prints is kept as `{ msg: line }`.
@@ -56,11 +61,27 @@ export class ServiceProcess {
     const entry = options.compiled ? [path.join(ROOT, 'dist', 'cmd', `${script}.js`)] : ['--import', 'tsx', path.join(ROOT, 'cmd', `${script}.ts`)];
     const child = spawn(process.execPath, [...entry, ...args], {
       cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'debug', ...env },
+      env: processEnv(env),
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: options.ownProcessGroup ?? false,
     });
     return new ServiceProcess(script, child);
+  }
+
+  /**
+   * Runs `npm run <script>` in the project, as the README tells an operator to: `child` is npm,
+   * which starts the script's process through a shell. Its logs arrive here as `start`'s do, after
+   * npm's banner lines. With `ownProcessGroup`, npm leads a process group of its own, as a command
+   * started from a terminal does, so `signalGroup` delivers a signal the way Ctrl-C does.
+   */
+  static npmRun(script: string, env: Record<string, string>, options: { ownProcessGroup?: boolean } = {}): ServiceProcess {
+    const child = spawn('npm', ['run', script], {
+      cwd: ROOT,
+      env: processEnv(env),
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: options.ownProcessGroup ?? false,
+    });
+    return new ServiceProcess(`npm run ${script}`, child);
   }
 
   /** Whether the process is still running. */
@@ -150,6 +171,16 @@ export class ServiceProcess {
       w.resolve(parsed);
       return false;
     });
+  }
+}
+
+/** Whether a process with this pid exists (a process of the test's, or one it started). */
+export function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
   }
 }
 
