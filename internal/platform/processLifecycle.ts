@@ -27,16 +27,25 @@ export function loadConfigOrExit(): Config {
  */
 export const REPEATED_SIGNAL_WINDOW_MS = 3000;
 
+/** Why a process stops: a signal, or the process that started it with an IPC channel is gone. */
+export type StopCause = NodeJS.Signals | 'parent exited';
+
 /**
- * Runs `shutdown` once on the first SIGTERM or SIGINT, then exits 0 (1 if it threw). A stop signal
- * repeated more than `REPEATED_SIGNAL_WINDOW_MS` after the first exits at once with 1, for an
- * operator who does not want to wait; one within it is the same stop delivered twice.
+ * Runs `shutdown` once, on the first SIGTERM or SIGINT or when the parent process that started
+ * this one with an IPC channel (`npm start`) goes away, then exits 0 (1 if it threw).
+ * A stop signal repeated more than `REPEATED_SIGNAL_WINDOW_MS` after the first exits at once with
+ * 1, for an operator who does not want to wait; one within it is the same stop delivered twice.
+ *
+ * The parent is watched through the IPC channel rather than its pid: the kernel closes the channel
+ * however the parent ends, SIGKILL included, and 'disconnect' fires at once, with no polling and no
+ * pid to be reused. A process started without a channel (by a shell, npm, a supervisor, Docker) is
+ * not tied to its parent, so `nohup` and the like keep working.
  */
-export function onShutdownSignal(shutdown: (signal: NodeJS.Signals) => Promise<void>, logger: Pick<Logger, 'info' | 'warn'>): void {
+export function onShutdownSignal(shutdown: (cause: StopCause) => Promise<void>, logger: Pick<Logger, 'info' | 'warn'>): void {
   let stoppingSince: number | undefined;
-  const stop = (signal: NodeJS.Signals) => {
+  const stop = (cause: StopCause) => {
     stoppingSince = Date.now();
-    shutdown(signal).then(
+    shutdown(cause).then(
       () => process.exit(0),
       (err: unknown) => {
         process.stderr.write(`shutdown failed: ${err instanceof Error ? err.stack : String(err)}\n`);
@@ -55,4 +64,9 @@ export function onShutdownSignal(shutdown: (signal: NodeJS.Signals) => Promise<v
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  if (process.channel) {
+    process.once('disconnect', () => {
+      if (stoppingSince === undefined) stop('parent exited');
+    });
+  }
 }
