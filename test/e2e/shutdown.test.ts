@@ -1,7 +1,9 @@
 import http from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { QueueKeys } from '../../internal/queue/notificationQueue.ts';
+import { REPEATED_SIGNAL_WINDOW_MS } from '../../internal/platform/processLifecycle.ts';
 import { isProcessAlive, ServiceProcess } from '../support/serviceProcess.ts';
 import { serviceEnv, testQueueKeys, type TestDatabase } from '../support/testEnvironment.ts';
 import { useTestScope, type RunningApi } from '../support/testScope.ts';
@@ -131,6 +133,29 @@ describe('graceful shutdown of the real processes', () => {
       expect(attempts[1]!.worker_id).toBe(await workerId(second));
     },
   );
+
+  it('takes a stop signal repeated within the window as the same stop, and exits 1 at once on one after it', async () => {
+    scenarios.set('hangs-through-forced-exit', () => 'hang');
+    const w = await worker({ ...LONG_LEASE, WEBHOOK_TIMEOUT_MS: '20000', SHUTDOWN_GRACE_MS: '30000' });
+    const id = await postWebhook('hangs-through-forced-exit');
+    await waitFor('the hanging delivery to reach the receiver', () => receiver.forId(id).length === 1);
+
+    w.signal('SIGTERM');
+    await w.waitForLog(/^worker stopping/);
+    // As npm relays a Ctrl-C the terminal delivered too: nothing changes.
+    w.signal('SIGINT');
+    await w.waitForLog(/^already stopping/);
+    expect(w.running).toBe(true);
+
+    await sleep(REPEATED_SIGNAL_WINDOW_MS);
+    w.signal('SIGINT');
+    expect(await w.exitWithin(EXIT_SLACK_MS)).toEqual({ code: 1, signal: null });
+    await w.closed;
+    expect(w.logs.some((l) => l.msg === 'stop signal repeated: exiting at once, without finishing')).toBe(true);
+    expect(w.logs.some((l) => l.msg === 'worker stopped')).toBe(false);
+    // Not handed back: the claim waits for its lease, as after a crash.
+    expect((await storedNotification(db.sql, id)).status).toBe('PROCESSING');
+  });
 
   it('takes no new work once it has logged that it is stopping; the notification waits on the queue for another worker', async () => {
     scenarios.set('keeps-stopping-worker-busy', () => ({ status: 200, delayMs: 3000 }));
