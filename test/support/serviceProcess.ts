@@ -70,8 +70,8 @@ export class ServiceProcess {
 
   /**
    * Runs `npm run <script>` in the project, as the README tells an operator to: `child` is npm,
-   * which starts the script's process through a shell. Its logs arrive here as `start`'s do, after
-   * npm's banner lines. With `ownProcessGroup`, npm leads a process group of its own, as a command
+   * which starts the script through a shell (that the script's `exec` replaces). Its logs arrive
+   * here as `start`'s do, after npm's banner lines. With `ownProcessGroup`, npm leads a process group of its own, as a command
    * started from a terminal does, so `signalGroup` delivers a signal the way Ctrl-C does.
    */
   static npmRun(script: string, env: Record<string, string>, options: { ownProcessGroup?: boolean } = {}): ServiceProcess {
