@@ -66,8 +66,8 @@ const server = serve({ fetch: api.app.fetch, port: config.PORT }, (info) => {
 });
 api.injectWebSocket(server as Server);
 
-onShutdownSignal(async (signal) => {
-  logger.info({ signal }, 'api stopping: no new connections, draining requests under way');
+onShutdownSignal(async (cause) => {
+  logger.info({ cause }, 'api stopping: no new connections, draining requests under way');
   draining = true;
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   // Live inbox clients reconnect elsewhere and resume from their last seq.
@@ -90,4 +90,4 @@ onShutdownSignal(async (signal) => {
   redis.disconnect();
   subscriber?.disconnect();
   logger.info('api stopped');
-});
+}, logger);

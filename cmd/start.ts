@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { REPEATED_SIGNAL_WINDOW_MS } from '../internal/platform/processLifecycle.ts';
 
 /**
  * `npm start`: migrations, then one API and one worker process, their logs on this stdout. The
@@ -16,13 +17,14 @@ const compiled = path.extname(import.meta.filename) === '.js';
 /**
  * Starts `cmd/<name>` in the same form as this process. With `ownProcessGroup`, the child runs in
  * a process group of its own, so a terminal's Ctrl-C reaches only this process, which passes one
- * SIGTERM on. In the terminal's group, the API and the worker would get the SIGINT and then that
- * SIGTERM, and a second signal makes a stopping process quit at once, ungracefully.
+ * SIGTERM on; and it gets an IPC channel to this process, which it watches: when this process ends
+ * in any way, SIGKILL of it or of its group included, the kernel closes the channel and the child
+ * stops gracefully on its own (see onShutdownSignal), rather than run on holding the port.
  */
 function runProcess(name: string, ownProcessGroup = false): ChildProcess {
   const args = compiled ? [path.join(here, `${name}.js`)] : ['--import', 'tsx', path.join(here, `${name}.ts`)];
   return spawn(process.execPath, args, {
-    stdio: ownProcessGroup ? ['ignore', 'inherit', 'inherit'] : 'inherit',
+    stdio: ownProcessGroup ? ['ignore', 'inherit', 'inherit', 'ipc'] : 'inherit',
     detached: ownProcessGroup,
   });
 }
@@ -38,18 +40,29 @@ const children = [runProcess('api', true), runProcess('worker', true)];
 // Taken at once: a child's 'exit' event fires only once, and one killed by a signal keeps a null
 // exitCode, so waiting for it later could wait forever.
 const exits = children.map(exited);
-let stopping = false;
-const stopAll = () => {
-  if (stopping) return;
-  stopping = true;
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+let stoppingSince: number | undefined;
+const signalChildren = (signal: NodeJS.Signals) => {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill(signal);
 };
-process.on('SIGINT', stopAll);
-process.on('SIGTERM', stopAll);
+/** Asks both children to stop, once. */
+const stopAll = () => {
+  if (stoppingSince !== undefined) return;
+  stoppingSince = Date.now();
+  signalChildren('SIGTERM');
+};
+/**
+ * The first stop signal stops the children; a repeat within the window is the same Ctrl-C relayed
+ * by npm, and a later one is passed on, so the children exit at once as they would if signalled
+ * themselves.
+ */
+const onStopSignal = () => {
+  if (stoppingSince === undefined) return stopAll();
+  if (Date.now() - stoppingSince >= REPEATED_SIGNAL_WINDOW_MS) signalChildren('SIGTERM');
+};
+process.on('SIGINT', onStopSignal);
+process.on('SIGTERM', onStopSignal);
 // Outside the terminal's process group, the children no longer get its hangup themselves: pass it on.
-process.on('SIGHUP', () => {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGHUP');
-});
+process.on('SIGHUP', () => signalChildren('SIGHUP'));
 
 const first = await Promise.race(exits);
 stopAll();

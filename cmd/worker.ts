@@ -65,8 +65,8 @@ maintainer.start();
 fanouts.start();
 logger.info({ workerId: worker.id, concurrency: config.WORKER_CONCURRENCY }, 'worker started');
 
-onShutdownSignal(async (signal) => {
-  logger.info({ signal, graceMs: config.SHUTDOWN_GRACE_MS }, 'worker stopping: no new work, finishing deliveries under way');
+onShutdownSignal(async (cause) => {
+  logger.info({ cause, graceMs: config.SHUTDOWN_GRACE_MS }, 'worker stopping: no new work, finishing deliveries under way');
   // All at once: the worker stops taking work now, while maintenance finishes its runs and hands leadership on.
   const [, , { released }] = await Promise.all([maintainer.stop(), fanouts.stop(), worker.stop(config.SHUTDOWN_GRACE_MS)]);
   await closeChannels(channels);
@@ -75,4 +75,4 @@ onShutdownSignal(async (signal) => {
   redis.disconnect();
   blocking.disconnect();
   logger.info({ released }, 'worker stopped');
-});
+}, logger);

@@ -11,6 +11,7 @@ import type { NotificationQueue } from '../queue/notificationQueue.ts';
 import type { Claim, ClaimedNotification } from '../repository/claims.ts';
 import { markSkipped, recordFailure } from '../repository/completions.ts';
 import { deliverThroughChannel } from './channelDelivery.ts';
+import { ClaimHandedBack } from './claimHandedBack.ts';
 import type { CompletionBatcher } from './completionBatcher.ts';
 import { nextRetryDelayMs, type RetryPolicy } from './retryPolicy.ts';
 
@@ -53,7 +54,7 @@ export async function deliverClaimed(
     if (!provider) throw new PermanentDeliveryError(`no ${row.type} provider is configured on this worker`);
     await deliverThroughChannel(deps.sql, provider, row, signal, logger);
   } catch (err) {
-    await recordFailedAttempt(deps, row, claim, err, logger, claimedAt, startedAt);
+    await recordFailedAttempt(deps, row, claim, err, logger, claimedAt, startedAt, signal);
     return;
   }
   try {
@@ -61,6 +62,8 @@ export async function deliverClaimed(
     if (recorded) {
       deps.metrics?.attemptRecorded(row, 'SENT', startedAt);
       logger.info({ ms: Date.now() - startedAt }, 'notification sent');
+    } else if (signal.reason instanceof ClaimHandedBack) {
+      logger.warn('delivered just after this stopping worker handed the claim back; the next attempt sends it again');
     } else logger.warn('delivered, but the claim had been taken over; the newer attempt decides the outcome');
   } catch (err) {
     logger.error({ err }, 'delivered, but could not record it; the lease will expire and maintenance takes over');
@@ -87,6 +90,7 @@ async function recordFailedAttempt(
   logger: Logger,
   claimedAt: number,
   startedAt: number,
+  signal: AbortSignal,
 ): Promise<void> {
   const permanent = err instanceof PermanentDeliveryError;
   const reason = err instanceof Error ? err.message : String(err);
@@ -115,6 +119,8 @@ async function recordFailedAttempt(
     );
   } else if (status === 'PENDING') {
     logger.info({ reason, retryCount: row.retry_count + 1 }, 'attempt failed; retry scheduled');
+  } else if (signal.reason instanceof ClaimHandedBack) {
+    logger.info('delivery stopped: this worker is stopping and handed the notification back for another worker');
   } else {
     logger.warn({ reason }, 'attempt failed, but the claim had been taken over');
   }

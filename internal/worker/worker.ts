@@ -10,6 +10,7 @@ import { CHANNELS, type Channel } from '../domain/notification.ts';
 import { claimBatch, type BatchClaim, type InboxDelivery } from '../repository/claims.ts';
 import { releaseClaim, type Claim, type ClaimedNotification } from '../repository/claims.ts';
 import type { InboxPublisher } from '../queue/inboxPublisher.ts';
+import { ClaimHandedBack } from './claimHandedBack.ts';
 import { CompletionBatcher } from './completionBatcher.ts';
 import { deliverClaimed, type AttemptDeps } from './deliveryAttempt.ts';
 
@@ -111,8 +112,9 @@ export class Worker {
       this.handingBack = true;
       for (const { claim, abort } of this.held.values()) {
         // Release before aborting, so the aborted attempt finds its claim gone and records nothing.
-        if (await releaseClaim(this.deps.sql, claim).catch(() => false)) released++;
-        abort.abort(new Error('worker is stopping'));
+        const handedBack = await releaseClaim(this.deps.sql, claim).catch(() => false);
+        if (handedBack) released++;
+        abort.abort(handedBack ? new ClaimHandedBack() : new Error('worker is stopping'));
       }
       await this.settled();
     }

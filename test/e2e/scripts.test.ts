@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { MIGRATIONS_DIR } from '../../internal/platform/migrations.ts';
 import type { QueueKeys } from '../../internal/queue/notificationQueue.ts';
 import { connectDatabase } from '../../internal/platform/database.ts';
-import { runScript, ServiceProcess } from '../support/serviceProcess.ts';
+import { isProcessAlive, runScript, ServiceProcess } from '../support/serviceProcess.ts';
 import {
   connectTestRedis,
   createTestDatabase,
@@ -242,15 +242,6 @@ function startTimeOf(pid: number): string | undefined {
   }
 }
 
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 describe('npm start (cmd/start.ts)', () => {
   const databases: string[] = [];
   const processes: ServiceProcess[] = [];
@@ -294,23 +285,38 @@ describe('npm start (cmd/start.ts)', () => {
     for (const name of databases) await dropDatabase(name);
   });
 
-  /** The service processes (API and worker) npm start runs; tsx may run a helper of its own next to them. */
-  function serviceChildren(start: ServiceProcess): { pid: number; args: string }[] {
-    const services = childProcesses(start.child.pid!).filter((c) => /cmd\/(api|worker)\.ts/.test(c.args));
+  /** The service processes (API and worker) run below `pid`, however deep; tsx may run a helper of its own next to them. */
+  function serviceChildren(pid: number): { pid: number; args: string }[] {
+    const services = descendants(pid).filter((c) => /cmd\/(api|worker)\.ts/.test(c.args));
     remember(services.map((c) => c.pid));
     return services;
   }
 
-  /** npm start in a process group of its own, on a database it creates, once both children are up. */
-  async function startInGroup(): Promise<{ start: ServiceProcess; port: number; services: { pid: number; args: string }[] }> {
+  function descendants(pid: number): { pid: number; args: string }[] {
+    return childProcesses(pid).flatMap((c) => [c, ...descendants(c.pid)]);
+  }
+
+  /**
+   * npm start in a process group of its own, on a database it creates, once both children are up:
+   * `cmd/start.ts` itself, or with `viaNpm` as the README says, `npm start`.
+   */
+  async function startInGroup(viaNpm = false): Promise<{ start: ServiceProcess; port: number; services: { pid: number; args: string }[] }> {
     const database = unusedDatabase();
     databases.push(database.name);
     const port = await freePort();
-    const start = ServiceProcess.start('start', serviceEnv(database, testQueueKeys(), { PORT: String(port) }), [], { ownProcessGroup: true });
+    const env = serviceEnv(database, testQueueKeys(), { PORT: String(port) });
+    const start = viaNpm ? ServiceProcess.npmRun('start', env, { ownProcessGroup: true }) : ServiceProcess.start('start', env, [], { ownProcessGroup: true });
     processes.push(start);
     await start.waitForLog('api listening', 40_000);
     await start.waitForLog('worker started', 40_000);
-    return { start, port, services: serviceChildren(start) };
+    return { start, port, services: serviceChildren(start.child.pid!) };
+  }
+
+  /** Both children logged their graceful stop, and nothing answers on the API's port any more. */
+  async function bothStoppedGracefully(start: ServiceProcess, port: number): Promise<void> {
+    await start.closed;
+    for (const msg of ['api stopped', 'worker stopped']) expect(start.logs.some((l) => l.msg === msg), msg).toBe(true);
+    await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
   }
 
   it.each([
@@ -346,7 +352,7 @@ describe('npm start (cmd/start.ts)', () => {
         const answered = (await (await fetch(`${apiUrl}/notifications/${created.id}`)).json()) as { status: string };
         expect(answered.status).toBe('SENT');
 
-        const services = serviceChildren(start);
+        const services = serviceChildren(start.child.pid!);
         expect(services.map((c) => /cmd\/(api|worker)\.ts/.exec(c.args)![1]).sort()).toEqual(['api', 'worker']);
 
         if (group) start.signalGroup('SIGINT');
@@ -355,7 +361,7 @@ describe('npm start (cmd/start.ts)', () => {
         expect(start.logs.some((l) => l.msg === 'api stopped')).toBe(true);
         expect(start.logs.some((l) => l.msg === 'worker stopped')).toBe(true);
         expect(start.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('shutdown failed'))).toEqual([]);
-        for (const pid of children) expect(isRunning(pid), `child ${pid} still running`).toBe(false);
+        for (const pid of children) expect(isProcessAlive(pid), `child ${pid} still running`).toBe(false);
         await expect(fetch(`${apiUrl}/healthz`)).rejects.toThrow();
       } finally {
         await sql.end({ timeout: 5 });
@@ -373,7 +379,30 @@ describe('npm start (cmd/start.ts)', () => {
     // 1, as for any child that did not exit cleanly (not Node's 13 for a top-level await left hanging).
     expect(exit.code).toBe(1);
     expect(start.logs.some((l) => l.msg === 'api stopped')).toBe(true);
-    await waitFor('both children to end', () => children.every((pid) => !isRunning(pid)), 10_000);
+    await waitFor('both children to end', () => children.every((pid) => !isProcessAlive(pid)), 10_000);
+  });
+
+  it('stops both children gracefully and exits 0 when npm start, run through npm, gets SIGTERM alone', async () => {
+    const { start, port, services } = await startInGroup(true);
+    expect(services.map((c) => /cmd\/(api|worker)\.ts/.exec(c.args)![1]).sort()).toEqual(['api', 'worker']);
+
+    start.signal('SIGTERM');
+    expect(await start.exitWithin(30_000)).toEqual({ code: 0, signal: null });
+    for (const { pid } of services) expect(isProcessAlive(pid), `process ${pid} outlived npm start`).toBe(false);
+    await bothStoppedGracefully(start, port);
+  });
+
+  it('when npm start is SIGKILLed with its process group, its API and worker notice and stop gracefully on their own, freeing the port', async () => {
+    const { start, port, services } = await startInGroup();
+    expect(services).toHaveLength(2);
+
+    start.signalGroup('SIGKILL');
+    expect(await start.exitWithin(10_000)).toEqual({ code: null, signal: 'SIGKILL' });
+    await waitFor('both children to end', () => services.every(({ pid }) => !isProcessAlive(pid)), 15_000);
+    await bothStoppedGracefully(start, port);
+    for (const stopping of [/^api stopping/, /^worker stopping/]) {
+      expect(start.logs.find((l) => stopping.test(String(l.msg)))?.cause).toBe('parent exited');
+    }
   });
 
   it('passes a terminal hangup (SIGHUP) on, so neither child outlives npm start', async () => {
@@ -383,7 +412,7 @@ describe('npm start (cmd/start.ts)', () => {
 
     start.signal('SIGHUP');
     await start.exitWithin(30_000);
-    await waitFor('both children to end', () => children.every((pid) => !isRunning(pid)), 10_000);
+    await waitFor('both children to end', () => children.every((pid) => !isProcessAlive(pid)), 10_000);
     await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
   });
 });

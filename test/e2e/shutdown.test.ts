@@ -1,8 +1,10 @@
 import http from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { QueueKeys } from '../../internal/queue/notificationQueue.ts';
-import type { ServiceProcess } from '../support/serviceProcess.ts';
+import { REPEATED_SIGNAL_WINDOW_MS } from '../../internal/platform/processLifecycle.ts';
+import { isProcessAlive, ServiceProcess } from '../support/serviceProcess.ts';
 import { serviceEnv, testQueueKeys, type TestDatabase } from '../support/testEnvironment.ts';
 import { useTestScope, type RunningApi } from '../support/testScope.ts';
 import { startScenarioReceiver, type ScenarioAnswer, type WebhookReceiver } from '../support/webhookReceiver.ts';
@@ -105,6 +107,12 @@ describe('graceful shutdown of the real processes', () => {
       const exit = await first.exitWithin(graceMs + EXIT_SLACK_MS);
       expect(exit).toEqual({ code: 0, signal: null });
       expect((await first.waitForLog('worker stopped')).released).toBe(1);
+      // The aborted delivery says it was handed back, at info level, and does not warn of a takeover.
+      await first.closed;
+      const endOfAttempt = first.logs.filter((l) => l.notificationId === id && /handed|taken over|attempt failed/.test(String(l.msg)));
+      expect(endOfAttempt.map((l) => ({ level: l.level, msg: l.msg }))).toEqual([
+        { level: 30, msg: 'delivery stopped: this worker is stopping and handed the notification back for another worker' },
+      ]);
 
       const handedBack = await storedNotification(db.sql, id);
       expect(handedBack.status).toBe('PENDING');
@@ -125,6 +133,30 @@ describe('graceful shutdown of the real processes', () => {
       expect(attempts[1]!.worker_id).toBe(await workerId(second));
     },
   );
+
+  it('takes a stop signal repeated within the window as the same stop, and exits 1 at once on one after it', async () => {
+    // Only the first delivery hangs: whichever worker takes the claim up after its lease is answered.
+    scenarios.set('hangs-through-forced-exit', (hit) => (hit === 1 ? 'hang' : 200));
+    const w = await worker({ ...LONG_LEASE, WEBHOOK_TIMEOUT_MS: '20000', SHUTDOWN_GRACE_MS: '30000' });
+    const id = await postWebhook('hangs-through-forced-exit');
+    await waitFor('the hanging delivery to reach the receiver', () => receiver.forId(id).length === 1);
+
+    w.signal('SIGTERM');
+    await w.waitForLog(/^worker stopping/);
+    // As npm relays a Ctrl-C the terminal delivered too: nothing changes.
+    w.signal('SIGINT');
+    await w.waitForLog(/^already stopping/);
+    expect(w.running).toBe(true);
+
+    await sleep(REPEATED_SIGNAL_WINDOW_MS);
+    w.signal('SIGINT');
+    expect(await w.exitWithin(EXIT_SLACK_MS)).toEqual({ code: 1, signal: null });
+    await w.closed;
+    expect(w.logs.some((l) => l.msg === 'stop signal repeated: exiting at once, without finishing')).toBe(true);
+    expect(w.logs.some((l) => l.msg === 'worker stopped')).toBe(false);
+    // Not handed back: the claim waits for its lease, as after a crash.
+    expect((await storedNotification(db.sql, id)).status).toBe('PROCESSING');
+  });
 
   it('takes no new work once it has logged that it is stopping; the notification waits on the queue for another worker', async () => {
     scenarios.set('keeps-stopping-worker-busy', () => ({ status: 200, delayMs: 3000 }));
@@ -206,4 +238,83 @@ describe('graceful shutdown of the real processes', () => {
     expect(await draining.process.exitWithin(EXIT_SLACK_MS + 10_000)).toEqual({ code: 0, signal: null });
     await expect(fetch(`${draining.url}/healthz`)).rejects.toThrow();
   });
+
+  /** `npm run worker` processes (npm leading a process group); SIGKILLed with their group after each test. */
+  const npmRuns: ServiceProcess[] = [];
+  afterEach(() => {
+    for (const p of npmRuns.splice(0)) {
+      try {
+        if (p.child.pid !== undefined) process.kill(-p.child.pid, 'SIGKILL');
+      } catch {
+        // the group is gone already
+      }
+    }
+  });
+
+  /** The two ways README's operator stops `npm run worker`, each applied to a worker of its own. */
+  const npmStops = [
+    { how: 'Ctrl-C (SIGINT to its process group)', stop: (npm: ServiceProcess) => npm.signalGroup('SIGINT') },
+    { how: 'SIGTERM to npm', stop: (npm: ServiceProcess) => npm.signal('SIGTERM') },
+  ];
+  const ROUNDS = 5;
+
+  it(`stops npm run worker with exit code 0 every time (${ROUNDS} rounds of each way), with claims in flight: none left PROCESSING, no attempt failed, nothing dead-lettered`, async () => {
+    // Each stop finds deliveries under way: hanging past a short grace period (handed back), or
+    // slow but well within a long one (finished). The answer is decided as each request arrives.
+    let answer: ScenarioAnswer = () => 'hang';
+    scenarios.set('in-flight-at-stop', (hit) => answer(hit));
+    const ids: string[] = [];
+    for (let i = 0; i < 60; i++) ids.push(await postWebhook('in-flight-at-stop'));
+    const ours = db.sql`notification_id = any(${ids}::uuid[])`;
+
+    try {
+      for (let round = 1; round <= ROUNDS; round++) {
+        const handsBack = round % 2 === 1;
+        answer = handsBack ? () => 'hang' : () => ({ status: 200, delayMs: 500 });
+        const graceMs = handsBack ? 300 : 10_000;
+        const env = serviceEnv(db, keys, { ...LONG_LEASE, WEBHOOK_TIMEOUT_MS: '20000', WORKER_CONCURRENCY: '3', SHUTDOWN_GRACE_MS: String(graceMs) });
+        // The two ways side by side, each on a worker of its own, started and stopped together.
+        const runs = npmStops.map(({ how, stop }) => {
+          const npm = ServiceProcess.npmRun('worker', env, { ownProcessGroup: true });
+          npmRuns.push(npm);
+          return { npm, stop, label: `round ${round}, ${how}, ${handsBack ? 'handing back' : 'finishing'}` };
+        });
+        await Promise.all(runs.map(({ npm, stop, label }) => stopsGracefully(npm, stop, label, graceMs, handsBack)));
+
+        const after = `after round ${round}`;
+        const statuses = await db.sql<{ status: string; retried: number }[]>`
+          select status, count(*) filter (where retry_count > 0)::int as retried from notifications where id = any(${ids}::uuid[]) group by status`;
+        expect(statuses.filter((s) => !['PENDING', 'SENT'].includes(s.status) || s.retried > 0), after).toEqual([]);
+        const outcomes = await db.sql<{ outcome: string }[]>`select distinct outcome from notification_attempts where ${ours}`;
+        expect(outcomes.map((o) => o.outcome).filter((o) => o !== 'SENT' && o !== 'RELEASED'), after).toEqual([]);
+        expect(await redis.llen(keys.dlq), after).toBe(0);
+      }
+      const [totals] = await db.sql<{ handedBack: number; sent: number }[]>`
+        select count(*) filter (where outcome = 'RELEASED')::int as "handedBack", count(*) filter (where outcome = 'SENT')::int as sent
+        from notification_attempts where ${ours}`;
+      expect(totals!.handedBack).toBeGreaterThan(0);
+      expect(totals!.sent).toBeGreaterThan(0);
+    } finally {
+      // What is left is delivered at once by whichever worker comes next.
+      answer = () => 200;
+    }
+  }, 120_000);
+
+  /** Waits until `npm run worker` holds a claim, stops it with `stop`, and checks it stopped gracefully. */
+  async function stopsGracefully(npm: ServiceProcess, stop: (npm: ServiceProcess) => void, label: string, graceMs: number, handsBack: boolean): Promise<void> {
+    const workerId = String((await npm.waitForLog('worker started', 40_000)).workerId);
+    await waitFor(`${label}: a claim of the worker's under way`, async () => {
+      const [held] = await db.sql<{ n: number }[]>`select count(*)::int as n from notifications where status = 'PROCESSING' and locked_by = ${workerId}`;
+      return held!.n > 0;
+    });
+    stop(npm);
+    expect(await npm.exitWithin(graceMs + EXIT_SLACK_MS), label).toEqual({ code: 0, signal: null });
+    await npm.closed;
+    const stopped = npm.logs.find((l) => l.msg === 'worker stopped');
+    expect(stopped, label).toBeDefined();
+    if (handsBack) expect(stopped!.released, label).toBeGreaterThan(0);
+    else expect(stopped!.released, label).toBe(0);
+    expect(isProcessAlive(Number(workerId.split(':').at(-2))), `${label}: the worker process outlived npm`).toBe(false);
+    expect(npm.logs.filter((l) => /attempt failed|taken over/.test(String(l.msg))), label).toEqual([]);
+  }
 });

@@ -9,6 +9,11 @@ export interface LogLine {
   [key: string]: unknown;
 }
 
+/** `env` on top of a minimal environment: no developer `.env` or npm setting leaks in. */
+function processEnv(env: Record<string, string>): Record<string, string> {
+  return { PATH: process.env.PATH ?? '', LOG_LEVEL: 'debug', ...env };
+}
+
 /**
  * A real `cmd/*.ts` process under test. Its JSON log lines are collected so a test can wait for
  * one; anything else it prints is kept as `{ msg: line }`.
@@ -17,6 +22,11 @@ export class ServiceProcess {
   readonly logs: LogLine[] = [];
   readonly output: string[] = [];
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /**
+   * Settles once the process exited and its output is closed: all it printed (and any process that
+   * shares its output, as npm's script does) is in `logs`. 'exit' may come before the last lines.
+   */
+  readonly closed: Promise<void>;
   private waiters: { match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
 
   private constructor(
@@ -24,6 +34,7 @@ export class ServiceProcess {
     readonly child: ChildProcess,
   ) {
     this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    this.closed = new Promise((resolve) => child.once('close', () => resolve()));
     let buffered = '';
     const onData = (chunk: Buffer) => {
       buffered += chunk.toString();
@@ -50,11 +61,27 @@ export class ServiceProcess {
     const entry = options.compiled ? [path.join(ROOT, 'dist', 'cmd', `${script}.js`)] : ['--import', 'tsx', path.join(ROOT, 'cmd', `${script}.ts`)];
     const child = spawn(process.execPath, [...entry, ...args], {
       cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'debug', ...env },
+      env: processEnv(env),
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: options.ownProcessGroup ?? false,
     });
     return new ServiceProcess(script, child);
+  }
+
+  /**
+   * Runs `npm run <script>` in the project, as the README tells an operator to: `child` is npm,
+   * which starts the script through a shell (that the script's `exec` replaces). Its logs arrive
+   * here as `start`'s do, after npm's banner lines. With `ownProcessGroup`, npm leads a process group of its own, as a command
+   * started from a terminal does, so `signalGroup` delivers a signal the way Ctrl-C does.
+   */
+  static npmRun(script: string, env: Record<string, string>, options: { ownProcessGroup?: boolean } = {}): ServiceProcess {
+    const child = spawn('npm', ['run', script], {
+      cwd: ROOT,
+      env: processEnv(env),
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: options.ownProcessGroup ?? false,
+    });
+    return new ServiceProcess(`npm run ${script}`, child);
   }
 
   /** Whether the process is still running. */
@@ -97,9 +124,10 @@ export class ServiceProcess {
       const timer = setTimeout(() => {
         reject(new Error(`${this.name}: no log line matching ${String(match)} within ${timeoutMs} ms; last lines:\n${this.output.slice(-15).join('\n')}`));
       }, timeoutMs);
-      const exitWatch = this.exited.then(({ code, signal }) => {
+      const exitWatch = this.closed.then(() => {
         clearTimeout(timer);
-        reject(new Error(`${this.name} exited (code ${code}, signal ${signal}) before logging ${String(match)}:\n${this.output.slice(-15).join('\n')}`));
+        const { exitCode, signalCode } = this.child;
+        reject(new Error(`${this.name} exited (code ${exitCode}, signal ${signalCode}) before logging ${String(match)}:\n${this.output.slice(-15).join('\n')}`));
       });
       void exitWatch;
       this.waiters.push({
@@ -143,6 +171,16 @@ export class ServiceProcess {
       w.resolve(parsed);
       return false;
     });
+  }
+}
+
+/** Whether a process with this pid exists (a process of the test's, or one it started). */
+export function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
   }
 }
 
