@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createChannels } from '../../internal/channels/channelRegistry.ts';
 import { parseConfig } from '../../internal/platform/config.ts';
 import { connectDatabase, type Sql } from '../../internal/platform/database.ts';
@@ -98,16 +98,11 @@ describe('lease renewal', () => {
     const queues = useQueueScope();
     const scope = useTestScope();
     const workers = useInProcessWorkers();
-    const cleanups: (() => Promise<void>)[] = [];
-
-    afterEach(async () => {
-      for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-    });
 
     /** A client of `max` connections of its own, closed after the test. */
     function ownClient(max: number): Sql {
       const sql = connectDatabase(db.url, { max });
-      cleanups.push(() => sql.end({ timeout: 1 }));
+      scope.defer(() => sql.end({ timeout: 1 }));
       return sql;
     }
 
@@ -127,7 +122,7 @@ describe('lease renewal', () => {
         end $$;
         create trigger stall_sent before update on notifications
           for each statement execute function stall_sent();`);
-      cleanups.push(async () => {
+      scope.defer(async () => {
         await pool.sql.unsafe('drop trigger stall_sent on notifications; drop function stall_sent()');
       });
     }
@@ -145,7 +140,7 @@ describe('lease renewal', () => {
       workers.start({ sql: pool.sql, renewals: ownClient(1), queue, channels: createChannels(config), policy, leaseMs: LEASE_MS, concurrency: 6, logger, workerId });
       const maintainer = new Maintainer({ jobs: maintenanceJobs({ sql: pool.sql, queue, policy, config }), leaderSession: ownClient(1), logger });
       maintainer.start();
-      cleanups.push(() => maintainer.stop());
+      scope.defer(() => maintainer.stop());
     }
 
     it('keeps its claims, so no webhook is delivered twice', { timeout: 60_000 }, async () => {
