@@ -55,6 +55,7 @@ const maintainer = new Maintainer({
 
 const fanouts = new FanoutRunner({
   sql,
+  renewals,
   queue,
   workerId: worker.id,
   leaseMs: config.LEASE_MS,

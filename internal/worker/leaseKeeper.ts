@@ -1,6 +1,6 @@
 import type { Sql } from '../platform/database.ts';
 import type { Logger } from '../platform/logger.ts';
-import { renewClaims } from '../repository/claimLeases.ts';
+import { renewClaims } from '../repository/leaseRenewals.ts';
 import { claimKey, type Claim } from '../repository/claims.ts';
 import { Periodic } from './periodic.ts';
 

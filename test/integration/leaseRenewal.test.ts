@@ -1,9 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { createChannels } from '../../internal/channels/channelRegistry.ts';
 import { parseConfig } from '../../internal/platform/config.ts';
 import { connectDatabase, type Sql } from '../../internal/platform/database.ts';
 import type { NotificationQueue } from '../../internal/queue/notificationQueue.ts';
-import { renewClaims } from '../../internal/repository/claimLeases.ts';
+import { claimRunningFanout, insertTopicFanout, type NewFanout } from '../../internal/repository/fanouts.ts';
+import { renewClaims, renewFanoutLease } from '../../internal/repository/leaseRenewals.ts';
 import { claimKey } from '../../internal/repository/claims.ts';
 import { recordFailure } from '../../internal/repository/completions.ts';
 import { Maintainer } from '../../internal/worker/maintenance/maintainer.ts';
@@ -91,6 +93,27 @@ describe('lease renewal', () => {
       expect(await takeOver(renewedClaim)).toBeUndefined();
       expect((await rowOf(pool.sql, renewed.id)).status).toBe('PROCESSING');
       expect(await takeOver(expiredClaim)).toBe('PENDING');
+    });
+  });
+
+  describe('renewFanoutLease', () => {
+    it("extends this worker's hold of a fan-out, never another worker's or an older attempt, and leaves one that ran out to be taken over", async () => {
+      const fanout: NewFanout = { id: randomUUID(), topic: 'renewed', type: 'IN_APP', title: 'T', body: 'B', html: null, data: null, critical: false };
+      await insertTopicFanout(pool.sql, fanout, undefined, () => {});
+      const held = (await claimRunningFanout(pool.sql, 'runner-a', LEASE_MS))!;
+      const leaseOf = async () => (await pool.sql<{ lease_expires_at: Date }[]>`select lease_expires_at from fanouts where id = ${fanout.id}`)[0]!.lease_expires_at;
+      const before = await leaseOf();
+
+      expect(await renewFanoutLease(pool.sql, 'runner-b', held, 60_000)).toBe('lost');
+      expect(await renewFanoutLease(pool.sql, 'runner-a', { ...held, attempt: held.attempt - 1 }, 60_000)).toBe('lost');
+      expect(await leaseOf()).toEqual(before);
+      expect(await renewFanoutLease(pool.sql, 'runner-a', held, 60_000)).toBe('renewed');
+      expect((await leaseOf()).getTime()).toBeGreaterThan(Date.now() + 50_000);
+
+      await pool.sql`update fanouts set lease_expires_at = now() - interval '1 second' where id = ${fanout.id}`;
+      expect(await renewFanoutLease(pool.sql, 'runner-a', held, 60_000)).toBe('busy');
+      expect(await claimRunningFanout(pool.sql, 'runner-b', LEASE_MS)).toEqual({ id: fanout.id, attempt: held.attempt + 1 });
+      expect(await renewFanoutLease(pool.sql, 'runner-a', held, 60_000)).toBe('lost');
     });
   });
 

@@ -1,5 +1,6 @@
 import type { Sql } from '../platform/database.ts';
 import { claimKey, type Claim } from './claims.ts';
+import type { FanoutClaim } from './fanouts.ts';
 
 /** What one renewal found, as sets of `claimKey`s; a claim in neither was busy and is tried again next time. */
 export interface ClaimRenewal {
@@ -51,4 +52,33 @@ export async function renewClaims(sql: Sql, workerId: string, claims: Pick<Claim
     else if (!row.held) result.lost.add(claimKey(row));
   }
   return result;
+}
+
+/** What renewing a fan-out's hold found: extended, busy (locked by a statement under way), or lost. */
+export type FanoutRenewal = 'renewed' | 'busy' | 'lost';
+
+/**
+ * Extends a RUNNING fan-out's hold by `leaseMs`, fenced like `renewClaims` (its attempt and
+ * `workerId`, a lease not yet run out, `skip locked`): the fan-out's own batch statement holds the
+ * row while it runs, and extends the lease itself when it commits.
+ */
+export async function renewFanoutLease(sql: Sql, workerId: string, claim: FanoutClaim, leaseMs: number): Promise<FanoutRenewal> {
+  const [row] = await sql<{ renewed: boolean; held: boolean }[]>`
+    with renewed as (
+      update fanouts set lease_expires_at = now() + make_interval(secs => ${leaseMs / 1000})
+      where id = (
+        select id from fanouts
+        where id = ${claim.id} and attempt = ${claim.attempt} and locked_by = ${workerId}
+          and status = 'RUNNING' and lease_expires_at > now()
+        for update skip locked
+      )
+      returning id
+    )
+    select exists (select 1 from renewed) as renewed,
+           exists (
+             select 1 from fanouts
+             where id = ${claim.id} and attempt = ${claim.attempt} and locked_by = ${workerId} and status = 'RUNNING'
+           ) as held`;
+  if (row?.renewed) return 'renewed';
+  return row?.held ? 'busy' : 'lost';
 }
