@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { createChannels } from '../../internal/channels/channelRegistry.ts';
 import { parseConfig } from '../../internal/platform/config.ts';
@@ -16,11 +17,11 @@ import { useInProcessWorkers } from '../support/inProcessWorkers.ts';
 import { useQueueScope } from '../support/queueScope.ts';
 import { useTestScope } from '../support/testScope.ts';
 import { waitFor } from '../support/waitFor.ts';
-import { insertPending, rowOf, silentLogger } from './helpers.ts';
+import { insertPending, rowOf } from './helpers.ts';
 
-const LEASE_MS = 2000;
+const LEASE_MS = 6000;
 /** Longer than a lease: without renewals, a stalled recording outlives its claim. */
-const STALL_SECONDS = 3;
+const STALL_SECONDS = 8;
 const policy = { maxRetries: 5, baseMs: 50, maxMs: 100 };
 
 describe('lease renewal', () => {
@@ -150,6 +151,9 @@ describe('lease renewal', () => {
       });
     }
 
+    /** The workers' warnings, shown when the test fails: they tell a lost lease from a late renewal. */
+    const warnings: string[] = [];
+
     /** A worker as `cmd/worker.ts` runs one: delivering, renewing on its own connection, and taking part in maintenance. */
     function startWorker(queue: NotificationQueue, workerId: string): void {
       const config = parseConfig({
@@ -159,14 +163,14 @@ describe('lease renewal', () => {
         SWEEP_INTERVAL_MS: '200',
         LOG_LEVEL: 'silent',
       });
-      const logger = silentLogger();
+      const logger = pino({ level: 'warn' }, { write: (line: string) => warnings.push(line) });
       workers.start({ sql: pool.sql, renewals: ownClient(1), queue, channels: createChannels(config), policy, leaseMs: LEASE_MS, concurrency: 6, logger, workerId });
       const maintainer = new Maintainer({ jobs: maintenanceJobs({ sql: pool.sql, queue, policy, config }), leaderSession: ownClient(1), logger });
       maintainer.start();
       scope.defer(() => maintainer.stop());
     }
 
-    it('keeps its claims, so no webhook is delivered twice', { timeout: 60_000 }, async () => {
+    it('keeps its claims, so no webhook is delivered twice', { timeout: 120_000 }, async () => {
       const receiver = await scope.receiver(() => 200);
       const queue = queues.queue;
       await stallRecordingsOfSent();
@@ -183,10 +187,10 @@ describe('lease renewal', () => {
             select count(*)::int as n from notifications where id = any(${ids}::uuid[]) and status in ('SENT', 'FAILED')`;
           return row!.n === ids.length;
         },
-        45_000,
+        90_000,
       );
       const deliveries = ids.map((id) => receiver.forId(id).length);
-      expect(deliveries).toEqual(ids.map(() => 1));
+      expect(deliveries, warnings.join('')).toEqual(ids.map(() => 1));
       const statuses = await pool.sql<{ status: string }[]>`select status from notifications where id = any(${ids}::uuid[])`;
       expect(statuses.map((r) => r.status)).toEqual(ids.map(() => 'SENT'));
     });
