@@ -17,7 +17,7 @@ import { useInProcessWorkers } from '../support/inProcessWorkers.ts';
 import { useQueueScope } from '../support/queueScope.ts';
 import { useTestScope } from '../support/testScope.ts';
 import { waitFor } from '../support/waitFor.ts';
-import { insertPending, rowOf } from './helpers.ts';
+import { attemptsOf, insertPending, rowOf } from './helpers.ts';
 
 const LEASE_MS = 6000;
 /** Longer than a lease: without renewals, a stalled recording outlives its claim. */
@@ -155,10 +155,10 @@ describe('lease renewal', () => {
     const warnings: string[] = [];
 
     /** A worker as `cmd/worker.ts` runs one: delivering, renewing on its own connection, and taking part in maintenance. */
-    function startWorker(queue: NotificationQueue, workerId: string): void {
+    function startWorker(queue: NotificationQueue, workerId: string, webhookTimeoutMs = 1000): void {
       const config = parseConfig({
         WEBHOOK_ALLOW_PRIVATE: 'true',
-        WEBHOOK_TIMEOUT_MS: '1000',
+        WEBHOOK_TIMEOUT_MS: String(webhookTimeoutMs),
         LEASE_MS: String(LEASE_MS),
         SWEEP_INTERVAL_MS: '200',
         LOG_LEVEL: 'silent',
@@ -193,6 +193,25 @@ describe('lease renewal', () => {
       expect(deliveries, warnings.join('')).toEqual(ids.map(() => 1));
       const statuses = await pool.sql<{ status: string }[]>`select status from notifications where id = any(${ids}::uuid[])`;
       expect(statuses.map((r) => r.status)).toEqual(ids.map(() => 'SENT'));
+    });
+
+    it('aborts a delivery under way once a renewal finds its claim taken over, and records nothing over the newer attempt', { timeout: 60_000 }, async () => {
+      const receiver = await scope.receiver(() => 'hang');
+      const { id } = await insertPending(pool.sql, { type: 'WEBHOOK', recipient: receiver.url });
+      await queues.queue.push([id]);
+      startWorker(queues.queue, 'overtaken', LEASE_MS - 1000);
+      await waitFor('the webhook under way', () => receiver.forId(id).length === 1);
+
+      // Another worker's attempt takes the claim over (as after a rescue and a new claim).
+      await pool.sql`
+        update notifications set attempt = attempt + 1, locked_by = 'newer', lease_expires_at = now() + interval '1 minute'
+        where id = ${id}`;
+      const request = await waitFor('the webhook abandoned', () => receiver.forId(id)[0]!.abandonedAt !== undefined && receiver.forId(id)[0]!);
+      // Within a renewal's interval (a third of the lease, and its jitter), well before the webhook's own time limit.
+      expect(request.abandonedAt! - request.at).toBeLessThan(LEASE_MS / 3 * 1.2 + 1000);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(await rowOf(pool.sql, id)).toMatchObject({ status: 'PROCESSING', attempt: 2, locked_by: 'newer' });
+      expect(await attemptsOf(pool.sql, id)).toEqual([]);
     });
   });
 });
