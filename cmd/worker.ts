@@ -27,6 +27,8 @@ const policy = retryPolicyFrom(config);
 
 const channels = createChannels(config);
 const workerId = newWorkerId();
+// Lease renewals' connection of their own, outside the pool, so they never queue behind deliveries.
+const renewals = connectDatabase(config.DATABASE_URL, { max: 1 });
 const metrics = new WorkerMetrics(queue, workerId);
 const worker = new Worker({
   workerId,
@@ -34,6 +36,7 @@ const worker = new Worker({
   sql,
   queue,
   blocking,
+  renewals,
   channels,
   inboxPublisher: new InboxPublisher(redis, config.INBOX_CHANNEL, logger),
   policy,
@@ -52,6 +55,7 @@ const maintainer = new Maintainer({
 
 const fanouts = new FanoutRunner({
   sql,
+  renewals,
   queue,
   workerId: worker.id,
   leaseMs: config.LEASE_MS,
@@ -71,7 +75,7 @@ onShutdownSignal(async (cause) => {
   const [, , { released }] = await Promise.all([maintainer.stop(), fanouts.stop(), worker.stop(config.SHUTDOWN_GRACE_MS)]);
   await closeChannels(channels);
   await metricsServer.close();
-  await Promise.all([sql.end({ timeout: 5 }), leaderSession.end({ timeout: 5 })]);
+  await Promise.all([sql.end({ timeout: 5 }), leaderSession.end({ timeout: 5 }), renewals.end({ timeout: 5 })]);
   redis.disconnect();
   blocking.disconnect();
   logger.info({ released }, 'worker stopped');

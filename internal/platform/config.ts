@@ -36,7 +36,10 @@ const baseSchema = z.object({
   RETRY_MAX_MS: ms(300_000),
   /** Notifications one worker process handles at once. */
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(10),
-  /** How long a claim holds, and how long a due PENDING row may sit unclaimed before it is queued again. */
+  /**
+   * How long a claim holds without a renewal (a live worker renews every third of it), and how far the
+   * queue must have passed a queued PENDING row still unclaimed before it is put back.
+   */
   LEASE_MS: ms(30_000),
   /** How often the maintenance leader looks in PostgreSQL for due retries, lost queue entries and expired claims. */
   SWEEP_INTERVAL_MS: ms(1000),

@@ -19,8 +19,8 @@ export class NotificationQueue {
   }
 
   /**
-   * Puts ids taken but not worked on back where the next pops take them first, in the order they
-   * were popped (`ids[0]` was popped first, so it goes back nearest the tail).
+   * Puts ids taken but not worked on (or whose entries were lost) back where the next pops take them
+   * first, in the order they were popped (`ids[0]` was popped first, so it goes back nearest the tail).
    */
   async giveBack(ids: string | string[]): Promise<void> {
     const list = typeof ids === 'string' ? [ids] : ids;
@@ -50,6 +50,14 @@ export class NotificationQueue {
     // any id the failed command did take keeps its PENDING row, which maintenance queues again.
     const more = await blocking.rpop(this.keys.queue, max - 1).catch(() => null);
     return more ? [first, ...more] : [first];
+  }
+
+  /**
+   * Up to `count` ids the next pops take, the next one first: the oldest entries (LRANGE from the
+   * tail, which Redis walks from that end, so a long queue costs no more).
+   */
+  async oldest(count: number): Promise<string[]> {
+    return (await this.redis.lrange(this.keys.queue, -count, -1)).reverse();
   }
 
   async depth(): Promise<number> {

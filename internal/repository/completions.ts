@@ -43,7 +43,7 @@ export interface Failure {
 /**
  * Records a failed attempt: retry_count + 1, then back to PENDING after `retryDelayMs` while retries
  * remain and the failure is not permanent, else FAILED. Returns the new status, or undefined when
- * the claim was lost.
+ * the claim was lost (or, for `LEASE_EXPIRED`, when its lease had been renewed meanwhile).
  */
 export async function recordFailure(
   sql: Sql,
@@ -64,6 +64,9 @@ export async function recordFailure(
           lease_expires_at = null,
           updated_at = now()
       where id = ${claim.id} and status = 'PROCESSING' and attempt = ${claim.attempt}
+        -- A take-over applies only to a lease that has run out by now: a renewal that committed
+        -- since the rescuer read the row keeps the claim its worker's.
+        and (${failure.outcome !== 'LEASE_EXPIRED'} or lease_expires_at < now())
       returning id, attempt, claimed_at, status
     ), logged as (
       insert into notification_attempts (notification_id, attempt, worker_id, started_at, outcome, error)

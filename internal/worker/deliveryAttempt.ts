@@ -33,7 +33,9 @@ const COMPLETION_RETRY_DELAYS_MS = [100, 250, 500, 1000, 2000];
 /**
  * Delivers one claimed notification and records the outcome, fenced by the claim: if the lease ran
  * out and another worker took over, this attempt's outcome is dropped rather than overwriting the
- * newer one. Never throws; failures are recorded on the row or logged.
+ * newer one. `leaseUntil` tells when the claim's lease runs out as this worker knows it (renewals
+ * move it on): an outcome PostgreSQL did not take is tried again until then. Never throws; failures
+ * are recorded on the row or logged.
  */
 export async function deliverClaimed(
   deps: AttemptDeps,
@@ -41,11 +43,11 @@ export async function deliverClaimed(
   claim: Claim,
   signal: AbortSignal,
   logger: Logger,
-  claimedAt: number,
+  leaseUntil: () => number,
 ): Promise<void> {
   const startedAt = Date.now();
   if (row.opted_out) {
-    const recorded = await recordSkipped(deps, claim, `not sent: user ${row.user_id} opted out of ${row.type}`, logger, claimedAt);
+    const recorded = await recordSkipped(deps, claim, `not sent: user ${row.user_id} opted out of ${row.type}`, logger, leaseUntil);
     if (recorded) deps.metrics?.attemptRecorded(row, 'SKIPPED', startedAt);
     return;
   }
@@ -54,11 +56,11 @@ export async function deliverClaimed(
     if (!provider) throw new PermanentDeliveryError(`no ${row.type} provider is configured on this worker`);
     await deliverThroughChannel(deps.sql, provider, row, signal, logger);
   } catch (err) {
-    await recordFailedAttempt(deps, row, claim, err, logger, claimedAt, startedAt, signal);
+    await recordFailedAttempt(deps, row, claim, err, logger, leaseUntil, startedAt, signal);
     return;
   }
   try {
-    const recorded = await persist(() => deps.completions.complete(claim), claimedAt, deps.leaseMs);
+    const recorded = await persist(() => deps.completions.complete(claim), leaseUntil);
     if (recorded) {
       deps.metrics?.attemptRecorded(row, 'SENT', startedAt);
       logger.info({ ms: Date.now() - startedAt }, 'notification sent');
@@ -71,9 +73,9 @@ export async function deliverClaimed(
 }
 
 /** True when the skip was recorded (the claim still held). */
-async function recordSkipped(deps: AttemptDeps, claim: Claim, reason: string, logger: Logger, claimedAt: number): Promise<boolean> {
+async function recordSkipped(deps: AttemptDeps, claim: Claim, reason: string, logger: Logger, leaseUntil: () => number): Promise<boolean> {
   try {
-    const recorded = await persist(() => markSkipped(deps.sql, claim, reason), claimedAt, deps.leaseMs);
+    const recorded = await persist(() => markSkipped(deps.sql, claim, reason), leaseUntil);
     if (recorded) logger.info({ reason }, 'notification skipped');
     return recorded;
   } catch (err) {
@@ -88,7 +90,7 @@ async function recordFailedAttempt(
   claim: Claim,
   err: unknown,
   logger: Logger,
-  claimedAt: number,
+  leaseUntil: () => number,
   startedAt: number,
   signal: AbortSignal,
 ): Promise<void> {
@@ -104,8 +106,7 @@ async function recordFailedAttempt(
           maxRetries: deps.policy.maxRetries,
           retryDelayMs: retryDelayAfter(err, deps.policy, row.retry_count),
         }),
-      claimedAt,
-      deps.leaseMs,
+      leaseUntil,
     );
   } catch (e) {
     logger.error({ err: e, reason }, 'attempt failed and could not be recorded; the lease will expire and maintenance takes over');
@@ -136,12 +137,12 @@ function retryDelayAfter(err: unknown, policy: RetryPolicy, previousFailures: nu
  * Runs an attempt's final UPDATE, retrying while PostgreSQL does not answer, but only while the
  * lease still holds: after that maintenance owns the row. Throws the last error when it gives up.
  */
-async function persist<T>(update: () => Promise<T>, claimedAt: number, leaseMs: number): Promise<T> {
+async function persist<T>(update: () => Promise<T>, leaseUntil: () => number): Promise<T> {
   for (const delay of COMPLETION_RETRY_DELAYS_MS) {
     try {
       return await update();
     } catch (err) {
-      if (Date.now() + delay - claimedAt > leaseMs) throw err;
+      if (Date.now() + delay > leaseUntil()) throw err;
       await sleep(delay);
     }
   }

@@ -2,6 +2,7 @@ import type { Sql } from '../platform/database.ts';
 import type { Logger } from '../platform/logger.ts';
 import type { NotificationQueue } from '../queue/notificationQueue.ts';
 import { advanceTopicFanout, claimRunningFanout, releaseFanout, type FanoutClaim } from '../repository/fanouts.ts';
+import { renewFanoutLease } from '../repository/leaseRenewals.ts';
 import { Periodic } from './periodic.ts';
 
 /**
@@ -12,6 +13,8 @@ export const FANOUT_BATCH_SIZE = 1000;
 
 export interface FanoutRunnerDeps {
   sql: Sql;
+  /** The worker's client for lease renewals (see `WorkerDeps.renewals`). */
+  renewals: Sql;
   queue: NotificationQueue;
   workerId: string;
   leaseMs: number;
@@ -25,6 +28,10 @@ export interface FanoutRunnerDeps {
  * runs one; each takes a RUNNING fan-out with a lease, creates its notifications batch by batch
  * (queuing each batch with one LPUSH) and lets go when it is DONE. A worker that dies mid-way
  * leaves the cursor at its last committed batch, and the next one carries on from there.
+ *
+ * Each batch extends the hold's lease, and while a fan-out is held its lease is also renewed every
+ * third of a lease, as the worker's claims are: a batch that waits long for a connection or for a
+ * busy PostgreSQL does not lose the fan-out to another worker while this one lives.
  */
 export class FanoutRunner {
   private readonly periodic: Periodic;
@@ -58,6 +65,23 @@ export class FanoutRunner {
 
   private async advance(claim: FanoutClaim): Promise<number> {
     const logger = this.deps.logger.child({ fanoutId: claim.id });
+    let lost = false;
+    const renewal = new Periodic(
+      async () => {
+        if ((await renewFanoutLease(this.deps.renewals, this.deps.workerId, claim, this.deps.leaseMs)) === 'lost') lost = true;
+      },
+      this.deps.leaseMs / 3,
+      (err) => logger.warn({ err }, 'fan-out lease renewal failed; trying again'),
+    );
+    renewal.start(this.deps.leaseMs / 3);
+    try {
+      return await this.advanceHeld(claim, logger, () => lost);
+    } finally {
+      await renewal.stop();
+    }
+  }
+
+  private async advanceHeld(claim: FanoutClaim, logger: Logger, lost: () => boolean): Promise<number> {
     let created = 0;
     for (;;) {
       if (this.periodic.isStopped) {
@@ -73,7 +97,7 @@ export class FanoutRunner {
           logger.warn({ err, notifications: progress.queued.length }, 'queue push failed; maintenance will queue them');
         });
       }
-      if (progress.status === undefined) {
+      if (progress.status === undefined || lost()) {
         logger.warn('fan-out taken over by another worker');
         break;
       }

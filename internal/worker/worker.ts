@@ -8,11 +8,13 @@ import { isPostgresUnavailable, isTransactionConflict } from '../domain/dependen
 import { isUuid } from '../domain/uuid.ts';
 import { CHANNELS, type Channel } from '../domain/notification.ts';
 import { claimBatch, type BatchClaim, type InboxDelivery } from '../repository/claims.ts';
-import { releaseClaim, type Claim, type ClaimedNotification } from '../repository/claims.ts';
+import { releaseClaim, type ClaimedNotification } from '../repository/claims.ts';
 import type { InboxPublisher } from '../queue/inboxPublisher.ts';
+import type { Sql } from '../platform/database.ts';
 import { ClaimHandedBack } from './claimHandedBack.ts';
 import { CompletionBatcher } from './completionBatcher.ts';
 import { deliverClaimed, type AttemptDeps } from './deliveryAttempt.ts';
+import { LeaseKeeper } from './leaseKeeper.ts';
 
 /** How long one BRPOP waits; also the longest a stopping worker waits for its pop to return. */
 export const POP_TIMEOUT_SECONDS = 1;
@@ -24,16 +26,17 @@ export interface WorkerDeps extends Omit<AttemptDeps, 'completions'> {
   inboxPublisher?: Pick<InboxPublisher, 'announce'>;
   /** A Redis connection for BRPOP only. */
   blocking: Redis;
+  /**
+   * A PostgreSQL client for lease renewals only: in production one connection of its own
+   * (`connectDatabase(url, { max: 1 })`), so a renewal never waits for a pool connection behind the
+   * deliveries and recordings it keeps leased.
+   */
+  renewals: Sql;
   concurrency: number;
   logger: Logger;
   workerId?: string;
   /** Counts deliveries under way and their outcomes; absent, nothing is counted. */
   metrics?: Pick<WorkerMetrics, 'attemptRecorded' | 'deliveryStarted' | 'deliveryEnded'>;
-}
-
-interface HeldClaim {
-  claim: Claim;
-  abort: AbortController;
 }
 
 /** A promise and the function that settles it (Node 20 has no Promise.withResolvers). */
@@ -65,7 +68,8 @@ const CLAIMS_IN_FLIGHT = 2;
 export class Worker {
   readonly id: string;
   private readonly inFlight = new Set<Promise<void>>();
-  private readonly held = new Map<string, HeldClaim>();
+  /** The claims this worker holds, renewed while it holds them. */
+  private readonly leases: LeaseKeeper;
   /** Slots taken: ids whose claim is under way, and deliveries under way. At most `concurrency`. */
   private busy = 0;
   private claimsInFlight = 0;
@@ -90,10 +94,12 @@ export class Worker {
   constructor(private readonly deps: WorkerDeps) {
     this.id = deps.workerId ?? newWorkerId();
     this.completions = new CompletionBatcher(deps.sql);
+    this.leases = new LeaseKeeper({ sql: deps.renewals, workerId: this.id, leaseMs: deps.leaseMs, logger: deps.logger });
     this.inboxChannels = CHANNELS.filter((channel) => deps.channels[channel]?.deliveredWhenRecorded === 'inbox');
   }
 
   start(): void {
+    this.leases.start();
     this.loop = this.run();
   }
 
@@ -110,7 +116,7 @@ export class Worker {
     if (timedOut) {
       // A claim still under way hands back what it wins instead of delivering it (see claimAndDeliver).
       this.handingBack = true;
-      for (const { claim, abort } of this.held.values()) {
+      for (const { claim, abort } of this.leases.claims()) {
         // Release before aborting, so the aborted attempt finds its claim gone and records nothing.
         const handedBack = await releaseClaim(this.deps.sql, claim).catch(() => false);
         if (handedBack) released++;
@@ -118,6 +124,7 @@ export class Worker {
       }
       await this.settled();
     }
+    await this.leases.stop();
     return { released: released + this.releasedAtStop };
   }
 
@@ -277,16 +284,16 @@ export class Worker {
     return wellFormed;
   }
 
-  private async deliver(row: ClaimedNotification, claimedAt: number): Promise<void> {
+  /** `claimSentAt`: when the claim statement was sent, from which its lease counts. */
+  private async deliver(row: ClaimedNotification, claimSentAt: number): Promise<void> {
     const claim = { id: row.id, attempt: row.attempt, workerId: this.id };
     const logger = this.deps.logger.child({ notificationId: row.id, workerId: this.id, attempt: row.attempt, channel: row.type });
-    const abort = new AbortController();
-    this.held.set(row.id, { claim, abort });
+    const held = this.leases.hold(claim, claimSentAt);
     this.deps.metrics?.deliveryStarted();
     try {
-      await deliverClaimed({ ...this.deps, completions: this.completions }, row, claim, abort.signal, logger, claimedAt);
+      await deliverClaimed({ ...this.deps, completions: this.completions }, row, claim, held.abort.signal, logger, () => held.leaseUntil);
     } finally {
-      this.held.delete(row.id);
+      this.leases.release(held);
       this.deps.metrics?.deliveryEnded();
     }
   }

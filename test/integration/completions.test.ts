@@ -254,9 +254,11 @@ describe('notification lifecycle in PostgreSQL', () => {
       expect(await attemptsOf(db.sql, id)).toEqual([{ attempt: 1, outcome: 'FAILED', worker_id: 'worker-a', error: 'webhook answered 404' }]);
     });
 
-    it('records a lease expiry that still has retries left as LEASE_EXPIRED', async () => {
+    it('records a lease expiry that still has retries left as LEASE_EXPIRED, once the lease has run out', async () => {
       const { id } = await pending();
       const c = await claim(id);
+      expect(await recordFailure(db.sql, c, failure({ outcome: 'LEASE_EXPIRED', reason: 'lease expired' }))).toBeUndefined();
+      await db.sql`update notifications set lease_expires_at = now() - interval '1 second' where id = ${id}`;
       expect(await recordFailure(db.sql, c, failure({ outcome: 'LEASE_EXPIRED', reason: 'lease expired' }))).toBe('PENDING');
       expect((await attemptsOf(db.sql, id)).map((a) => a.outcome)).toEqual(['LEASE_EXPIRED']);
     });

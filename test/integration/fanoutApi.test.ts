@@ -65,7 +65,7 @@ describe('fan-out on POST /notifications', () => {
   }
 
   function runner(on: TestApi = api): FanoutRunner {
-    return new FanoutRunner({ sql: on.sql, queue: on.queue, workerId: 'api-test-runner', leaseMs: 30_000, intervalMs: 1000, logger: silentLogger() });
+    return new FanoutRunner({ sql: on.sql, renewals: on.sql, queue: on.queue, workerId: 'api-test-runner', leaseMs: 30_000, intervalMs: 1000, logger: silentLogger() });
   }
 
   describe('request rules', () => {

@@ -141,18 +141,37 @@ describe('maintenance jobs, one run each', () => {
     expect(await queued()).not.toContain(fresh.id);
   });
 
-  it('leaves rows queued long ago alone while the queue holds a backlog, and queues them once it drains', async () => {
-    const waiting = await insertPending(db.sql);
-    await db.sql`update notifications set queued_at = now() - interval '31 seconds' where id = ${waiting.id}`;
-    const backlog = Array.from({ length: 500 }, (_, i) => `backlog-${i}`);
-    await queue.push(backlog);
+  it('puts back, at the front of a long queue, a row the queue has passed by a lease, and leaves the rows still in line', async () => {
+    const queuedAgo = async (seconds: number) => {
+      const row = await insertPending(db.sql);
+      await db.sql`update notifications set queued_at = now() - make_interval(secs => ${seconds}) where id = ${row.id}`;
+      return row.id;
+    };
+    const lost = await queuedAgo(200);
+    const oldestInLine = await queuedAgo(100);
+    const inLine = await queuedAgo(110);
+    const backlog = await Promise.all(Array.from({ length: 600 }, () => queuedAgo(90)));
+    // The oldest entries still queued were queued 100 s and 90 s ago: the row queued 200 s ago was
+    // popped and lost. The one queued 110 s ago is in line further back (its push came late, but by
+    // less than a lease), and stays where it is.
+    await queue.push([oldestInLine, ...backlog.slice(0, 50), inLine, ...backlog.slice(50)]);
 
-    expect(await scheduler().run()).toEqual({ queued: 0 });
-    expect(await queued()).not.toContain(waiting.id);
-
-    await inspect.del(keys.queue);
     expect(await scheduler().run()).toEqual({ queued: 1 });
-    expect(await queued()).toEqual([waiting.id]);
+    expect(await queue.oldest(2)).toEqual([lost, oldestInLine]);
+    expect(await inspect.llen(keys.queue)).toBe(backlog.length + 3);
+    // Marked queued at the place it was put back in, so the next runs leave it alone while it waits there.
+    const [marked] = await db.sql<{ same: boolean }[]>`
+      select a.queued_at = b.queued_at as same from notifications a, notifications b where a.id = ${lost} and b.id = ${oldestInLine}`;
+    expect(marked!.same).toBe(true);
+    expect(await scheduler().run()).toEqual({ queued: 0 });
+
+    // Redis loses the queue: every row queued more than a lease ago is put back, oldest first.
+    await inspect.del(keys.queue);
+    expect(await scheduler().run()).toEqual({ queued: backlog.length + 3 });
+    const requeued = await queue.oldest(backlog.length + 3);
+    expect(requeued[0]).toBe(inLine);
+    expect(new Set(requeued.slice(1, 3))).toEqual(new Set([lost, oldestInLine]));
+    expect(new Set(requeued.slice(3))).toEqual(new Set(backlog));
   });
 
   it('queues due never-queued rows even while the queue holds a backlog', async () => {

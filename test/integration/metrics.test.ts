@@ -59,6 +59,7 @@ describe('metrics and stats', () => {
       sql: api.sql,
       queue: api.queue,
       blocking,
+      renewals: api.sql,
       channels: createChannels(config),
       policy,
       leaseMs: LEASE_MS,

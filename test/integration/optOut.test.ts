@@ -70,7 +70,7 @@ describe('opt-outs and provider-requested waits at delivery', () => {
       expect(inboxed.map((d) => d.row.id)).toEqual([id]);
       return { opted_out: false };
     }
-    await deliverClaimed(deps(keys, policy), row, { id, attempt: row.attempt, workerId: 'worker-t' }, new AbortController().signal, silentLogger(), Date.now());
+    await deliverClaimed(deps(keys, policy), row, { id, attempt: row.attempt, workerId: 'worker-t' }, new AbortController().signal, silentLogger(), () => Date.now() + LEASE_MS);
     return row;
   }
 
@@ -199,7 +199,7 @@ describe('opt-outs and provider-requested waits at delivery', () => {
       const stale = await claim(id, 'worker-old');
       // Its lease ran out and another worker claimed the row: attempt 2 is theirs now.
       await pool.sql`update notifications set attempt = attempt + 1, locked_by = 'worker-new' where id = ${id}`;
-      await deliverClaimed(deps(keys), stale, { id, attempt: stale.attempt, workerId: 'worker-old' }, new AbortController().signal, silentLogger(), Date.now());
+      await deliverClaimed(deps(keys), stale, { id, attempt: stale.attempt, workerId: 'worker-old' }, new AbortController().signal, silentLogger(), () => Date.now() + LEASE_MS);
       expect(await rowOf(pool.sql, id)).toMatchObject({ status: 'PROCESSING', attempt: 2, locked_by: 'worker-new', error_reason: null });
       expect(await attemptsOf(pool.sql, id)).toEqual([]);
     });

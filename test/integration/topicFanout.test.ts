@@ -55,7 +55,7 @@ describe('topic fan-out', () => {
   }
 
   function runner(workerId: string, batchSize: number, sql: Sql = db.sql): FanoutRunner {
-    return new FanoutRunner({ sql, queue: scope.queue, workerId, leaseMs: LEASE_MS, intervalMs: 1000, logger: silentLogger(), batchSize });
+    return new FanoutRunner({ sql, renewals: sql, queue: scope.queue, workerId, leaseMs: LEASE_MS, intervalMs: 1000, logger: silentLogger(), batchSize });
   }
 
   async function queued(): Promise<string[]> {

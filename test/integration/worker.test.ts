@@ -43,7 +43,7 @@ describe('delivering claimed notifications', () => {
   async function deliverOnce(id: string, keys: QueueKeys): Promise<void> {
     const row = await claimOne(pool.sql, id, 'worker-t', LEASE_MS);
     expect(row).toBeDefined();
-    await deliverClaimed(deps(keys), row!, { id, attempt: row!.attempt, workerId: 'worker-t' }, new AbortController().signal, silentLogger(), Date.now());
+    await deliverClaimed(deps(keys), row!, { id, attempt: row!.attempt, workerId: 'worker-t' }, new AbortController().signal, silentLogger(), () => Date.now() + LEASE_MS);
   }
 
   describe('deliverClaimed', () => {

@@ -5,8 +5,12 @@ import { testRedisUrl } from './testEnvironment.ts';
 
 /** Starts `Worker`s inside the test process; see `useInProcessWorkers`. */
 export interface InProcessWorkers {
-  /** A started worker on `deps`, popping through a blocking Redis connection of its own. */
-  start(deps: Omit<WorkerDeps, 'blocking'>): Worker;
+  /**
+   * A started worker on `deps`, popping through a blocking Redis connection of its own. Its leases
+   * are renewed through `deps.renewals` when given (a client of one connection, as in production),
+   * else through `deps.sql`.
+   */
+  start(deps: Omit<WorkerDeps, 'blocking' | 'renewals'> & Partial<Pick<WorkerDeps, 'renewals'>>): Worker;
 }
 
 /**
@@ -25,7 +29,7 @@ export function useInProcessWorkers(): InProcessWorkers {
   return {
     start(deps) {
       const blocking = connectBlockingRedis(testRedisUrl(), 1);
-      const worker = new Worker({ ...deps, blocking });
+      const worker = new Worker({ ...deps, renewals: deps.renewals ?? deps.sql, blocking });
       started.push({ worker, blocking });
       worker.start();
       return worker;
