@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { audit } from './audit.ts';
+import { audit, type AuditInput } from './audit.ts';
 import { createChaosEnvironment, LEASE_MS, type ChaosEnvironment } from './chaosEnvironment.ts';
 import { FaultInjector } from './faultInjector.ts';
 import { FAULT_KINDS, planFaults } from './faultSchedule.ts';
@@ -21,6 +21,8 @@ export interface ChaosOptions {
   /** Keep the processes' logs even when the run passes (they are kept when it fails). */
   keepLogs: boolean;
   say: (line: string) => void;
+  /** Ends the run early (Ctrl-C): processes killed, database and keys removed, no audit. */
+  signal?: AbortSignal;
 }
 
 export interface ChaosReport {
@@ -62,6 +64,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     receiver = await FlakyReceiver.start(options.seed);
     say(`database ${env.databaseName}, Redis keys ${env.redisPrefix}*, logs in ${env.logDir}`);
     supervisor = await Supervisor.start(env);
+    options.signal?.throwIfAborted();
     await setUpRecipients(supervisor.reachableApis()[0]!.url, receiver.url);
     say(`2 APIs and 3 workers up; load ${options.rate}/s and faults for ${options.seconds} s (seed ${options.seed})`);
 
@@ -71,12 +74,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const progress = setInterval(() => say(progressLine(startedAt, load, injector, supervisor!)), PROGRESS_EVERY_MS);
     const loadDone = load.run();
     void injector.run(planFaults(options.seed, options.seconds), startedAt);
-    await sleep(options.seconds * 1000);
-    load.stop();
+    try {
+      await sleep(options.seconds * 1000, undefined, { signal: options.signal });
+    } finally {
+      clearInterval(progress);
+      load.stop();
+    }
     await loadDone;
     await injector.stop();
     await load.settle();
-    clearInterval(progress);
     say(`faults over (${describeCounts(injector.counts())}); waiting for the processes and the rows to settle`);
 
     if (!(await supervisor.allUp(RESTART_TIMEOUT_MS))) say(`not every process was back within ${RESTART_TIMEOUT_MS / 1000} s`);
@@ -84,7 +90,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     say(quiescedInMs === undefined ? `rows still moving after ${QUIESCENCE_TIMEOUT_MS / 1000} s` : `rows settled in ${(quiescedInMs / 1000).toFixed(1)} s`);
     await supervisor.stopAll();
 
-    const result = await audit({
+    const input: AuditInput = {
       sql: env.sql,
       requests: load.requests,
       receiver,
@@ -92,7 +98,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       instances: supervisor.instances,
       processFailures: supervisor.failures,
       leaseMs: LEASE_MS,
-    });
+    };
+    const result = await patiently(() => audit(input));
     const failures = result.findings.failures();
     failed = failures.length > 0;
     return {
@@ -117,6 +124,18 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   }
 }
 
+/** Runs `read` again (up to 3 times, a few seconds apart) when the busy machine's PostgreSQL refuses the run's own connection. */
+async function patiently<T>(read: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await read();
+    } catch (err) {
+      if (attempt >= 3) throw err;
+      await sleep(3000);
+    }
+  }
+}
+
 /** Profiles with the receiver's URL, an opted-out user, and the topic's subscribers. */
 async function setUpRecipients(apiUrl: string, receiverUrl: string): Promise<void> {
   const put = async (path: string, body: unknown) => {
@@ -132,10 +151,14 @@ async function setUpRecipients(apiUrl: string, receiverUrl: string): Promise<voi
 async function quiesce(env: ChaosEnvironment, timeoutMs: number): Promise<number | undefined> {
   const started = Date.now();
   while (Date.now() - started < timeoutMs) {
-    const [row] = await env.sql<{ moving: number }[]>`
+    // A busy machine may refuse the run's own connection for a moment: that is no answer yet.
+    const moving = await env.sql<{ moving: number }[]>`
       select (select count(*) from notifications where status in ('PENDING', 'PROCESSING'))::int
-           + (select count(*) from fanouts where status = 'RUNNING')::int as moving`;
-    if (row!.moving === 0) return Date.now() - started;
+           + (select count(*) from fanouts where status = 'RUNNING')::int as moving`.then(
+      ([row]) => row!.moving,
+      () => undefined,
+    );
+    if (moving === 0) return Date.now() - started;
     await sleep(500);
   }
   return undefined;

@@ -40,6 +40,19 @@ const options = {
   rate: positiveInt('rate', values.rate, 100),
 };
 
+// Ctrl-C ends the run early but still stops the processes and removes the database and keys. The
+// same Ctrl-C often arrives twice (from the terminal and relayed by tsx): only a later one means
+// "leave now".
+const interrupt = new AbortController();
+let interruptedAt = 0;
+process.on('SIGINT', () => {
+  if (interruptedAt && Date.now() - interruptedAt > 2000) process.exit(130);
+  if (interruptedAt) return;
+  interruptedAt = Date.now();
+  say('SIGINT: stopping the processes and removing the database and keys (Ctrl-C again to leave at once)');
+  interrupt.abort();
+});
+
 let report: ChaosReport;
 try {
   report = await runChaos({
@@ -49,8 +62,13 @@ try {
     namePrefix: 'herald',
     keepLogs: values['keep-logs'] ?? false,
     say,
+    signal: interrupt.signal,
   });
 } catch (err) {
+  if (interruptedAt) {
+    say('interrupted; processes stopped, database and keys removed');
+    process.exit(130);
+  }
   say(`chaos run failed: ${err instanceof Error ? err.message.split('\n')[0] : String(err)} (repeat: ${repeatCommand(options)})`);
   process.exit(1);
 }
