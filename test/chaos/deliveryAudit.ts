@@ -21,7 +21,7 @@ const SLACK_MS = 1000;
 /**
  * Attributes each repeat the receiver accepted. A notification delivered twice is at-least-once
  * working as documented when the worker that delivered it first could not record it: a signal hit
- * that worker, or its PostgreSQL or Redis was cut, between the delivery and a lease later; or
+ * that worker, its PostgreSQL or Redis was cut, or it crashed, between the delivery and a lease later; or
  * the worker itself recorded that attempt as failed (it gave up waiting for the answer). Anything
  * else is a repeat nothing explains.
  */
@@ -40,30 +40,36 @@ export function auditDeliveries(
       const history = attempts.get(id) ?? [];
       const attempt = history.filter((a) => a.started_at.getTime() <= first + SLACK_MS).at(-1);
       const window = { from: first - SLACK_MS, to: first + leaseMs + SLACK_MS };
-      const fault = attempt?.worker_id ? faultOnWorker(attempt.worker_id, faults, instances, window) : undefined;
-      const story = `${id}: accepted at ${accepted.map((d) => iso(d.acceptedAt!)).join(', ')}; attempts ${history.map(describeAttempt).join('; ') || 'none'}`;
-      if (fault) findings.add('explainedDuplicate', `${story}; ${fault.kind} of ${fault.slots.join(',')} at ${iso(fault.startedAt)}`);
+      const cause = attempt?.worker_id ? faultOnWorker(attempt.worker_id, faults, instances, window) : undefined;
+      const story = `${id} (repeat ${k} of ${accepted.length - 1}): accepted at ${accepted.map((d) => iso(d.acceptedAt!)).join(', ')}; attempts ${history.map(describeAttempt).join('; ') || 'none'}`;
+      if (cause) findings.add('explainedDuplicate', `${story}; ${cause}`);
       else if (attempt && (attempt.outcome === 'RETRY' || attempt.outcome === 'FAILED')) findings.add('timedOutDuplicate', story);
       else findings.add('unexplainedDuplicate', story);
     }
   }
 }
 
-/** A fault that hit the worker `workerId` within `window`: a signal to it, or a cut of its slot's connections. */
+/**
+ * What hit the worker `workerId` within `window`, said in a few words: a signal to it, a cut of
+ * its slot's connections, or its own crash (a failure counted on its own).
+ */
 function faultOnWorker(
   workerId: string,
   faults: AppliedFault[],
   instances: Instance[],
   window: { from: number; to: number },
-): AppliedFault | undefined {
+): string | undefined {
   const instance = instances.find((i) => i.workerId === workerId);
   if (!instance) return undefined;
-  return faults.find((f) => {
+  const fault = faults.find((f) => {
     if (f.skipped || !overlaps(f, window.from, window.to)) return false;
     if (f.kind === 'SIGKILL' || f.kind === 'SIGTERM' || f.kind === 'SIGSTOP') return f.workerId === workerId;
     if (f.kind === 'postgres-cut' || f.kind === 'redis-cut') return f.slots.includes(instance.slot);
     return false;
   });
+  if (fault) return `${fault.kind} of ${fault.slots.join(',')} at ${iso(fault.startedAt)}`;
+  const crashed = instance.endedAt !== undefined && !instance.told && instance.endedAt >= window.from && instance.endedAt <= window.to;
+  return crashed ? `${instance.slot} exited on its own at ${iso(instance.endedAt!)}` : undefined;
 }
 
 function describeAttempt(a: AttemptRow): string {

@@ -15,7 +15,7 @@ export const CATEGORIES = {
   liveApiNoAnswer: { fails: true, label: 'no answer from a live, unfaulted API' },
   storedBehindRefusal: { fails: true, label: 'stored behind a refusal (not an in-doubt commit)' },
   inDoubtCommit: { fails: false, label: 'stored behind a 503 during a PostgreSQL cut (in-doubt commit)' },
-  explainedDuplicate: { fails: false, label: 'delivered twice, after a fault hit the delivering worker' },
+  explainedDuplicate: { fails: false, label: 'delivered twice, after a fault (or its crash) hit the delivering worker' },
   timedOutDuplicate: { fails: false, label: 'delivered twice, the first attempt recorded failed by its worker' },
   noAnswerFromFaultedApi: { fails: false, label: 'no answer from an API being killed, stopped, restarted or crashing' },
 } as const;

@@ -105,6 +105,13 @@ describe('the chaos audit of deliveries', () => {
     expect(auditTwice('LEASE_EXPIRED', [kill('w9')]).failures()).toEqual(['unexplainedDuplicate']);
   });
 
+  it('explains a repeat by the crash of that worker within a lease of the first delivery', () => {
+    const crashed = [{ ...instances[1], endedAt: T0 + 1000 }, instances[0]] as Instance[];
+    const findings = new Findings();
+    auditDeliveries(twice, attempts('LEASE_EXPIRED'), [], crashed, 4000, findings);
+    expect(findings.count('explainedDuplicate')).toBe(1);
+  });
+
   it('counts a repeat after the worker recorded its attempt failed as allowed', () => {
     expect(auditTwice('RETRY', []).count('timedOutDuplicate')).toBe(1);
   });
