@@ -1,11 +1,14 @@
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { audit, type AuditInput } from './audit.ts';
 import { createChaosEnvironment, LEASE_MS, type ChaosEnvironment } from './chaosEnvironment.ts';
-import { FaultInjector } from './faultInjector.ts';
+import { FaultInjector, type AppliedFault } from './faultInjector.ts';
 import { FAULT_KINDS, planFaults } from './faultSchedule.ts';
 import type { Findings, Category } from './findings.ts';
 import { FlakyReceiver } from './flakyReceiver.ts';
 import { LoadGenerator, OPTED_OUT_USER, TOPIC, USERS } from './loadGenerator.ts';
+import { iso } from './requestAudit.ts';
 import { Supervisor } from './supervisor.ts';
 
 export interface ChaosOptions {
@@ -100,6 +103,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       leaseMs: LEASE_MS,
     };
     const result = await patiently(() => audit(input));
+    await writeFile(path.join(env.logDir, 'faults.txt'), injector.applied.map(describeFault).join('\n') + '\n');
     const failures = result.findings.failures();
     failed = failures.length > 0;
     return {
@@ -174,6 +178,12 @@ function faultTally(injector: FaultInjector): ChaosReport['faults'] {
 function progressLine(startedAt: number, load: LoadGenerator, injector: FaultInjector, supervisor: Supervisor): string {
   const up = [...supervisor.slots.values()].filter((s) => s.up).length;
   return `${Math.round((Date.now() - startedAt) / 1000)} s: ${load.requests.length} requests (${describeCounts(load.answerCounts())}), ${load.inFlight} waiting; faults ${describeCounts(injector.counts()) || 'none yet'}; ${up}/${supervisor.slots.size} processes up`;
+}
+
+/** One line of the faults file kept with the logs: when, what, whom. */
+function describeFault(f: AppliedFault): string {
+  const worker = f.workerId ? ` worker ${f.workerId}` : '';
+  return `${iso(f.startedAt)} → ${iso(f.endedAt)} ${f.kind} ${f.slots.join(',')}${worker}${f.skipped ? ` skipped: ${f.skipped}` : ''}`;
 }
 
 function describeCounts(counts: Record<string, number>): string {

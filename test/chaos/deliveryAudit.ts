@@ -36,10 +36,11 @@ export function auditDeliveries(
   for (const [id, list] of deliveries) {
     const accepted = list.filter((d) => d.acceptedAt !== undefined);
     for (let k = 1; k < accepted.length; k++) {
-      const first = accepted[k - 1]!.acceptedAt!;
+      const first = accepted[k - 1]!;
       const history = attempts.get(id) ?? [];
-      const attempt = history.filter((a) => a.started_at.getTime() <= first + SLACK_MS).at(-1);
-      const window = { from: first - SLACK_MS, to: first + leaseMs + SLACK_MS };
+      // The attempt that made that delivery: the last one claimed before the request arrived.
+      const attempt = history.filter((a) => a.started_at.getTime() <= first.at).at(-1);
+      const window = { from: first.at - SLACK_MS, to: first.acceptedAt! + leaseMs + SLACK_MS };
       const cause = attempt?.worker_id ? faultOnWorker(attempt.worker_id, faults, instances, window) : undefined;
       const story = `${id} (repeat ${k} of ${accepted.length - 1}): accepted at ${accepted.map((d) => iso(d.acceptedAt!)).join(', ')}; attempts ${history.map(describeAttempt).join('; ') || 'none'}`;
       if (cause) findings.add('explainedDuplicate', `${story}; ${cause}`);

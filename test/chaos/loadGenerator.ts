@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent, fetch } from 'undici';
 import { Random } from '../support/fuzzRandom.ts';
 import type { SlotName } from './faultSchedule.ts';
 import type { Supervisor } from './supervisor.ts';
@@ -14,6 +15,13 @@ const CLIENT_TIMEOUT_MS = 30_000;
 /** A client with an Idempotency-Key sends again after a 503, a 409 or no answer, this many times in all. */
 const KEYED_TRIES = 4;
 const KEYED_RETRY_PAUSE_MS = 500;
+/**
+ * The client's connections: an idle one is closed after 1 s, well before the API's own 5 s
+ * keep-alive timeout, so a client that stalls for a few seconds on a busy machine does not send on
+ * a connection the API has just closed (which fails as "other side closed", the API's fault in
+ * appearance only).
+ */
+const client = new Agent({ keepAliveTimeout: 1000, keepAliveMaxTimeout: 1000 });
 /** Requests waiting for their answer at most; beyond, the load waits (and says so in the report). */
 const MAX_IN_FLIGHT = 1000;
 
@@ -158,7 +166,13 @@ export class LoadGenerator {
       return t;
     }
     try {
-      const res = await fetch(`${target.url}/notifications`, { method: 'POST', headers, body, signal: AbortSignal.timeout(CLIENT_TIMEOUT_MS) });
+      const res = await fetch(`${target.url}/notifications`, {
+        method: 'POST',
+        headers,
+        body,
+        signal: AbortSignal.timeout(CLIENT_TIMEOUT_MS),
+        dispatcher: client,
+      });
       const text = await res.text();
       t.status = res.status;
       readAnswer(t, text);
