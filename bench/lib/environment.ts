@@ -77,12 +77,14 @@ export class BenchEnvironment {
     say: (line: string) => void,
     /** Settings for this database only (`alter database ... set`), in force for every connection to it. */
     settings: [string, string][] = [],
+    /** Starts the database's name and the key prefix (the chaos run names its own). */
+    namePrefix = 'herald_bench',
   ): Promise<BenchEnvironment> {
     await checkRedis(redisUrl);
     const admin = connect(withDatabase(postgresUrl, 'postgres'), 1);
     try {
       await checkPostgres(admin, postgresUrl, neededConnections, say);
-      const id = `herald_bench_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
+      const id = `${namePrefix}_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
       const logDir = await mkdtemp(path.join(os.tmpdir(), `${id}-`));
       await admin`create database ${admin(id)}`;
       for (const [name, value] of settings) {
