@@ -26,21 +26,21 @@ export async function takeUnqueued(sql: Sql, limit: number): Promise<string[]> {
  * The queue's place in line: when the oldest entries still in the queue were queued, read from
  * their rows (`oldestIds`, the ids the next pops take; the earliest `queued_at` among those still
  * PENDING, so one stale entry cannot move it on). The queue is first in, first out, so an entry
- * queued well before this place has been popped already. `now()` for an empty queue; undefined when
- * none of the ids names a queued PENDING row (the next sweep looks again).
+ * queued well before this place has been popped already. For an empty queue the place is now,
+ * which needs no statement of its own: PostgreSQL reads the text `'now'` as `now()` (the start of
+the transaction) where `takePassedOver` turns the place into a time.
+ * Undefined when none of the ids names a queued PENDING row (the next sweep looks again).
  */
 export async function queuePlace(sql: Sql, oldestIds: string[]): Promise<QueuePlace | undefined> {
-  const [row] =
-    oldestIds.length === 0
-      ? await sql<{ place: string }[]>`select now()::text as place`
-      : await sql<{ place: string | null }[]>`
-          select min(queued_at)::text as place from notifications
-          where id = any(${oldestIds}::uuid[]) and status = 'PENDING' and queued_at is not null`;
+  if (oldestIds.length === 0) return 'now';
+  const [row] = await sql<{ place: string | null }[]>`
+    select min(queued_at)::text as place from notifications
+    where id = any(${oldestIds}::uuid[]) and status = 'PENDING' and queued_at is not null`;
   return row?.place ?? undefined;
 }
 
 /**
- * A time as PostgreSQL wrote it, handed back to it unchanged (as text: postgres.js sends a
+ * A time as PostgreSQL wrote it (or `'now'`), handed back to it unchanged (as text: postgres.js sends a
  * timestamptz parameter through `Date`, which drops the microseconds), so the rows put back are
  * marked at exactly the place of the entries beside them.
  */
